@@ -1,0 +1,184 @@
+"""The clip store: the on-disk dataset format written by ``mmgt-prep`` and read by every DataModule.
+
+Layout (file names are defined here and nowhere else)::
+
+    <root>/manifest.jsonl                      one JSON row per clip attempt (last row per id wins)
+    <root>/clips/<speaker>/<id>/video.mp4      25 fps, S x S, no audio
+                               /audio.wav      16 kHz mono
+                               /keypoints.npy  (T, 134, 3) float32, see :mod:`mmgt.schema`
+                               /meta.json      the clip's manifest row (written inside the atomic rename)
+                               /features/<encoder>.npy   cached audio features at 25 fps
+
+The writer (:mod:`mmgt_prep.store`) builds each clip in a temporary folder and renames it into
+place, so a clip folder either exists complete or not at all. This module only reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmgt.schema import validate_keypoints
+
+MANIFEST = "manifest.jsonl"
+CLIPS_DIR = "clips"
+VIDEO_FILE = "video.mp4"
+AUDIO_FILE = "audio.wav"
+KEYPOINTS_FILE = "keypoints.npy"
+META_FILE = "meta.json"
+FEATURES_DIR = "features"
+TMP_DIR = ".tmp"
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+@dataclass
+class ClipRecord:
+    """One manifest row. ``start``/``end`` are seconds in the source; ``size`` is the square side."""
+
+    id: str
+    speaker: str
+    split: str = "train"
+    source: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    n_frames: int = 0
+    fps: float = 25.0
+    size: int = 0
+    status: str = STATUS_OK
+    error: str | None = None
+    checksums: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> ClipRecord:
+        known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
+        extra = {k: v for k, v in row.items() if k not in cls.__dataclass_fields__}
+        rec = cls(**known)
+        rec.extra.update(extra)
+        return rec
+
+
+def clip_relpath(speaker: str, clip_id: str) -> Path:
+    """Path of a clip folder relative to the store root."""
+    return Path(CLIPS_DIR) / speaker / clip_id
+
+
+def read_manifest(root: str | Path) -> dict[str, ClipRecord]:
+    """All clips of a store, keyed by id; for ids with several rows the last row wins.
+
+    Raises:
+        FileNotFoundError: if ``root`` has no manifest.
+        ValueError: naming the file and line if a row is not valid JSON.
+    """
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no clip-store manifest here (run `mmgt-prep` to create a store)")
+    records: dict[str, ClipRecord] = {}
+    with path.open() as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = ClipRecord.from_dict(json.loads(line))
+            except (json.JSONDecodeError, TypeError) as e:
+                raise ValueError(f"{path}:{lineno}: malformed manifest row ({e})") from e
+            records[rec.id] = rec
+    return records
+
+
+class Clip:
+    """Read access to one clip folder; every loader validates what it reads."""
+
+    def __init__(self, root: Path, record: ClipRecord) -> None:
+        self.record = record
+        self.dir = root / clip_relpath(record.speaker, record.id)
+
+    def __repr__(self) -> str:
+        return f"Clip({self.record.id!r}, speaker={self.record.speaker!r}, frames={self.record.n_frames})"
+
+    @property
+    def video_path(self) -> Path:
+        return self.dir / VIDEO_FILE
+
+    @property
+    def audio_path(self) -> Path:
+        return self.dir / AUDIO_FILE
+
+    @property
+    def keypoints_path(self) -> Path:
+        return self.dir / KEYPOINTS_FILE
+
+    def feature_path(self, name: str) -> Path:
+        return self.dir / FEATURES_DIR / f"{name}.npy"
+
+    def keypoints(self) -> np.ndarray:
+        """(T, 134, 3) float32 keypoints."""
+        kps = np.load(self.keypoints_path)
+        validate_keypoints(kps, str(self.keypoints_path))
+        return kps.astype(np.float32, copy=False)
+
+    def audio(self) -> np.ndarray:
+        """(N,) float32 mono audio at 16 kHz."""
+        from mmgt.io import read_audio
+
+        return read_audio(self.audio_path)
+
+    def video(self) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames."""
+        from mmgt.io import read_video
+
+        return read_video(self.video_path, with_audio=False).frames
+
+    def features(self, name: str) -> np.ndarray | None:
+        """Cached audio features ``name`` (T, ...) or None when not cached."""
+        path = self.feature_path(name)
+        return np.load(path) if path.is_file() else None
+
+
+class ClipStore:
+    """A clip store on disk. ``ClipStore(root).clips(split="train")`` lists the usable clips."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.records = read_manifest(self.root)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clips(self, split: str | None = None, speakers: list[str] | None = None) -> list[Clip]:
+        """Clips with status ``ok`` (sorted by id), optionally filtered by split and speaker."""
+        out = [
+            Clip(self.root, r)
+            for r in self.records.values()
+            if r.status == STATUS_OK
+            and (split is None or r.split == split)
+            and (speakers is None or r.speaker in speakers)
+        ]
+        return sorted(out, key=lambda c: c.record.id)
+
+    def __iter__(self) -> Iterator[Clip]:
+        return iter(self.clips())
+
+    def clip(self, clip_id: str) -> Clip:
+        try:
+            rec = self.records[clip_id]
+        except KeyError:
+            raise KeyError(f"{self.root / MANIFEST}: no clip with id {clip_id!r}") from None
+        return Clip(self.root, rec)
+
+    def failed(self) -> list[ClipRecord]:
+        return [r for r in self.records.values() if r.status == STATUS_FAILED]
+
+    def speakers(self) -> list[str]:
+        return sorted({r.speaker for r in self.records.values() if r.status == STATUS_OK})

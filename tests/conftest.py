@@ -1,0 +1,53 @@
+"""Shared fixtures: offline environment and the real Hydra configs composed for tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from mmgt.config import CONFIG_DIR, setup_project_root  # noqa: E402
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "samples"
+
+
+def samples_path(name: str) -> Path:
+    """A file of ../shared/samples; skips the calling test when it is absent."""
+    path = SAMPLES_DIR / name
+    if not path.exists():
+        pytest.skip(f"sample media not available: {path}")
+    return path
+
+
+def compose_config(
+    config_name: str, overrides: list[str] | None = None, output_dir: Path | None = None
+) -> DictConfig:
+    """Compose a real primary config (``conf/<config_name>.yaml``) with overrides, as the CLI would."""
+    setup_project_root()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)
+    if output_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+            cfg.paths.log_dir = str(output_dir)
+            cfg.paths.data_dir = str(output_dir / "data")
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.fixture
+def cfg_train(tmp_path: Path) -> DictConfig:
+    """``conf/train.yaml`` forced to a tiny CPU run writing into ``tmp_path``."""
+    cfg = compose_config("train", ["trainer=cpu"], output_dir=tmp_path)
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = 1
+        cfg.trainer.enable_progress_bar = False
+    return cfg

@@ -1,0 +1,33 @@
+"""The three import packages exist, and mmgt_eval stays free of training code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_three_packages_import() -> None:
+    import mmgt
+    import mmgt_eval
+    import mmgt_prep
+
+    assert mmgt.__name__ == "mmgt" and mmgt_prep.__name__ == "mmgt_prep" and mmgt_eval.__name__ == "mmgt_eval"
+
+
+def test_mmgt_eval_does_not_import_lightning() -> None:
+    code = (
+        "import sys, mmgt_eval, pkgutil, importlib\n"
+        "for m in pkgutil.walk_packages(mmgt_eval.__path__, 'mmgt_eval.'): importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('pytorch_lightning', 'lightning', 'hydra')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mmgt_never_imports_mmgt_prep() -> None:
+    code = (
+        "import sys, importlib, pkgutil, mmgt\n"
+        "for m in pkgutil.walk_packages(mmgt.__path__, 'mmgt.'): importlib.import_module(m.name)\n"
+        "assert 'mmgt_prep' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
