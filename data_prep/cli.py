@@ -8,6 +8,7 @@ Examples::
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -37,34 +38,20 @@ def write_previews(store_root: Path, preview_dir: Path, progress: bool = True) -
     return written
 
 
-def run(cfg: DictConfig, source: str) -> dict:
-    """Dispatch on the selected ``source`` config; returns the summary dict that is printed."""
-    out = Path(cfg.out)
-    if source == "toy":
-        from mmgt_prep.toy import generate_toy_dataset
-
-        summary = generate_toy_dataset(
-            out,
-            n_speakers=cfg.n_speakers,
-            clips_per_speaker=cfg.clips_per_speaker,
-            seconds=cfg.seconds,
-            size=cfg.size,
-            seed=cfg.seed,
-            test_fraction=cfg.test_fraction,
-            progress=cfg.progress,
-        )
-    else:
-        raise ValueError(f"mmgt-prep: unknown source {source!r} (available: toy)")
+def run(cfg: DictConfig) -> dict:
+    """Run the selected source's ``runner`` (``module:function`` taking the config) and the previews."""
+    module_name, _, func_name = cfg.runner.partition(":")
+    summary = getattr(importlib.import_module(module_name), func_name)(cfg)
     if cfg.preview:
         summary["previews"] = str(cfg.preview_dir)
-        write_previews(out, Path(cfg.preview_dir), cfg.progress)
+        write_previews(Path(cfg.out), Path(cfg.preview_dir), cfg.progress)
     return summary
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="prep")
 def _hydra_main(cfg: DictConfig) -> None:
-    source = HydraConfig.get().runtime.choices["source"]
-    summary = run(cfg, source)
+    log.info("mmgt-prep source=%s out=%s", HydraConfig.get().runtime.choices["source"], cfg.out)
+    summary = run(cfg)
     print(json.dumps(summary, indent=2, default=str))
 
 

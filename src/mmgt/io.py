@@ -217,6 +217,9 @@ def _temp_sibling(path: Path) -> Path:
     """A new empty file next to ``path`` with the same suffix (for atomic replace)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp creates 0600; the final file gets the usual permissions
     return Path(name)
 
 
