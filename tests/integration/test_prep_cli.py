@@ -18,7 +18,7 @@ def _prep(out: Path, *extra: str) -> dict:
         "seconds=2",
         "size=64",
         "progress=false",
-        f"hydra.run.dir={out}/.hydra_run",
+        f"hydra.run.dir={out.parent}/hydra_run",
     ]
     proc = subprocess.run(cmd + list(extra), capture_output=True, text=True, check=True)
     return json.loads(proc.stdout[proc.stdout.index("{") :])
