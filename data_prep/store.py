@@ -39,14 +39,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 class ClipStoreWriter:
     """Writes clips into a store at ``root``.
 
@@ -131,14 +123,3 @@ class ClipStoreWriter:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
         self._known[record.id] = record
-
-    def write_feature(self, record: ClipRecord, name: str, write: Callable[[Path], None]) -> Path:
-        """Atomically add a cached feature file ``features/<name>.npy`` to an existing clip."""
-        from mmgt.clipstore import FEATURES_DIR
-
-        final = self.root / clip_relpath(record.speaker, record.id) / FEATURES_DIR / f"{name}.npy"
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{name}.{os.getpid()}.tmp.npy")
-        write(tmp)
-        os.replace(tmp, final)
-        return final
