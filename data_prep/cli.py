@@ -30,7 +30,8 @@ def write_previews(store_root: Path, preview_dir: Path, progress: bool = True) -
 
     store = ClipStore(store_root)
     written = []
-    for clip in tqdm(store.clips(), desc="previews", disable=not progress):
+    clips = [c for c in store.clips() if c.has_video]  # keypoint-only clips already carry pose.mp4
+    for clip in tqdm(clips, desc="previews", disable=not progress):
         out = preview_dir / f"{clip.record.id}.mp4"
         if not out.exists():
             write_clip_preview(clip, out)

@@ -7,6 +7,7 @@ Layout (file names are defined here and nowhere else)::
                                /audio.wav      16 kHz mono
                                /keypoints.npy  (T, 134, 3) float32, see :mod:`mmgt.schema`
                                /meta.json      the clip's manifest row (written inside the atomic rename)
+                           /pose.mp4       keypoint-only clips (imported poses): rendered pose, no video.mp4
                                /features/<encoder>.npy   cached audio features at 25 fps
 
 The writer (:mod:`mmgt_prep.store`) builds each clip in a temporary folder and renames it into
@@ -31,6 +32,8 @@ VIDEO_FILE = "video.mp4"
 AUDIO_FILE = "audio.wav"
 KEYPOINTS_FILE = "keypoints.npy"
 META_FILE = "meta.json"
+POSE_VIDEO_FILE = "pose.mp4"
+"""Rendered pose video of keypoint-only clips (imported poses without the source video)."""
 FEATURES_DIR = "features"
 TMP_DIR = ".tmp"
 
@@ -110,6 +113,11 @@ class Clip:
     @property
     def video_path(self) -> Path:
         return self.dir / VIDEO_FILE
+
+    @property
+    def has_video(self) -> bool:
+        """False for keypoint-only clips (``extra.has_video = False``, e.g. imported DWPose sequences)."""
+        return bool(self.record.extra.get("has_video", True))
 
     @property
     def audio_path(self) -> Path:
