@@ -1,0 +1,193 @@
+"""``mmgt-eval``: score a folder of videos. Hydra: ``conf/eval.yaml`` (+ ``conf/eval/{metric,protocol}``).
+
+Examples::
+
+    mmgt-eval generated=outputs/gen reference=outputs/gt metrics=[fid,fvd,psnr,ssim,lpips]
+    mmgt-eval generated=outputs/gen metrics=[sync] protocol=smoke
+    mmgt-eval generated=outputs/gen reference=outputs/gt metrics=[fid] +metric_args.fid.batch_size=100
+    torchrun --nproc_per_node=2 -m mmgt_eval.cli generated=... reference=... metrics=[fid,fvd]
+
+One process by default; under ``torchrun`` (``WORLD_SIZE > 1``) the default process group is initialised from
+the environment (gloo on CPU, NCCL on GPU) and videos are sharded across ranks; rank 0 writes
+``results.json`` and the TensorBoard events into the Hydra run folder. The exit status is 1 when a metric
+failed (its error is in the results).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt_eval.runner import RunProtocol, evaluate, init_distributed
+from mmgt_eval.weights import WeightsChecksumError, get_spec, resolve, verify
+
+log = logging.getLogger("mmgt_eval")
+
+METRIC_CONFIG_DIR = CONFIG_DIR / "eval" / "metric"
+
+
+def _metric_dirs(cfg: DictConfig | None) -> list[Path]:
+    extra = [Path(d).expanduser() for d in (cfg.get("metric_dirs") or [])] if cfg is not None else []
+    return [*extra, METRIC_CONFIG_DIR]
+
+
+def available_metrics(cfg: DictConfig | None = None) -> list[str]:
+    """Names of the metric configs (``<metric_dirs>/<name>.yaml`` and ``conf/eval/metric/<name>.yaml``)."""
+    return sorted({p.stem for d in _metric_dirs(cfg) for p in d.glob("*.yaml")})
+
+
+def metric_names(cfg: DictConfig) -> list[str]:
+    """``cfg.metrics`` as a list of names (a ``"fid,psnr"`` string is accepted too)."""
+    raw = cfg.metrics
+    names = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else [str(s) for s in raw]
+    names = [n for n in names if n]
+    if not names:
+        raise ValueError("metrics is empty: name at least one of " + ", ".join(available_metrics(cfg)))
+    if len(set(names)) != len(names):
+        raise ValueError(f"metrics lists a name twice: {names}")
+    return names
+
+
+def metric_node(cfg: DictConfig, name: str) -> DictConfig:
+    """The metric's config file, overridden by ``protocol.metric_args.<name>`` and ``metric_args.<name>``.
+
+    The file is ``<name>.yaml`` in the first of ``cfg.metric_dirs`` that has one, else in conf/eval/metric.
+
+    The node is attached to ``cfg`` (``cfg.metric_nodes.<name>``) so interpolations such as
+    ``${protocol.seed}`` resolve against the whole config.
+    """
+    dirs = _metric_dirs(cfg)
+    path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+    if path is None:
+        raise ValueError(
+            f"unknown metric {name!r}: no {name}.yaml in {', '.join(map(str, dirs))}; "
+            f"available: {', '.join(available_metrics(cfg))}"
+        )
+    node = OmegaConf.load(path)
+    if "defaults" in node:
+        raise ValueError(f"{path}: metric configs are plain adapter nodes; a defaults list is not supported")
+    if "_target_" not in node:
+        raise ValueError(f"{path}: no _target_ (the adapter class)")
+    proto_args = cfg.protocol.get("metric_args", None) or {}
+    node = OmegaConf.merge(node, proto_args.get(name, {}) or {}, (cfg.metric_args or {}).get(name, {}) or {})
+    with open_dict(cfg):
+        if "metric_nodes" not in cfg:
+            cfg.metric_nodes = {}
+        cfg.metric_nodes[name] = node
+    return cfg.metric_nodes[name]
+
+
+def _weight_keys(node: dict) -> list[str]:
+    return [k for k in node if k == "weights" or k.endswith("_weights")]
+
+
+def build_metric(cfg: DictConfig, name: str, device: str) -> tuple[Any, dict, dict[str, dict]]:
+    """(adapter, its resolved config, {registry name: verification}) for metric ``name``."""
+    node = OmegaConf.to_container(metric_node(cfg, name), resolve=True)
+    assert isinstance(node, dict)
+    weights_info: dict[str, dict] = {}
+    for key in _weight_keys(node):
+        reg = node.pop(key)
+        if reg is None:
+            continue
+        path_key = f"{key}_path"
+        spec = get_spec(str(reg))
+        try:
+            path = resolve(spec, path=node.get(path_key), directory=cfg.weights_dir, check=cfg.verify_weights)
+        except WeightsChecksumError as e:
+            raise WeightsChecksumError(
+                f"metric {name}: {e}\n(to use this file anyway, e.g. test weights, set verify_weights=false; "
+                "the results then record its checksum status)"
+            ) from e
+        node[path_key] = str(path)
+        weights_info[spec.name] = {**verify(spec, path=path).as_dict(), "metric": name, "file": spec.filename}
+    target = hydra.utils.get_object(node["_target_"])
+    kwargs: dict[str, Any] = {}
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "device" in params and "device" not in node:
+        kwargs["device"] = device
+    adapter = hydra.utils.instantiate(node, **kwargs)
+    return adapter, node, weights_info
+
+
+def _device(cfg: DictConfig) -> str:
+    if cfg.device != "auto":
+        return str(cfg.device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"
+
+
+def run(cfg: DictConfig) -> dict:
+    """Build the metrics of ``cfg``, evaluate, and return the results dict."""
+    generated = cfg.generated  # a missing mandatory value fails here, before any work
+    started_dist = not (dist.is_available() and dist.is_initialized())
+    rank, world = init_distributed(cfg.dist_backend)
+    if cfg.weights_dir:  # adapters that look weights up themselves use the same folder
+        os.environ["MMGT_WEIGHTS"] = str(cfg.weights_dir)
+    try:
+        device = _device(cfg)
+        metrics, configs, weights = {}, {}, {}
+        for name in metric_names(cfg):
+            metrics[name], configs[name], w = build_metric(cfg, name, device)
+            weights.update(w)
+        proto = OmegaConf.to_container(cfg.protocol, resolve=True)
+        assert isinstance(proto, dict)
+        proto.pop("metric_args", None)
+        known = {k: proto.pop(k) for k in ("name", "seed", "max_frames", "resize") if k in proto}
+        protocol = RunProtocol(**known, extra=proto)
+        return evaluate(
+            generated,
+            cfg.reference,
+            metrics,
+            pairing=cfg.pairing,
+            unmatched=cfg.unmatched,
+            protocol=protocol,
+            results_path=cfg.results,
+            tensorboard_dir=cfg.tensorboard_dir,
+            tensorboard_step=cfg.tensorboard_step,
+            weights=weights,
+            config={"metrics": configs, "device": device},
+            strict=cfg.strict,
+            progress=cfg.progress,
+            device=device,
+        )
+    finally:
+        if world > 1 and started_dist and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    result = run(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({"summary": result["summary"], "counts": result["counts"]}, indent=2))
+        if cfg.results:
+            print(f"results: {Path(cfg.results)}")
+        for name in result["failed_metrics"]:
+            print(f"FAILED {name}: {result['metrics'][name]['error']}")
+    if result["failed_metrics"]:
+        raise SystemExit(1)
+
+
+def main() -> None:
+    """Console entry point ``mmgt-eval``."""
+    setup_project_root()
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The contract between metric adapters and the evaluation runner.
+
+The runner loads each video pair as :class:`VideoSample` objects and feeds every adapter in the run
+(one :class:`VideoMetric` per configured metric). Adapters wrap a torchmetrics ``Metric`` (whose states the
+runner syncs across ranks) and translate videos into that metric's inputs.
+
+Life cycle, per rank::
+
+    metric = instantiate(cfg.metric.fid, weights_path=resolved_path)   # constructor takes plain values
+    for generated, reference in my_shard:
+        try:
+            per_video = metric.update(generated, reference)               # {} when the metric has none
+        except VideoSkipped as skip:                                      # declared skip: record, go on
+            ...
+    # the runner syncs metric.metric_states() across ranks, then on rank 0:
+    values = metric.compute()                                             # {"fid": 12.3, ...}
+    settings = metric.protocol()                                          # written into results JSON
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torchmetrics
+
+
+class MetricInputError(ValueError):
+    """Input a metric cannot score (wrong shape, dtype, channel count, too few samples)."""
+
+
+class VideoSkipped(Exception):  # noqa: N818 - a declared outcome, not an error
+    """Raised by :meth:`VideoMetric.update` when the metric declines a video by configuration.
+
+    State already updated for this call (e.g. the reference side) stays updated; the runner records
+    ``(video name, metric name, reason)`` and counts the skip in the results.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass
+class VideoSample:
+    """One video as the runner loads it.
+
+    Attributes:
+        name: identifier used for pairing and in messages (usually the file stem).
+        frames: (T, H, W, 3) uint8 RGB.
+        fps: frame rate of ``frames``.
+        audio: (N,) float32 mono at 16 kHz, or ``None`` when the file has no audio track.
+        keypoints: (T, 134, 3) stored-layout keypoints when available.
+    """
+
+    name: str
+    frames: np.ndarray
+    fps: float
+    audio: np.ndarray | None
+    keypoints: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        validate_frames(self.frames, self.name)
+
+
+def validate_frames(frames: np.ndarray, name: str) -> None:
+    """Raise :class:`MetricInputError` (naming ``name``) unless frames are non-empty (T, H, W, 3) uint8."""
+    if not isinstance(frames, np.ndarray):
+        raise MetricInputError(f"{name}: frames must be a numpy array, got {type(frames).__name__}")
+    if frames.ndim == 3 or (frames.ndim == 4 and frames.shape[-1] == 1):
+        raise MetricInputError(
+            f"{name}: grayscale video of shape {frames.shape}; metrics need (T, H, W, 3) RGB "
+            "(convert it to RGB first)"
+        )
+    if frames.ndim == 4 and frames.shape[-1] == 4:
+        raise MetricInputError(
+            f"{name}: RGBA video of shape {frames.shape}; metrics need (T, H, W, 3) RGB (drop or "
+            "composite the alpha channel first)"
+        )
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise MetricInputError(f"{name}: frames must be (T, H, W, 3) RGB, got shape {frames.shape}")
+    if frames.dtype != np.uint8:
+        raise MetricInputError(f"{name}: frames must be uint8, got {frames.dtype}")
+    if frames.shape[0] < 1 or frames.shape[1] < 1 or frames.shape[2] < 1:
+        raise MetricInputError(f"{name}: empty video of shape {frames.shape}")
+
+
+@runtime_checkable
+class VideoMetric(Protocol):
+    """What the runner needs from a metric adapter."""
+
+    name: str
+    """Short metric name, e.g. ``"fid"``; prefixes the keys of :meth:`compute`."""
+    higher_is_better: bool
+    needs_reference: bool
+    """True if :meth:`update` needs the reference video (the runner then skips unpaired videos)."""
+
+    def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
+        """Add one video (pair); return per-video scores ({} when the metric has none)."""
+        ...
+
+    def compute(self) -> dict[str, float]:
+        """Final values after the runner synced :meth:`metric_states`, e.g. ``{"fid": 12.3}``."""
+        ...
+
+    def protocol(self) -> dict:
+        """Settings and weight-file checksums written into the results."""
+        ...
+
+    def metric_states(self) -> list[torchmetrics.Metric]:
+        """The ``Metric`` objects whose states the runner syncs across ranks (may be [])."""
+        ...
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex digest of a file (cached per path, size and modification time)."""
+    p = Path(path)
+    st = p.stat()
+    return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def weights_record(path: str | os.PathLike) -> dict[str, str]:
+    """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`VideoMetric.protocol`."""
+    p = Path(path)
+    return {"file": p.name, "sha256": file_sha256(p)}

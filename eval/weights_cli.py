@@ -1,0 +1,145 @@
+"""``mmgt-weights list|verify|fetch [names...] [--dir DIR] [--url URL]``: the weights registry from the shell.
+
+Examples::
+
+    mmgt-weights list                 # every registered weight, where it is looked for, licence, URL
+    mmgt-weights list -v inception_fid
+    mmgt-weights verify               # check every local file (missing files are listed, not an error)
+    mmgt-weights verify inception_fid syncnet_v2   # exit 1 if one is missing or has the wrong checksum
+    mmgt-weights fetch inception_fid --dir /data/weights
+    mmgt-weights fetch syncnet_v2 --url file:///mnt/mirror/syncnet_v2.model
+
+The folder is ``--dir``, else ``$MMGT_WEIGHTS``, else ``~/.cache/mmgt/weights``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mmgt_eval.weights import (
+    REGISTRY,
+    WeightsError,
+    candidate_paths,
+    fetch,
+    get_spec,
+    verify,
+    weights_dir,
+)
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain-text table with left-aligned columns separated by two spaces."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _names(names: Sequence[str]) -> list[str]:
+    for n in names:
+        get_spec(n)  # KeyError listing the registered names
+    return list(names) or list(REGISTRY)
+
+
+def _checksum(spec) -> str:
+    if spec.sha256:
+        return f"sha256 {spec.sha256[:12]}…"
+    if spec.sha256_prefix:
+        return f"prefix {spec.sha256_prefix}"
+    return "none"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in _names(args.names):
+        spec = REGISTRY[name]
+        found = next((p for p in candidate_paths(spec, args.dir) if p.is_file()), None)
+        rows.append(
+            [name, spec.filename, str(found) if found else "missing", _checksum(spec), spec.url or "-"]
+        )
+    print(f"weights folder: {weights_dir(args.dir)}")
+    print(format_table(["name", "file", "local", "checksum", "url"], rows))
+    if args.verbose:
+        for name in _names(args.names):
+            spec = REGISTRY[name]
+            print(f"\n{name}:\n  {spec.description}\n  used by: {', '.join(spec.used_by)}")
+            print(f"  licence: {spec.licence}")
+            if spec.note:
+                print(f"  note:    {spec.note}")
+    else:
+        print("\nlicences and notes: mmgt-weights list -v")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    rows, bad = [], False
+    for name in _names(args.names):
+        v = verify(name, directory=args.dir)
+        rows.append([name, v.status, str(v.path), v.message])
+        bad |= v.status == "mismatch" or (v.status == "missing" and bool(args.names))
+    print(format_table(["name", "status", "path", "message"], rows))
+    return 1 if bad else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    if not args.names:
+        print("mmgt-weights fetch: name at least one weight (mmgt-weights list shows them)", file=sys.stderr)
+        return 2
+    if args.url and len(args.names) != 1:
+        print("mmgt-weights fetch: --url needs exactly one name", file=sys.stderr)
+        return 2
+    rows, bad = [], False
+    for name in _names(args.names):
+        try:
+            path = fetch(name, url=args.url, directory=args.dir, force=args.force, progress=True)
+            v = verify(name, path=path)
+            rows.append([name, v.status, str(path), v.message])
+        except WeightsError as e:
+            bad = True
+            rows.append([name, "failed", "-", str(e).splitlines()[0]])
+            print(f"\n{e}\n", file=sys.stderr)
+    print(format_table(["name", "status", "path", "message"], rows))
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmgt-weights",
+        description="Registry of the feature-network weights used by mmgt_eval metrics.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("names", nargs="*", help="registry names (default: all)")
+    common.add_argument(
+        "--dir", default=None, help="weights folder (default: $MMGT_WEIGHTS or ~/.cache/mmgt/weights)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", parents=[common], help="list registered weights and where they are")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print descriptions, licences and notes")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("verify", parents=[common], help="check local files against their checksums")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("fetch", parents=[common], help="download weights from their upstream URL")
+    p.add_argument(
+        "--url", default=None, help="download from this URL instead (one name only; file:// works)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_fetch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point ``mmgt-weights``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyError as e:
+        print(f"mmgt-weights: {e.args[0]}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
