@@ -21,7 +21,7 @@ Two input formats become the stored (T, 134, 3) layout of :mod:`mmgt.schema` at 
 Confidence rules: DWPose scores (which exceed 1 slightly) are clipped to [0, 1]; body points DWPose
 marked invisible (``subset`` = -1, i.e. score <= 0.3) and points DWPose blanked to -1 get confidence 0;
 feet are not in the EchoMimicV2 dict (confidence 0). Then the frame contract of
-:func:`mmgt_prep.mediapipe_kp.clip_to_frame`: points within 5 % outside the frame are clipped to it,
+:func:`mmgt.pose_detect.clip_to_frame`: points within 5 % outside the frame are clipped to it,
 points further out get confidence 0.
 """
 
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from mmgt.clipstore import POSE_VIDEO_FILE
+from mmgt.pose_detect import clip_to_frame
 from mmgt.schema import (
     FACE,
     FPS,
@@ -47,7 +48,6 @@ from mmgt.schema import (
     VISIBILITY_THRESHOLD,
     from_reference_402,
 )
-from mmgt_prep.mediapipe_kp import clip_to_frame
 
 log = logging.getLogger("mmgt_prep.importers")
 

@@ -597,7 +597,7 @@ class Worker:
     def __init__(self, cfg: VideoPrepConfig, emit: Callable[[tuple[Any, ...]], None]) -> None:
         import cv2
 
-        from mmgt_prep.mediapipe_kp import HolisticDetector
+        from mmgt.pose_detect import HolisticDetector
         from mmgt_prep.store import ClipStoreWriter
 
         cv2.setNumThreads(1)
@@ -839,7 +839,7 @@ class Worker:
     ) -> None:
         """Write one clip from its buffered frames and keypoints (checks first; failures recorded)."""
         from mmgt.io import write_audio, write_video
-        from mmgt_prep.mediapipe_kp import interpolate_gaps
+        from mmgt.pose_detect import interpolate_gaps
 
         cfg, seg = self.cfg, a.seg
         assert a.buffer is not None
@@ -877,7 +877,7 @@ class Worker:
                     clip_extra["silent_audio"] = True
             rec = span.record(task.rel, cfg.size, clip_extra)
             if missing > cfg.max_missing_fraction:
-                from mmgt_prep.mediapipe_kp import NoPersonError
+                from mmgt.pose_detect import NoPersonError
 
                 raise _ClipError(
                     f"{NoPersonError.__name__}: {task.path} [{rec.start:.2f}-{rec.end:.2f} s]: no person "

@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 from mmgt.io import iter_video_frames, probe_video  # noqa: E402
-from mmgt_prep.mediapipe_kp import HolisticDetector  # noqa: E402
+from mmgt.pose_detect import HolisticDetector  # noqa: E402
 from mmgt_prep.videos import VideoPrepConfig, crop_resize, fixed_crop, prepare_videos, resample_frames  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"

@@ -198,8 +198,8 @@ def test_concat_and_build_extractor() -> None:
 
 @pytest.mark.parametrize("group", ["logmel", "mfcc", "baseline"])
 def test_hydra_audio_configs_instantiate(group: str, tmp_path: Path) -> None:
-    cfg = compose_config("prep", [f"+audio={group}"], output_dir=tmp_path)
-    ext = hydra.utils.instantiate(cfg.audio)
+    cfg = compose_config("prep", [f"+audio_encoder={group}"], output_dir=tmp_path)
+    ext = hydra.utils.instantiate(cfg.audio_encoder)
     assert isinstance(ext, AudioFeatureExtractor)
     assert (
         ext.name
@@ -408,13 +408,13 @@ def test_weights_that_do_not_fit_are_refused(tmp_path: Path, tiny_dirs: dict[str
 
 @pytest.mark.parametrize("group, kind", [("wav2vec2", "wav2vec2"), ("wavlm", "wavlm"), ("hubert", "hubert")])
 def test_hydra_pretrained_configs(group: str, kind: str, tmp_path: Path, tiny_dirs: dict[str, Path]) -> None:
-    cfg = compose_config("prep", [f"+audio={group}"], output_dir=tmp_path)
-    assert cfg.audio.model_dir.endswith("/pretrained/" + Path(cfg.audio.model_dir).name)
-    if not Path(cfg.audio.model_dir).is_dir():  # Hydra wraps the FileNotFoundError
+    cfg = compose_config("prep", [f"+audio_encoder={group}"], output_dir=tmp_path)
+    assert cfg.audio_encoder.model_dir.endswith("/pretrained/" + Path(cfg.audio_encoder.model_dir).name)
+    if not Path(cfg.audio_encoder.model_dir).is_dir():  # Hydra wraps the FileNotFoundError
         with pytest.raises(Exception, match="not found") as err:
-            hydra.utils.instantiate(cfg.audio)
-        assert cfg.audio.model_dir in str(err.value) and "config.json" in str(err.value)
-    ext = hydra.utils.instantiate(cfg.audio, model_dir=str(tiny_dirs[kind]))
+            hydra.utils.instantiate(cfg.audio_encoder)
+        assert cfg.audio_encoder.model_dir in str(err.value) and "config.json" in str(err.value)
+    ext = hydra.utils.instantiate(cfg.audio_encoder, model_dir=str(tiny_dirs[kind]))
     assert isinstance(ext, PretrainedSpeechEncoder) and ext.kind == kind
     assert ext(_noise(SAMPLE_RATE)).shape == (25, *ext.feature_shape())
 

@@ -12,7 +12,7 @@ import pytest
 
 from mmgt import schema as S
 from mmgt.io import read_video
-from mmgt_prep.mediapipe_kp import (
+from mmgt.pose_detect import (
     MP_FACE_TO_IBUG68,
     HolisticDetector,
     NoPersonError,

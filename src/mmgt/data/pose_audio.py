@@ -1,0 +1,192 @@
+"""Stage I data: 80-frame windows of keypoints with their audio features, from a clip store.
+
+A sample is ``{"pose": (T, 134, 3) model space, "cond_pose": (134, 3) model space, "audio": (T, D) float32,
+"clip": id, "start": frame}`` with T = ``window``. The conditioning pose is the frame before the window
+(frame 0 itself for the first window, which is kept: the reference skipped it). Windows start every
+``stride`` frames; a tail window ending exactly at the clip end is added when the stride misses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
+from mmgt.clipstore import Clip, ClipStore
+from mmgt.schema import FPS, to_model_space
+
+log = logging.getLogger(__name__)
+
+
+def window_starts(n_frames: int, window: int, stride: int) -> list[int]:
+    """Start frames of the windows of a clip: every ``stride`` frames, plus the tail window."""
+    if n_frames < window:
+        return []
+    starts = list(range(0, n_frames - window + 1, stride))
+    if starts[-1] != n_frames - window:
+        starts.append(n_frames - window)
+    return starts
+
+
+class PoseAudioWindows(Dataset):
+    """All windows of a list of clips, held in memory (keypoints and features are small).
+
+    Args:
+        clips: clips of one split.
+        extractor: audio features (cached in the clip store under ``extractor.name``).
+        window: frames per window (80 = 3.2 s).
+        stride: frames between window starts (10 = 0.4 s).
+        cache_features: write computed features into the store.
+    """
+
+    def __init__(
+        self,
+        clips: list[Clip],
+        extractor: AudioFeatureExtractor,
+        window: int = 80,
+        stride: int = 10,
+        cache_features: bool = True,
+    ) -> None:
+        self.window = window
+        self.items: list[tuple[int, int]] = []
+        self.poses: list[np.ndarray] = []
+        self.audio: list[np.ndarray] = []
+        self.ids: list[str] = []
+        for clip in clips:
+            kps = clip.keypoints()
+            feats = load_or_compute_features(clip, extractor, cache=cache_features)
+            n = min(len(kps), len(feats))
+            starts = window_starts(n, window, stride)
+            if not starts:
+                log.warning("%s: %d frames < window %d, skipped", clip.dir, n, window)
+                continue
+            k = len(self.poses)
+            self.poses.append(to_model_space(kps[:n]).astype(np.float32))
+            self.audio.append(feats[:n].reshape(n, -1).astype(np.float32))
+            self.ids.append(clip.record.id)
+            self.items += [(k, s) for s in starts]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        k, s = self.items[i]
+        pose, audio = self.poses[k], self.audio[k]
+        return {
+            "pose": torch.from_numpy(pose[s : s + self.window]),
+            "cond_pose": torch.from_numpy(pose[max(s - 1, 0)]),
+            "audio": torch.from_numpy(audio[s : s + self.window]),
+            "clip": self.ids[k],
+            "start": s,
+        }
+
+
+class PoseAudioDataModule(pl.LightningDataModule):
+    """Windows of pose + audio features from a clip store, split by the manifest.
+
+    Args:
+        root: clip-store folder (``mmgt-prep`` output).
+        audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (e.g. ``"baseline"``).
+        window, stride: in frames (defaults 80 and 10: 3.2 s windows every 0.4 s at 25 fps).
+        val_split: manifest split used for validation; falls back to ``"test"`` when the store has none.
+        speakers: restrict to these speakers (None = all).
+        prepare: optional callable ``prepare(root)`` that creates the store when ``root`` has none
+            (``prepare_data``), e.g. ``mmgt_prep.toy.generate_toy_dataset`` as a Hydra partial: an
+            experiment file is then the whole recipe, data included.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        audio_features: str | dict = "baseline",
+        window: int = 80,
+        stride: int = 10,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_split: str = "val",
+        speakers: list[str] | None = None,
+        cache_features: bool = True,
+        prepare: Callable[[Path], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["prepare"])
+        self.root = Path(root)
+        self.prepare = prepare
+        self.extractor = build_extractor(audio_features)
+        self.datasets: dict[str, PoseAudioWindows] = {}
+
+    @property
+    def audio_dim(self) -> int:
+        """Flattened per-frame audio feature size (the network's ``audio_dim``)."""
+        return int(np.prod(self.extractor.feature_shape()))
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model)."""
+        return {"audio_dim": self.audio_dim}
+
+    @property
+    def fps(self) -> int:
+        return FPS
+
+    def prepare_data(self) -> None:
+        """Create the clip store with ``prepare`` when it does not exist yet (resumes a partial one)."""
+        if self.prepare is not None and not (self.root / "manifest.jsonl").is_file():
+            log.info("%s: no clip store, creating it", self.root)
+            self.prepare(self.root)
+
+    def _store(self) -> ClipStore:
+        if not (self.root / "manifest.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{self.root}: no clip store here. Create one first, e.g. "
+                f"`mmgt-prep source=toy out={self.root}` (toy speakers) or `mmgt-prep source=videos ...`"
+            )
+        return ClipStore(self.root)
+
+    def split_dataset(self, split: str) -> PoseAudioWindows:
+        """The windows of one manifest split (built once, then reused)."""
+        if split not in self.datasets:
+            store = self._store()
+            clips = store.clips(split=split, speakers=self.hparams.speakers)
+            if split == self.hparams.val_split and not clips:
+                clips = store.clips(split="test", speakers=self.hparams.speakers)
+            if not clips:
+                raise ValueError(f"{self.root}: no ok clips in split {split!r}")
+            h = self.hparams
+            self.datasets[split] = PoseAudioWindows(
+                clips, self.extractor, h.window, h.stride, h.cache_features
+            )
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.split_dataset("train")
+            self.split_dataset(self.hparams.val_split)
+        if stage in (None, "test"):
+            self.split_dataset("test")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.split_dataset(split),
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            drop_last=False,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.val_split, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

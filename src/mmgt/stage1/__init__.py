@@ -1,0 +1,20 @@
+"""Stage I - SMGA: audio -> pose windows (transformer diffusion over 80-frame keypoint windows).
+
+* :class:`SMGATransformer` (``network``): the denoiser, a diffusers ``ModelMixin``/``ConfigMixin``
+  (``save_pretrained`` / ``from_pretrained``); predicts x0 from x_t, timestep, audio features and the
+  previous pose, with null audio embeddings for classifier-free guidance.
+* :class:`PoseDiffusion`, :class:`PoseLossWeights` (``diffusion``): cosine-schedule x0 diffusion through
+  diffusers schedulers - training losses (position, velocity, acceleration, face weight, visibility)
+  and DDIM sampling with batched classifier-free guidance.
+* :func:`load_reference_checkpoint` (``reference``): the authors' released checkpoint layout
+  (``audio2pose_best_model.pt``) mapped onto :class:`SMGATransformer` in its reference configuration.
+
+Networks import torch, diffusers and :mod:`mmgt.schema` only (no Lightning, Hydra or file IO; the
+checkpoint loader in ``reference`` is the one file reader).
+"""
+
+from mmgt.stage1.diffusion import PoseDiffusion, PoseLossWeights
+from mmgt.stage1.network import SMGATransformer
+from mmgt.stage1.reference import load_reference_checkpoint
+
+__all__ = ["PoseDiffusion", "PoseLossWeights", "SMGATransformer", "load_reference_checkpoint"]

@@ -1,0 +1,169 @@
+"""``SMGALitModule``: training of the Stage I network (SMGA) with Lightning.
+
+Owns the losses (through :class:`mmgt.stage1.diffusion.PoseDiffusion`), the optimiser, logging and
+export. The network is injected as a partial (``net(audio_dim=...)``) so that the audio feature size
+comes from the DataModule. EMA is Lightning's ``EMAWeightAveraging`` callback (``conf/callbacks/ema.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from mmgt.masks import MaskConfig, motion_masks
+from mmgt.render import add_caption, draw_pose, overlay_masks, side_by_side
+from mmgt.schema import FPS, SAMPLE_RATE, from_model_space, lip_opening
+from mmgt.stage1.diffusion import PoseDiffusion
+from mmgt.stage1.network import SMGATransformer
+
+EXPORT_META = "mmgt_stage1.json"
+"""Written next to the exported network: what generation needs besides the weights."""
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two 1-d arrays; 0 when either is constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.std() < 1e-12 or b.std() < 1e-12:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+class SMGALitModule(pl.LightningModule):
+    """Stage I diffusion training.
+
+    Args:
+        net: partial building the :class:`SMGATransformer` given ``audio_dim``.
+        audio_dim: flattened per-frame audio feature size (from the DataModule).
+        diffusion: keyword arguments of :class:`PoseDiffusion`.
+        optimizer: partial taking ``params``.
+        scheduler: optional partial taking ``optimizer`` (stepped per step).
+        sample_every_n_epochs: sample a validation window, log lip sync and a video every N epochs.
+        sample_steps, guidance, eta: DDIM settings of those samples.
+        audio_features: the extractor spec, recorded in the export for generation.
+    """
+
+    def __init__(
+        self,
+        net: Callable[..., SMGATransformer],
+        audio_dim: int,
+        diffusion: dict[str, Any] | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        sample_every_n_epochs: int = 5,
+        sample_steps: int = 20,
+        guidance: float = 2.0,
+        eta: float = 1.0,
+        audio_features: str | dict = "baseline",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        fixed = getattr(net, "keywords", {}).get("audio_dim")
+        if fixed is not None and int(fixed) != int(audio_dim):
+            raise ValueError(
+                f"SMGALitModule: the network is configured for audio_dim={fixed} but the audio features "
+                f"({audio_features}) have {audio_dim} dims per frame; pick matching model/stage1 and data"
+            )
+        self.net = net(audio_dim=audio_dim)
+        self.diffusion = PoseDiffusion(**(diffusion or {}))
+        self.optimizer_factory = optimizer or (lambda params: torch.optim.AdamW(params, lr=2e-4))
+        self.scheduler_factory = scheduler
+
+    # ------------------------------------------------------------------ steps
+    def _losses(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        return self.diffusion.training_losses(
+            self.net, batch["pose"], batch["audio"], batch["cond_pose"], generator=generator
+        )
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        losses = self._losses(batch)
+        bs = batch["pose"].shape[0]
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=bs)
+        self.log("train/loss", losses["loss"], batch_size=bs, prog_bar=True)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # a fixed generator per batch: the validation loss is comparable across epochs
+        gen = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
+        losses = self._losses(batch, generator=gen)
+        self.log_dict(
+            {f"val/{k}": v for k, v in losses.items()}, batch_size=batch["pose"].shape[0], sync_dist=True
+        )
+        if batch_idx == 0 and self._sampling_epoch():
+            self._log_samples(batch)
+
+    def _sampling_epoch(self) -> bool:
+        n = self.hparams.sample_every_n_epochs
+        return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
+
+    @torch.no_grad()
+    def _log_samples(self, batch: dict[str, Any]) -> None:
+        """Sample the batch; log lip sync vs ground truth, and one pose video with mask overlay."""
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        pred = self.diffusion.sample(
+            self.net,
+            batch["audio"],
+            batch["cond_pose"],
+            steps=self.hparams.sample_steps,
+            guidance=self.hparams.guidance,
+            eta=self.hparams.eta,
+            generator=gen,
+        )
+        pred_kps = from_model_space(pred.float().cpu()).numpy()
+        true_kps = from_model_space(batch["pose"].float().cpu()).numpy()
+        r = float(
+            np.mean(
+                [pearson(lip_opening(p), lip_opening(t)) for p, t in zip(pred_kps, true_kps, strict=True)]
+            )
+        )
+        self.log("val/lip_r_gt", r, batch_size=len(pred_kps))
+        writer = self._tb_writer()
+        if writer is None:
+            return
+        from mmgt.tb import add_video
+
+        size = 128
+        panels = []
+        for name, kps in (("generated", pred_kps[0]), ("ground truth", true_kps[0])):
+            pose = draw_pose(kps, size)
+            masks = motion_masks(torch.from_numpy(kps), size, MaskConfig()).numpy()
+            panels.append(add_caption(overlay_masks(pose, masks), name))
+        add_video(writer, "val/sample_pose", side_by_side(*panels), FPS, self.global_step)
+
+    def _tb_writer(self):  # noqa: ANN202
+        for logger in self.loggers:
+            if isinstance(logger, pl.loggers.TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ export
+    def export(self, out_dir: str | Path) -> Path:
+        """``save_pretrained`` the network and write what generation needs (``mmgt_stage1.json``)."""
+        out = Path(out_dir)
+        self.net.save_pretrained(out)
+        meta = {
+            "audio_features": self.hparams.audio_features,
+            "diffusion": self.hparams.diffusion or {},
+            "sample_steps": self.hparams.sample_steps,
+            "guidance": self.hparams.guidance,
+            "eta": self.hparams.eta,
+            "fps": FPS,
+            "sample_rate": SAMPLE_RATE,
+        }
+        (out / EXPORT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        return out
