@@ -38,6 +38,11 @@ skips that video for that metric. Skips are declared in the results (``skips``, 
 conversion is declared per video. A metric whose ``compute`` fails (e.g. fewer than 2 videos for a Fréchet
 distance) or returns NaN is reported with ``status: failed`` and its error, never a NaN value; per-video NaN
 is an error at once. Infinite values (PSNR of identical frames) are written to JSON as the strings ``"inf"``.
+
+**Directions.** Each metric entry carries ``higher_is_better`` (the metric's main value) and
+``value_higher_is_better`` ({value key: true | false | null}), the direction of every reported value as the
+adapter declares it (``value_higher_is_better`` class attribute; undeclared keys get ``higher_is_better``;
+null = no direction, e.g. counts, offsets): Sync reports ``sync_c`` (higher is better) and ``sync_d`` (lower).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ import torch.distributed as dist
 
 from mmgt.io import MediaError, read_audio, read_video
 from mmgt.schema import KEYPOINT_DIMS, NUM_KEYPOINTS, SAMPLE_RATE
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, value_directions
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -684,6 +689,7 @@ def evaluate(
                         entry["values"] = {
                             str(k): _as_float(v, f"metric {mname}: value {k!r}") for k, v in raw.items()
                         }
+                        entry["value_higher_is_better"] = value_directions(adapter, list(entry["values"]))
                         entry["status"] = "ok"
                     except Exception as e:
                         log.error("metric %s failed: %s: %s", mname, type(e).__name__, e)

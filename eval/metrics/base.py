@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -98,8 +99,12 @@ class VideoMetric(Protocol):
     name: str
     """Short metric name, e.g. ``"fid"``; prefixes the keys of :meth:`compute`."""
     higher_is_better: bool
+    """Direction of the metric's main value; also the default for values not in ``value_higher_is_better``."""
     needs_reference: bool
     """True if :meth:`update` needs the reference video (the runner then skips unpaired videos)."""
+    # Optional (not part of the structural check): ``value_higher_is_better: dict[str, bool | None]``, the
+    # direction of each key of :meth:`compute` (None: no direction, e.g. counts and offsets); keys missing
+    # from it get ``higher_is_better``. The runner writes the resolved mapping into the results.
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Add one video (pair); return per-video scores ({} when the metric has none)."""
@@ -138,3 +143,18 @@ def weights_record(path: str | os.PathLike) -> dict[str, str]:
     """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`VideoMetric.protocol`."""
     p = Path(path)
     return {"file": p.name, "sha256": file_sha256(p)}
+
+
+def value_directions(adapter: object, keys: Sequence[str]) -> dict[str, bool | None]:
+    """Direction of each value key of ``adapter.compute()``: True higher is better, False lower, None neither.
+
+    Taken from the adapter's ``value_higher_is_better`` mapping when it lists the key, else its
+    ``higher_is_better`` flag (adapters without the mapping behave as before: one direction for every value).
+    """
+    declared = getattr(adapter, "value_higher_is_better", None) or {}
+    default = bool(getattr(adapter, "higher_is_better", False))
+    out: dict[str, bool | None] = {}
+    for key in keys:
+        d = declared.get(key, default)
+        out[key] = None if d is None else bool(d)
+    return out

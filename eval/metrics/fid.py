@@ -23,6 +23,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -314,6 +315,11 @@ class FIDAdapter:
 
     name = "fid"
     higher_is_better = False
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "fid": False,
+        "fid_n_real": None,
+        "fid_n_generated": None,
+    }
     needs_reference = True
 
     def __init__(

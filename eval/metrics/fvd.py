@@ -33,6 +33,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -370,6 +371,13 @@ class FVDAdapter:
 
     name = "fvd"
     higher_is_better = False
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "fvd": False,
+        "fvd_n_real_clips": None,
+        "fvd_n_generated_clips": None,
+        "fvd_skipped_real": None,
+        "fvd_skipped_generated": None,
+    }
     needs_reference = True
 
     def __init__(

@@ -58,7 +58,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -1174,6 +1174,13 @@ class BASMetric:
 
     name = "bas"
     higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "bas": True,
+        "bas_clips": None,
+        "bas_skipped": None,
+        "bas_reference": None,  # the reference set's BAS: context, not a score of the generated videos
+        "bas_reference_clips": None,
+    }
     needs_reference = False
 
     def __init__(
@@ -1295,6 +1302,10 @@ class DiversityMetric:
 
     name = "diversity"
     higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "diversity": True,
+        "diversity_reference": None,  # the reference set's diversity: context, not a score
+    }
     needs_reference = False
 
     def __init__(
@@ -1417,6 +1428,11 @@ class FGDMetric:
 
     name = "fgd"
     higher_is_better = False
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "fgd": False,
+        "fgd_windows_generated": None,
+        "fgd_windows_reference": None,
+    }
     needs_reference = True
 
     def __init__(

@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -444,6 +444,11 @@ class PSNRMetric(_FrameMetricAdapter):
 
     name = "psnr"
     higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "psnr": True,
+        "psnr_videos": None,
+        "psnr_frames": None,
+    }
 
     def __init__(
         self,
@@ -471,6 +476,11 @@ class SSIMMetric(_FrameMetricAdapter):
 
     name = "ssim"
     higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "ssim": True,
+        "ssim_videos": None,
+        "ssim_frames": None,
+    }
 
     def __init__(
         self,
@@ -505,6 +515,11 @@ class LPIPSMetric(_FrameMetricAdapter):
 
     name = "lpips"
     higher_is_better = False
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "lpips": False,
+        "lpips_videos": None,
+        "lpips_frames": None,
+    }
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -280,6 +280,13 @@ class SyncAdapter:
 
     name = "sync"
     higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "sync_c": True,
+        "sync_d": False,
+        "sync_offset_abs_mean": None,
+        "sync_n_scored": None,
+        **{f"sync_skipped_{r}": None for r in SKIP_REASONS},
+    }
     needs_reference = False
 
     def __init__(
