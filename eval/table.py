@@ -659,6 +659,15 @@ def format_number(x: float | None, decimals: int | None = None, sig: int = 3, in
     return text
 
 
+def _format_std(std: float, decimals: int | None) -> str:
+    """At the mean's decimals; a non-zero std those would show as 0 gets one significant digit."""
+    if decimals is not None and (std == 0 or float(f"{std:.{decimals}f}") != 0):
+        return f"{std:.{decimals}f}"
+    if std == 0:
+        return "0"
+    return f"{std:.{max(0, -math.floor(math.log10(std)))}f}" if std >= 1e-6 else f"{std:.0e}"
+
+
 def _cell_texts(table: Table, sig: int, inf: str) -> dict[tuple[int, str], tuple[str, bool]]:
     """{(row index, column key): (text, best)}."""
     out: dict[tuple[int, str], tuple[str, bool]] = {}
@@ -673,10 +682,8 @@ def _cell_texts(table: Table, sig: int, inf: str) -> dict[tuple[int, str], tuple
                 out[(i, c.key)] = ("–", False)
                 continue
             text = format_number(cell.mean, decimals, sig, inf)
-            if cell.std is not None:  # the mean's precision: a std below it shows as 0
-                text += " ± " + (
-                    f"{cell.std:.{decimals}f}" if decimals is not None else format_number(cell.std)
-                )
+            if cell.std is not None:
+                text += f" ± {_format_std(cell.std, decimals)}"
             if cell.n != row.n:
                 text += f" (n={cell.n})"
             out[(i, c.key)] = (text, c.key in row.best)
