@@ -272,6 +272,11 @@ def load_result(
     seed = run_info.get("seed")
     if seed is None and overrides is not None:
         seed = _seed_from(overrides, seed_keys)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise TableError(f"{path}: run.seed must be an integer, got {seed!r}") from None
     status = str(run_info.get("status", "ok"))
     if status not in ("ok", "failed"):
         raise TableError(f"{path}: run.status must be 'ok' or 'failed', got {status!r}")
@@ -431,10 +436,11 @@ class Cell:
 
     @property
     def mean(self) -> float | None:
-        """Mean (±inf when every value is that infinity; NaN for mixed infinities); None without values."""
+        """Mean (inf when a value is inf; NaN when +inf meets -inf); None without values."""
         if not self.values:
             return None
-        return float(np.mean(np.asarray(self.values, dtype=np.float64)))
+        with np.errstate(invalid="ignore"):
+            return float(np.mean(np.asarray(self.values, dtype=np.float64)))
 
     @property
     def std(self) -> float | None:
