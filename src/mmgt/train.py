@@ -50,8 +50,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    hparams.pop("paths", None)
+    # every top-level node but the machine-specific ones, resolved (paths/hydra need a Hydra runtime)
+    hparams: dict[str, Any] = {}
+    for key in cfg:
+        if key not in ("paths", "hydra"):
+            node = cfg[key]
+            hparams[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     for lg in trainer.loggers:
         lg.log_hyperparams(hparams)
     if cfg.get("train", True):

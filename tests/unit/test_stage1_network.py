@@ -157,7 +157,7 @@ def test_scale_configs_instantiate() -> None:
     base = _net_config("base", audio_dim=AUDIO_DIM)
     assert (base.width, base.layers, base.heads, base.ff_dim) == (512, 8, 8, 1024)
     with pytest.raises(Exception, match="audio_dim"):
-        hydra.utils.instantiate(_net_config("tiny"))  # ??? must be set by the extractor's config
+        hydra.utils.instantiate(_net_config("tiny"))  # the LitModule passes the DataModule's feature size
     print(f"\ntiny SMGATransformer (audio_dim={AUDIO_DIM}): {tiny.num_parameters():,} parameters")
 
 
@@ -241,6 +241,26 @@ def test_reference_layout_has_exactly_the_original_keys() -> None:
     restored = from_reference_state_dict(state, net)
     for key, value in net.state_dict().items():
         torch.testing.assert_close(restored[key], value, rtol=0, atol=0)
+
+
+def test_audio_standardisation_is_saved_and_folds_into_the_reference_layout(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    net = SMGATransformer(**REF_TINY).eval()
+    inputs = _inputs(batch=2, frames=17, layout="reference402")
+    before = net(**inputs)
+    mean, std = torch.randn(net.config.audio_dim), torch.rand(net.config.audio_dim) + 0.5
+    net.set_audio_stats(mean, std)
+    after = net(**inputs)
+    assert not torch.allclose(before, after)
+    net.save_pretrained(tmp_path)  # the statistics travel with the weights
+    reloaded = SMGATransformer.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(**inputs), after)
+    # written in the original layout, the statistics are folded into cond_projection: same function
+    folded = SMGATransformer(**REF_TINY).eval()
+    folded.load_state_dict(from_reference_state_dict(_reference_layout(net), folded))
+    torch.testing.assert_close(folded(**inputs), after, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="set_audio_stats"):
+        net.set_audio_stats(mean[:3], std)
 
 
 def _original_forward(sd: dict, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, cond: torch.Tensor,

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
 from mmgt.clipstore import Clip, ClipStore
-from mmgt.schema import FPS, to_model_space
+from mmgt.schema import FPS, SAMPLES_PER_FRAME, to_model_space
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class PoseAudioWindows(Dataset):
         self.poses: list[np.ndarray] = []
         self.audio: list[np.ndarray] = []
         self.ids: list[str] = []
+        self.clips: list[Clip] = []
         for clip in clips:
             kps = clip.keypoints()
             feats = load_or_compute_features(clip, extractor, cache=cache_features)
@@ -71,7 +72,14 @@ class PoseAudioWindows(Dataset):
             self.poses.append(to_model_space(kps[:n]).astype(np.float32))
             self.audio.append(feats[:n].reshape(n, -1).astype(np.float32))
             self.ids.append(clip.record.id)
+            self.clips.append(clip)
             self.items += [(k, s) for s in starts]
+
+    def waveform(self, i: int) -> np.ndarray:
+        """The 16 kHz audio (window x 640,) of item ``i`` (read from the clip; for logging)."""
+        k, s = self.items[i]
+        audio = self.clips[k].audio()
+        return audio[s * SAMPLES_PER_FRAME : (s + self.window) * SAMPLES_PER_FRAME]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -164,6 +172,11 @@ class PoseAudioDataModule(pl.LightningDataModule):
                 clips, self.extractor, h.window, h.stride, h.cache_features
             )
         return self.datasets[split]
+
+    def audio_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and std (D,) of the training features (every frame of every train clip)."""
+        feats = np.concatenate(self.split_dataset("train").audio).astype(np.float64)
+        return feats.mean(axis=0).astype(np.float32), feats.std(axis=0).astype(np.float32)
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):

@@ -74,6 +74,14 @@ class SMGALitModule(pl.LightningModule):
         self.optimizer_factory = optimizer or (lambda params: torch.optim.AdamW(params, lr=2e-4))
         self.scheduler_factory = scheduler
 
+    def setup(self, stage: str) -> None:
+        """Before fitting: standardise the audio with the training set's statistics (saved in the network;
+        a resumed checkpoint restores the same buffers)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and datamodule is not None and hasattr(datamodule, "audio_stats"):
+            mean, std = datamodule.audio_stats()
+            self.net.set_audio_stats(torch.from_numpy(mean), torch.from_numpy(std))
+
     # ------------------------------------------------------------------ steps
     def _losses(
         self, batch: dict[str, Any], generator: torch.Generator | None = None
@@ -136,6 +144,10 @@ class SMGALitModule(pl.LightningModule):
             masks = motion_masks(torch.from_numpy(kps), size, MaskConfig()).numpy()
             panels.append(add_caption(overlay_masks(pose, masks), name))
         add_video(writer, "val/sample_pose", side_by_side(*panels), FPS, self.global_step)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "split_dataset"):
+            wave = datamodule.split_dataset(datamodule.hparams.val_split).waveform(0)
+            writer.add_audio("val/sample_audio", torch.from_numpy(wave)[None], self.global_step, SAMPLE_RATE)
 
     def _tb_writer(self):  # noqa: ANN202
         for logger in self.loggers:

@@ -316,6 +316,10 @@ class SMGATransformer(ModelMixin, ConfigMixin):
         self.pose_dim = pose_dim
 
         self.pose_in = nn.Linear(2 * pose_dim, width)
+        # per-dimension audio standardisation (training-set statistics, set_audio_stats); saved with the
+        # weights so generation normalises exactly as training did. Identity until set.
+        self.register_buffer("audio_mean", torch.zeros(audio_dim))
+        self.register_buffer("audio_std", torch.ones(audio_dim))
         self.audio_in = nn.Linear(audio_dim, width)
         self.audio_encoder = nn.ModuleList(
             AudioEncoderLayer(width, heads, ff_dim, dropout, rotary_mode, rotary_theta)
@@ -335,6 +339,24 @@ class SMGATransformer(ModelMixin, ConfigMixin):
             SMGADecoderLayer(width, heads, ff_dim, dropout, rotary_mode, rotary_theta) for _ in range(layers)
         )
         self.pose_out = nn.Linear(width, pose_dim)
+
+    @torch.no_grad()
+    def set_audio_stats(self, mean: Tensor, std: Tensor, eps: float = 1e-4) -> None:
+        """Set the audio standardisation: features become ``(audio - mean) / max(std, eps)``.
+
+        Args:
+            mean: (audio_dim,) per-dimension mean of the training features.
+            std: (audio_dim,) per-dimension standard deviation.
+        """
+        dim = self.config.audio_dim
+        mean, std = torch.as_tensor(mean).reshape(-1), torch.as_tensor(std).reshape(-1)
+        if mean.shape != (dim,) or std.shape != (dim,):
+            raise ValueError(
+                f"SMGATransformer.set_audio_stats: expected ({dim},) mean and std, got "
+                f"{tuple(mean.shape)} and {tuple(std.shape)}"
+            )
+        self.audio_mean.copy_(mean.to(self.audio_mean))
+        self.audio_std.copy_(std.clamp_min(eps).to(self.audio_std))
 
     def _check_inputs(self, sample: Tensor, timestep: Tensor, audio: Tensor, cond_pose: Tensor) -> None:
         cfg = self.config
@@ -397,7 +419,7 @@ class SMGATransformer(ModelMixin, ConfigMixin):
         body = self.pose_in(torch.cat([pose * body_mask, cond * body_mask], dim=-1))
 
         positions = torch.arange(frames, device=sample.device)
-        audio_tokens = self.audio_in(audio)
+        audio_tokens = self.audio_in((audio - self.audio_mean) / self.audio_std)
         if self.config.rotary:
             memory_positions = torch.cat(
                 [positions, torch.arange(frames, frames + 2, device=sample.device)]

@@ -101,6 +101,11 @@ _IGNORED = re.compile(
 """Reference keys of modules the original creates but never uses, and its rotary frequency buffers."""
 
 
+_NOT_IN_REFERENCE = ("audio_mean", "audio_std")
+"""Buffers the original has no counterpart for: the audio standardisation (identity when loading a
+reference checkpoint; folded into ``cond_projection`` when writing one)."""
+
+
 def reference_key(key: str) -> tuple[str, int | None]:
     """Reference key of an :class:`SMGATransformer` state-dict ``key``, and its q/k/v chunk (0-2) or None."""
     for pattern, template in _RULES:
@@ -122,6 +127,12 @@ def to_reference_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tenso
     """:class:`SMGATransformer` state dict -> the ``GestureDecoder`` layout (used keys only; q/k/v packed)."""
     out: dict[str, Tensor] = {}
     packed: dict[str, list[Tensor | None]] = {}
+    state_dict = dict(state_dict)
+    mean, std = (state_dict.pop(k, None) for k in _NOT_IN_REFERENCE)
+    if mean is not None and std is not None:  # W ((a - m) / s) + b = (W / s) a + (b - W (m / s))
+        weight, bias = state_dict["audio_in.weight"], state_dict["audio_in.bias"]
+        state_dict["audio_in.weight"] = weight / std[None, :]
+        state_dict["audio_in.bias"] = bias - weight @ (mean / std)
     for key, value in state_dict.items():
         ref, chunk = reference_key(key)
         if chunk is None:
@@ -144,6 +155,9 @@ def from_reference_state_dict(
     used: set[str] = set()
     problems: list[str] = []
     for key, target in model.state_dict().items():
+        if key in _NOT_IN_REFERENCE:  # identity standardisation (fresh model buffers)
+            out[key] = (torch.zeros_like(target) if key == "audio_mean" else torch.ones_like(target)).clone()
+            continue
         ref, chunk = reference_key(key)
         if ref not in reference:
             problems.append(f"missing {ref}")
