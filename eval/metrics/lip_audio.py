@@ -1,0 +1,189 @@
+"""Lip-audio correlation: a weight-free lip-sync proxy on keypoints.
+
+Definition (this project's; stated because papers use several):
+
+* lip opening ``o[t]`` = distance between the inner-lip iBUG points 62 and 66 of frame ``t``
+  (:func:`mmgt.schema.lip_opening`, frame units);
+* audio envelope ``e[t]`` = RMS of the 16 kHz samples ``[t * 640, (t + 1) * 640)`` of video frame ``t``
+  (25 fps; zero-padded at the end);
+* per video: Pearson r of ``o`` and ``e`` over the frames where both lip points are visible
+  (confidence >= :data:`mmgt.schema.VISIBILITY_THRESHOLD`), optionally maximised over lags
+  ``|k| <= max_lag`` frames (``o[t + k]`` vs ``e[t]``; the lag is reported);
+* a video with fewer than ``min_frames`` valid frames, or a constant opening or envelope, is skipped
+  (declared, never NaN);
+* reported: the mean r over videos (``lip_audio_r``, higher is better) and the same for the references
+  (``lip_audio_r_reference``, context: the ground truth's value under the same definition).
+
+It measures whether the mouth opens when there is sound - the relation the toy speakers are built on -
+not phoneme-level sync (that is Sync-C/D with SyncNet weights).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torchmetrics
+from torch import Tensor
+
+from mmgt.schema import (
+    FPS,
+    LIP_BOTTOM_INNER,
+    LIP_TOP_INNER,
+    SAMPLE_RATE,
+    VISIBILITY_THRESHOLD,
+    lip_opening,
+)
+from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+
+
+def audio_envelope(audio: np.ndarray, n_frames: int | None = None, fps: float = FPS) -> np.ndarray:
+    """Per-video-frame RMS (T,) float64 of mono 16 kHz audio (N,); T = ceil(N / (16000 / fps)) or n_frames."""
+    a = np.asarray(audio, dtype=np.float64).reshape(-1)
+    hop = SAMPLE_RATE / fps
+    t = int(np.ceil(len(a) / hop)) if n_frames is None else int(n_frames)
+    edges = np.round(np.arange(t + 1) * hop).astype(np.int64)
+    a = np.pad(a, (0, max(0, int(edges[-1]) - len(a))))
+    sq = np.concatenate([[0.0], np.cumsum(a**2)])
+    counts = np.maximum(np.diff(edges), 1)
+    return np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / counts)
+
+
+def lip_audio_correlation(
+    keypoints: np.ndarray, audio: np.ndarray, fps: float = FPS, max_lag: int = 0, min_frames: int = 10
+) -> tuple[float, int] | None:
+    """Pearson r of lip opening and audio envelope of one video, and the lag in frames; None if undefined.
+
+    Args:
+        keypoints: (T, 134, 3) stored-layout keypoints.
+        audio: (N,) mono 16 kHz.
+        fps: frame rate of the keypoints.
+        max_lag: also try ``o[t + k]`` vs ``e[t]`` for ``|k| <= max_lag`` and keep the best r.
+        min_frames: fewer valid frames -> None.
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    if kps.ndim != 3 or kps.shape[1:] != (134, 3):
+        raise MetricInputError(f"lip_audio: keypoints must be (T, 134, 3), got {kps.shape}")
+    opening = np.asarray(lip_opening(kps))
+    valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
+        kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
+    )
+    env = audio_envelope(audio, len(kps), fps)
+    best: tuple[float, int] | None = None
+    for lag in range(-max_lag, max_lag + 1):
+        o = opening[max(lag, 0) : len(opening) + min(lag, 0)]
+        v = valid[max(lag, 0) : len(valid) + min(lag, 0)]
+        e = env[max(-lag, 0) : len(env) + min(-lag, 0)]
+        o, e = o[v], e[v]
+        if len(o) < min_frames or o.std() < 1e-9 or e.std() < 1e-12:
+            continue
+        r = float(np.corrcoef(o, e)[0, 1])
+        if best is None or r > best[0]:
+            best = (r, lag)
+    return best
+
+
+class LipAudioCorrelation(torchmetrics.Metric):
+    """Mean per-video lip-audio Pearson r (states: float64 sum of r and a count; sync by sum)."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    r_sum: Tensor
+    n_videos: Tensor
+    n_skipped: Tensor
+
+    def __init__(self, max_lag: int = 0, min_frames: int = 10) -> None:
+        super().__init__()
+        self.max_lag, self.min_frames = int(max_lag), int(min_frames)
+        self.add_state("r_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("n_videos", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("n_skipped", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.last: tuple[float, int] | None = None
+
+    def update(self, keypoints: np.ndarray, audio: np.ndarray, fps: float = FPS) -> None:
+        """Add one video; ``last`` holds its (r, lag) or None when it was skipped."""
+        self.last = lip_audio_correlation(keypoints, audio, fps, self.max_lag, self.min_frames)
+        if self.last is None:
+            self.n_skipped += 1
+        else:
+            self.r_sum += self.last[0]
+            self.n_videos += 1
+
+    def compute(self) -> Tensor:
+        """Mean r over the scored videos."""
+        if int(self.n_videos) == 0:
+            raise MetricInputError(
+                "lip_audio: no video could be scored (no visible lips, silence or too short)"
+            )
+        return self.r_sum / self.n_videos
+
+
+class LipAudioMetric:
+    """Runner adapter of :class:`LipAudioCorrelation` on the videos' keypoints and audio.
+
+    Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference
+    keypoints are scored with the same audio (``lip_audio_r_reference``).
+    """
+
+    name = "lip_audio"
+    higher_is_better = True
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "lip_audio_r": True,
+        "lip_audio_r_reference": None,
+        "lip_audio_clips": None,
+    }
+    needs_reference = False
+
+    def __init__(self, max_lag: int = 0, min_frames: int = 10, score_reference: bool = True) -> None:
+        self.generated = LipAudioCorrelation(max_lag, min_frames)
+        self.reference = LipAudioCorrelation(max_lag, min_frames)
+        self.score_reference = bool(score_reference)
+
+    def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
+        """Score one video (and its reference); per-video r (and lag when ``max_lag`` > 0)."""
+        audio = generated.audio if generated.audio is not None else (reference.audio if reference else None)
+        if audio is None:
+            raise VideoSkipped(generated.name, "lip_audio: no audio track (generated or reference)")
+        if generated.keypoints is None:
+            raise VideoSkipped(generated.name, "lip_audio: no keypoints for this video")
+        out: dict[str, float] = {}
+        if self.score_reference and reference is not None and reference.keypoints is not None:
+            self.reference.update(reference.keypoints, audio, reference.fps)
+            if self.reference.last is not None:
+                out["lip_audio_r_reference"] = self.reference.last[0]
+        self.generated.update(generated.keypoints, audio, generated.fps)
+        if self.generated.last is None:
+            raise VideoSkipped(generated.name, "lip_audio: lips invisible, silent audio or too few frames")
+        out["lip_audio_r"] = self.generated.last[0]
+        if self.generated.max_lag:
+            out["lip_audio_lag"] = float(self.generated.last[1])
+        return out
+
+    def compute(self) -> dict[str, float]:
+        """Mean r of the generated (and reference) videos and the number of scored videos."""
+        out = {"lip_audio_clips": int(self.generated.n_videos)}
+        n_ref = int(self.reference.n_videos)
+        out["lip_audio_r"] = float(self.generated.compute())
+        if n_ref:
+            out["lip_audio_r_reference"] = float(self.reference.compute())
+        return out
+
+    def protocol(self) -> dict:
+        """The definition and its parameters."""
+        return {
+            "metric": "lip_audio",
+            "definition": "Pearson r of the inner-lip opening (iBUG 62-66) and the audio RMS per video frame",
+            "envelope": f"RMS of {SAMPLE_RATE // FPS} samples per frame at {SAMPLE_RATE} Hz",
+            "max_lag_frames": self.generated.max_lag,
+            "min_frames": self.generated.min_frames,
+            "visibility_threshold": VISIBILITY_THRESHOLD,
+            "aggregation": "mean over videos",
+            "score_reference": self.score_reference,
+        }
+
+    def metric_states(self) -> list[torchmetrics.Metric]:
+        """Generated and reference accumulators."""
+        return [self.generated, self.reference]
