@@ -47,7 +47,7 @@ def region_boxes(
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         half_w = max((x1 - x0) * expand, min_size) / 2
         half_h = max((y1 - y0) * expand, min_size) / 2
-        eps = 1e-6  # pixel edges: whole pixels touched by the box, robust to float round-off
+        eps = 1e-3  # pixel edges: whole pixels touched by the box, robust to float32 round-off
         px0, px1 = math.floor((cx - half_w) * width + eps), math.ceil((cx + half_w) * width - eps)
         py0, py1 = math.floor((cy - half_h) * height + eps), math.ceil((cy + half_h) * height - eps)
         px0, py0 = max(px0, 0), max(py0, 0)
