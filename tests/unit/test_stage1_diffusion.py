@@ -143,6 +143,7 @@ def _manual_ddim(net, diffusion, audio, cond, steps, guidance, seed, separate: b
             x0 = uncond_x0 + guidance * (cond_x0 - uncond_x0)
         else:
             x0 = cond_x0
+        x0 = x0.clamp(-1, 1)  # clipped x0, the noise direction re-derived from it
         x = scheduler.step(x0, t, x, eta=1.0, use_clipped_model_output=True, generator=generator).prev_sample
     visible = (x[..., 2:3] > 0.5).float()
     return torch.cat([x[..., :2].clamp(-1, 1) * visible, visible], dim=-1)

@@ -410,3 +410,16 @@ def test_load_reference_checkpoint_rejects_mismatches(tmp_path: Path) -> None:
         load_reference_checkpoint(tmp_path / "no_ema.pt", heads=4)
     with pytest.raises(FileNotFoundError, match="not found"):
         load_reference_checkpoint(tmp_path / "absent.pt")
+
+
+def test_pose_standardisation_is_saved_and_refused_by_the_reference_layout(tmp_path: Path) -> None:
+    net = SMGATransformer(**TINY).eval()
+    mean, std = torch.randn(134, 3) * 0.1, torch.rand(134, 3) * 0.2
+    net.set_pose_stats(mean, std)
+    assert abs(float(net.pose_std.min()) - 0.01) < 1e-6  # floored
+    pose = torch.randn(2, 5, 134, 3)
+    torch.testing.assert_close(net.denormalize_pose(net.normalize_pose(pose)), pose, rtol=1e-5, atol=1e-5)
+    net.save_pretrained(tmp_path)
+    torch.testing.assert_close(SMGATransformer.from_pretrained(tmp_path).pose_std, net.pose_std)
+    with pytest.raises(ValueError, match="standardises poses"):
+        to_reference_state_dict(net.state_dict())

@@ -178,6 +178,22 @@ class PoseAudioDataModule(pl.LightningDataModule):
         feats = np.concatenate(self.split_dataset("train").audio).astype(np.float64)
         return feats.mean(axis=0).astype(np.float32), feats.std(axis=0).astype(np.float32)
 
+    def pose_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-coordinate mean and std (134, 3) of the training poses in model space.
+
+        x, y over the frames where the point is visible (0 and 1 for points never visible); the visibility
+        channel is not standardised (mean 0, std 1): it stays a {0, 1} target thresholded at 0.5.
+        """
+        poses = np.concatenate(self.split_dataset("train").poses).astype(np.float64)  # (N, 134, 3)
+        visible = poses[..., 2:3] > 0.5
+        count = visible.sum(axis=0)
+        mean = np.where(count > 0, (poses[..., :2] * visible).sum(axis=0) / np.maximum(count, 1), 0.0)
+        var = (((poses[..., :2] - mean) ** 2) * visible).sum(axis=0) / np.maximum(count, 1)
+        std = np.where(count > 1, np.sqrt(var), 1.0)
+        mean3 = np.concatenate([mean, np.zeros_like(mean[:, :1])], axis=-1)
+        std3 = np.concatenate([std, np.ones_like(std[:, :1])], axis=-1)
+        return mean3.astype(np.float32), std3.astype(np.float32)
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self.split_dataset("train")

@@ -1,15 +1,19 @@
 """SMGA diffusion: x0-prediction with a cosine schedule through diffusers schedulers.
 
-* Training (:meth:`PoseDiffusion.training_losses`): t ~ U{0..N-1}, x_t = ``DDPMScheduler.add_noise``,
+* Diffusion space: the network's standardised pose space ``z = (x - mean) / std`` per coordinate
+  (``SMGATransformer.normalize_pose``; training-set statistics, identity until set, identity for the
+  reference layout). Without it the lips - whose opening varies by ~1 % of the frame - would weigh ~1/400
+  of a loss dominated by the hands, and a tiny model trained for minutes ignores the audio for them.
+* Training (:meth:`PoseDiffusion.training_losses`): t ~ U{0..N-1}, z_t = ``DDPMScheduler.add_noise``,
   audio dropped with ``cond_drop_prob`` (null embeddings, for classifier-free guidance), the network
-  predicts x0; the loss (below) is computed on x0.
+  predicts z0; the loss (below) is computed on z0.
 * Sampling (:meth:`PoseDiffusion.sample`): ``DDIMScheduler`` with ``steps`` and ``eta``, trailing
   timestep spacing (the first step starts at t = N-1 as in the original's ``linspace(-1, N-1, steps+1)``,
-  the last one lands on x0), x0 clipped to [-1, 1] (every channel of the model space - and of the
-  reference 402-d normalisation - lies in [-1, 1]) with the noise direction re-derived from the clipped
-  x0 (``use_clipped_model_output``, as the original). Classifier-free guidance is batched: one forward
-  on ``[x_t; x_t]`` with ``drop_audio = [False; True]``, ``x0 = uncond + w (cond - uncond)``; w = 1
-  runs the conditional branch alone. DDPM ancestral sampling is DDIM with eta = 1 and
+  the last one lands on x0), x0 clipped to [-1, 1] in model space (every channel of the model space -
+  and of the reference 402-d normalisation - lies in [-1, 1]) with the noise direction re-derived from
+  the clipped x0 (``use_clipped_model_output``, as the original). Classifier-free guidance is batched:
+  one forward on ``[x_t; x_t]`` with ``drop_audio = [False; True]``, ``x0 = uncond + w (cond - uncond)``;
+  w = 1 runs the conditional branch alone. DDPM ancestral sampling is DDIM with eta = 1 and
   ``steps = num_train_timesteps`` (the original's separate DDPM path was dead code).
 
 Loss, for model-space poses (B, T, 134, 3) with visibility v of the *target* (Delta = frame difference):
@@ -71,6 +75,15 @@ def _motion_terms(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, T
     return position, velocity, acceleration
 
 
+def _normalize(model: nn.Module, pose: Tensor) -> Tensor:
+    """Model space -> the model's standardised diffusion space (identity for models without one)."""
+    return model.normalize_pose(pose) if hasattr(model, "normalize_pose") else pose
+
+
+def _denormalize(model: nn.Module, pose: Tensor) -> Tensor:
+    return model.denormalize_pose(pose) if hasattr(model, "denormalize_pose") else pose
+
+
 class PoseDiffusion:
     """Noise schedule, losses and sampler of SMGA (holds schedulers only, no parameters).
 
@@ -116,8 +129,12 @@ class PoseDiffusion:
         """A DDIM scheduler with the training betas, set to ``steps`` trailing timesteps."""
         if not 1 <= steps <= self.num_train_timesteps:
             raise ValueError(f"PoseDiffusion: steps must be in 1..{self.num_train_timesteps}, got {steps}")
-        scheduler = DDIMScheduler.from_config(
-            self.scheduler.config, timestep_spacing="trailing", set_alpha_to_one=True, steps_offset=0
+        scheduler = DDIMScheduler.from_config(  # x0 is clipped in model space by sample(), not here
+            self.scheduler.config,
+            timestep_spacing="trailing",
+            set_alpha_to_one=True,
+            steps_offset=0,
+            clip_sample=False,
         )
         scheduler.set_timesteps(steps)
         return scheduler
@@ -153,9 +170,10 @@ class PoseDiffusion:
         drop_audio = (torch.rand(batch, generator=generator, device=draw_device) < self.cond_drop_prob).to(
             device
         )
-        noisy = self.scheduler.add_noise(x0, noise, timesteps)
-        pred = model(noisy, timesteps, audio, cond_pose, drop_audio=drop_audio)
-        return self.pose_losses(pred, x0)
+        z0 = _normalize(model, x0)
+        noisy = self.scheduler.add_noise(z0, noise, timesteps)
+        pred = model(noisy, timesteps, audio, _normalize(model, cond_pose), drop_audio=drop_audio)
+        return self.pose_losses(pred, z0)
 
     def pose_losses(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """The loss terms of predicted vs target x0 (shapes as ``x0`` of :meth:`training_losses`)."""
@@ -241,6 +259,7 @@ class PoseDiffusion:
         else:
             x = torch.randn(shape, generator=generator, device=audio.device, dtype=audio.dtype)
         scheduler = self.ddim_scheduler(steps)
+        cond_pose = _normalize(model, cond_pose)
         batched = guidance != 1.0
         if batched:
             audio2 = torch.cat([audio, audio])
@@ -257,9 +276,13 @@ class PoseDiffusion:
                 x0 = uncond_x0 + guidance * (cond_x0 - uncond_x0)
             else:
                 x0 = model(x, timesteps, audio, cond_pose)
+            # clip x0 to the data range in model space (every channel lies in [-1, 1]); the DDIM step then
+            # re-derives the noise from the clipped x0 (use_clipped_model_output, as the original)
+            x0 = _normalize(model, _denormalize(model, x0).clamp(-1.0, 1.0))
             x = scheduler.step(
                 x0, t, x, eta=eta, use_clipped_model_output=True, generator=generator
             ).prev_sample
+        x = _denormalize(model, x)
         if x.ndim == 4:
             visible = (x[..., 2:3] > 0.5).to(x.dtype)
             x = torch.cat([x[..., :2].clamp(-1.0, 1.0) * visible, visible], dim=-1)

@@ -46,6 +46,9 @@ class SMGALitModule(pl.LightningModule):
         sample_every_n_epochs: sample a validation window, log lip sync and a video every N epochs.
         sample_steps, guidance, eta: DDIM settings of those samples.
         audio_features: the extractor spec, recorded in the export for generation.
+        standardize_audio, standardize_pose: set the network's standardisation from the training data
+            before fitting (off = identity, the original's behaviour; the reference layout needs
+            ``standardize_pose=False`` to stay exportable in the original format).
     """
 
     def __init__(
@@ -60,6 +63,8 @@ class SMGALitModule(pl.LightningModule):
         guidance: float = 2.0,
         eta: float = 1.0,
         audio_features: str | dict = "baseline",
+        standardize_audio: bool = True,
+        standardize_pose: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -75,12 +80,15 @@ class SMGALitModule(pl.LightningModule):
         self.scheduler_factory = scheduler
 
     def setup(self, stage: str) -> None:
-        """Before fitting: standardise the audio with the training set's statistics (saved in the network;
-        a resumed checkpoint restores the same buffers)."""
+        """Before fitting: standardise audio and poses with the training set's statistics (saved in the
+        network, so the export carries them; a resumed checkpoint restores the same buffers)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if stage == "fit" and datamodule is not None and hasattr(datamodule, "audio_stats"):
-            mean, std = datamodule.audio_stats()
-            self.net.set_audio_stats(torch.from_numpy(mean), torch.from_numpy(std))
+        if stage != "fit" or datamodule is None:
+            return
+        if self.hparams.standardize_audio and hasattr(datamodule, "audio_stats"):
+            self.net.set_audio_stats(*map(torch.from_numpy, datamodule.audio_stats()))
+        if self.hparams.standardize_pose and hasattr(datamodule, "pose_stats"):
+            self.net.set_pose_stats(*map(torch.from_numpy, datamodule.pose_stats()))
 
     # ------------------------------------------------------------------ steps
     def _losses(

@@ -320,6 +320,11 @@ class SMGATransformer(ModelMixin, ConfigMixin):
         # weights so generation normalises exactly as training did. Identity until set.
         self.register_buffer("audio_mean", torch.zeros(audio_dim))
         self.register_buffer("audio_std", torch.ones(audio_dim))
+        # per-coordinate pose standardisation (training-set statistics, set_pose_stats): the diffusion runs
+        # on (pose - mean) / std (PoseDiffusion calls normalize_pose / denormalize_pose), so every
+        # coordinate - a lip as much as a hand - carries unit variance. Identity until set.
+        self.register_buffer("pose_mean", torch.zeros(pose_dim))
+        self.register_buffer("pose_std", torch.ones(pose_dim))
         self.audio_in = nn.Linear(audio_dim, width)
         self.audio_encoder = nn.ModuleList(
             AudioEncoderLayer(width, heads, ff_dim, dropout, rotary_mode, rotary_theta)
@@ -357,6 +362,36 @@ class SMGATransformer(ModelMixin, ConfigMixin):
             )
         self.audio_mean.copy_(mean.to(self.audio_mean))
         self.audio_std.copy_(std.clamp_min(eps).to(self.audio_std))
+
+    @torch.no_grad()
+    def set_pose_stats(self, mean: Tensor, std: Tensor, min_std: float = 0.01) -> None:
+        """Set the pose standardisation from per-coordinate statistics of the training poses.
+
+        Args:
+            mean: (n_keypoints, pose_channels) or (P,) mean in the network's input layout.
+            std: the same shape, standard deviation; floored at ``min_std`` (static or invisible
+                coordinates would otherwise be blown up).
+        """
+        mean, std = torch.as_tensor(mean).reshape(-1), torch.as_tensor(std).reshape(-1)
+        if mean.shape != (self.pose_dim,) or std.shape != (self.pose_dim,):
+            raise ValueError(
+                f"SMGATransformer.set_pose_stats: expected {self.pose_dim} values, got "
+                f"{tuple(mean.shape)} and {tuple(std.shape)}"
+            )
+        self.pose_mean.copy_(mean.to(self.pose_mean))
+        self.pose_std.copy_(std.clamp_min(min_std).to(self.pose_std))
+
+    def normalize_pose(self, pose: Tensor) -> Tensor:
+        """Model-space poses (..., n_keypoints, channels) or (..., P) -> the standardised diffusion space."""
+        shape = pose.shape
+        flat = pose.reshape(*shape[: -2 if self.config.input_layout == "model" else -1], self.pose_dim)
+        return ((flat - self.pose_mean) / self.pose_std).reshape(shape)
+
+    def denormalize_pose(self, pose: Tensor) -> Tensor:
+        """Inverse of :meth:`normalize_pose`."""
+        shape = pose.shape
+        flat = pose.reshape(*shape[: -2 if self.config.input_layout == "model" else -1], self.pose_dim)
+        return (flat * self.pose_std + self.pose_mean).reshape(shape)
 
     def _check_inputs(self, sample: Tensor, timestep: Tensor, audio: Tensor, cond_pose: Tensor) -> None:
         cfg = self.config
@@ -396,14 +431,15 @@ class SMGATransformer(ModelMixin, ConfigMixin):
         """Predict x0.
 
         Args:
-            sample: x_t, (B, T, n_keypoints, pose_channels) or (B, T, P) for ``reference402``; T <= window.
+            sample: x_t in the standardised space (:meth:`normalize_pose`), (B, T, n_keypoints,
+                pose_channels) or (B, T, P) for ``reference402``; T <= window.
             timestep: (B,) or scalar diffusion step in [0, num_train_timesteps).
             audio: (B, T, audio_dim) features at 25 fps, aligned with the frames of ``sample``.
-            cond_pose: (B, n_keypoints, pose_channels) or (B, P): the frame before the window.
+            cond_pose: (B, n_keypoints, pose_channels) or (B, P): the frame before the window, standardised.
             drop_audio: optional (B,) bool; True -> audio replaced by the null embeddings.
 
         Returns:
-            Predicted x0 with the shape of ``sample``.
+            Predicted x0 (standardised) with the shape of ``sample``.
         """
         timestep = torch.as_tensor(timestep, device=sample.device)
         self._check_inputs(sample, timestep, audio, cond_pose)

@@ -101,9 +101,10 @@ _IGNORED = re.compile(
 """Reference keys of modules the original creates but never uses, and its rotary frequency buffers."""
 
 
-_NOT_IN_REFERENCE = ("audio_mean", "audio_std")
-"""Buffers the original has no counterpart for: the audio standardisation (identity when loading a
-reference checkpoint; folded into ``cond_projection`` when writing one)."""
+_NOT_IN_REFERENCE = ("audio_mean", "audio_std", "pose_mean", "pose_std")
+"""Buffers the original has no counterpart for: the audio and pose standardisation (identity when loading
+a reference checkpoint; the audio one is folded into ``cond_projection`` when writing one, the pose one
+must be the identity then - the original diffuses the unstandardised 402-d vector)."""
 
 
 def reference_key(key: str) -> tuple[str, int | None]:
@@ -128,7 +129,15 @@ def to_reference_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tenso
     out: dict[str, Tensor] = {}
     packed: dict[str, list[Tensor | None]] = {}
     state_dict = dict(state_dict)
-    mean, std = (state_dict.pop(k, None) for k in _NOT_IN_REFERENCE)
+    pose_mean, pose_std = state_dict.pop("pose_mean", None), state_dict.pop("pose_std", None)
+    if (pose_mean is not None and bool(pose_mean.abs().max() > 0)) or (
+        pose_std is not None and bool((pose_std - 1).abs().max() > 0)
+    ):
+        raise ValueError(
+            "to_reference_state_dict: the network standardises poses (set_pose_stats); the original layout "
+            "diffuses unstandardised poses, so it cannot hold this network"
+        )
+    mean, std = state_dict.pop("audio_mean", None), state_dict.pop("audio_std", None)
     if mean is not None and std is not None:  # W ((a - m) / s) + b = (W / s) a + (b - W (m / s))
         weight, bias = state_dict["audio_in.weight"], state_dict["audio_in.bias"]
         state_dict["audio_in.weight"] = weight / std[None, :]
@@ -155,8 +164,8 @@ def from_reference_state_dict(
     used: set[str] = set()
     problems: list[str] = []
     for key, target in model.state_dict().items():
-        if key in _NOT_IN_REFERENCE:  # identity standardisation (fresh model buffers)
-            out[key] = (torch.zeros_like(target) if key == "audio_mean" else torch.ones_like(target)).clone()
+        if key in _NOT_IN_REFERENCE:  # identity standardisation
+            out[key] = torch.zeros_like(target) if key.endswith("_mean") else torch.ones_like(target)
             continue
         ref, chunk = reference_key(key)
         if ref not in reference:
