@@ -322,6 +322,8 @@ def _load_keypoints(path: Path, n_frames: int, max_frames: int | None) -> np.nda
         raise MetricInputError(
             f"{path}: keypoints must be (T, {NUM_KEYPOINTS}, {KEYPOINT_DIMS}), got shape {kp.shape}"
         )
+    if not np.isfinite(kp).all():
+        raise MetricInputError(f"{path}: keypoints contain NaN or inf")
     if max_frames is not None:
         kp = kp[:max_frames]
     return np.ascontiguousarray(kp, dtype=np.float32)

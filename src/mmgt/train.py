@@ -1,18 +1,26 @@
-"""``mmgt-train``: train a stage from an experiment file. Hydra config: ``conf/train.yaml``.
+"""``mmgt-train``: train a stage from an experiment file, optionally evaluate it. Config: ``conf/train.yaml``.
 
 Examples::
 
     mmgt-train experiment=smga_toy
     mmgt-train experiment=smga_toy trainer.max_steps=50 debug=default
+    mmgt-train experiment=smga_toy evaluate=stage1              # + generate the test split and score it
+    mmgt-train sweep=smga_face_weight                           # a Hydra multirun (conf/sweep)
 
-The run folder (``outputs/train/runs/<time>/``) receives checkpoints, TensorBoard events and the
-exported network (``export/``, ``save_pretrained`` format) that ``mmgt-generate`` loads.
+The run folder (``outputs/train/runs/<time>/``, multiruns ``outputs/train/multiruns/<time>/<overrides>/``)
+receives checkpoints, TensorBoard events (hyperparameters with the final metrics, for the HParams view),
+the exported network (``export/``, ``save_pretrained`` format, what ``mmgt-generate`` loads) and, with an
+``evaluate`` node, the generated test videos and ``results.json`` (mmgt-eval's results plus a ``run``
+block; docs/experiments.md). A failing job of a multirun writes ``results.json`` with ``status: failed``
+and the error, and the sweep goes on; a single run re-raises.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +29,12 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.evaluation import scalar_summary, write_run_results
 
 log = logging.getLogger("mmgt.train")
+
+SEED_KEYS = ("seed",)
+"""Overrides that select a repetition, not a configuration (left out of the run name)."""
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
@@ -32,17 +44,53 @@ def instantiate_list(cfg: DictConfig | None) -> list[Any]:
     return [hydra.utils.instantiate(c) for c in cfg.values() if c is not None and "_target_" in c]
 
 
+def job_overrides() -> list[str]:
+    """The task overrides of the running Hydra job ([] outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
+def run_info(cfg: DictConfig, status: str, seconds: float, error: str | None = None) -> dict[str, Any]:
+    """The ``run`` block of results.json: status, error, overrides, seed and the configuration name."""
+    overrides = job_overrides()
+    excluded = set(SEED_KEYS) | set(cfg.get("run_name_exclude") or [])
+    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
+    return {
+        "status": status,
+        "error": error,
+        "overrides": overrides,
+        "seed": int(cfg.seed),
+        "name": cfg.get("run_name") or (",".join(kept) if kept else "default"),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _hparams(cfg: DictConfig) -> dict[str, Any]:
+    """Every top-level node but the machine-specific ones, resolved (paths/hydra need a Hydra runtime)."""
+    out: dict[str, Any] = {}
+    for key in cfg:
+        if key not in ("paths", "hydra"):
+            node = cfg[key]
+            out[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return out
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (and optionally test) the configured model; export it. Returns metrics and paths.
+    """Fit (and optionally test and evaluate) the configured model; export it. Returns metrics and paths.
 
     Contract with the stages: the DataModule may expose ``model_kwargs`` (a dict, e.g. the audio feature
     size) that is passed to the model's constructor; a model with ``export(dir)`` is exported into
-    ``<run>/export`` after fitting (``save_pretrained`` format, what ``mmgt-generate`` loads).
+    ``<run>/export`` after fitting; ``cfg.evaluate`` (optional) builds a callable
+    ``evaluator(export_dir=, datamodule=, out_dir=) -> results dict`` (e.g. ``PoseEvaluation``).
     """
     if cfg.get("data") is None or cfg.get("model") is None:
         raise ValueError(
             "mmgt-train: choose an experiment (e.g. experiment=smga_toy): `data` and `model` are unset"
         )
+    started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
@@ -50,14 +98,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    # every top-level node but the machine-specific ones, resolved (paths/hydra need a Hydra runtime)
-    hparams: dict[str, Any] = {}
-    for key in cfg:
-        if key not in ("paths", "hydra"):
-            node = cfg[key]
-            hparams[key] = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-    for lg in trainer.loggers:
-        lg.log_hyperparams(hparams)
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -65,16 +105,50 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.test(model, datamodule=datamodule)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     result: dict[str, Any] = {"metrics": metrics, "output_dir": str(out_dir)}
-    if trainer.is_global_zero and hasattr(model, "export"):
+    if not trainer.is_global_zero:
+        return result
+    if hasattr(model, "export"):
         result["export"] = str(model.export(out_dir / "export"))
         log.info("exported %s", result["export"])
+    if cfg.get("evaluate") is not None:
+        if "export" not in result:
+            raise ValueError("mmgt-train: `evaluate` needs a model with export()")
+        evaluator = hydra.utils.instantiate(cfg.evaluate)
+        log.info("evaluating %s", result["export"])
+        results = evaluator(export_dir=result["export"], datamodule=datamodule, out_dir=out_dir)
+        info = run_info(cfg, "ok", time.perf_counter() - started)
+        result["results"] = str(write_run_results(out_dir, info, results))
+        metrics.update(scalar_summary(results))
+        result["summary"] = results.get("summary", {})
+    # hyperparameters with the final metrics: TensorBoard's HParams view compares the runs of a sweep
+    for lg in trainer.loggers:
+        lg.log_hyperparams(_hparams(cfg), metrics=metrics)
+        lg.finalize("success")
     return result
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
-    print(json.dumps(result, indent=2))
+    started = time.perf_counter()
+    try:
+        result = train(cfg)
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        info = run_info(cfg, "failed", time.perf_counter() - started, error)
+        info["traceback"] = traceback.format_exc()
+        path = write_run_results(cfg.paths.output_dir, info)
+        if not _is_multirun():
+            raise
+        log.error("job failed (recorded in %s; the sweep goes on): %s", path, error)
+        return None
+    print(json.dumps(result, indent=2, default=str))
     metric = cfg.get("optimized_metric")
     return result["metrics"].get(metric) if metric else None
 

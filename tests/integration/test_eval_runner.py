@@ -358,6 +358,9 @@ def test_bad_input_is_declared_or_an_error(tmp_path):
     write_video(ref / "broken.mp4", _frames(8))
     (gen / "broken.mp4").write_bytes(b"not a video at all" * 10)
     np.save(gen / "ok2.npy", np.zeros((T, 17, 3), np.float32))  # malformed keypoints: unreadable pair
+    write_video(ref / "nan.mp4", _frames(9))
+    write_video(gen / "nan.mp4", _frames(9))
+    np.save(gen / "nan.npy", np.full((T, 134, 3), np.nan, np.float32))  # NaN keypoints: unreadable too
 
     metrics = {"mad": MadAdapter(min_frames=5), "audio": AudioAdapter()}
     res = evaluate(gen, ref, metrics, progress=False, results_path=tmp_path / "r.json")
@@ -370,11 +373,13 @@ def test_bad_input_is_declared_or_an_error(tmp_path):
     assert kinds[("count", "mad")] == "input_error"
     assert kinds[("short", "mad")] == "skipped"
     assert kinds[("broken", None)] == "unreadable" and kinds[("ok2", None)] == "unreadable"
+    assert kinds[("nan", None)] == "unreadable"
     assert kinds[("ok", "audio")] == "skipped"  # no audio track, no wav: declared, never NaN
     reasons = {(s["video"], s["metric"]): s["reason"] for s in skips}
     assert "broken.mp4" in reasons[("broken", None)] and "(T, 134, 3)" in reasons[("ok2", None)]
+    assert "NaN" in reasons[("nan", None)]
     assert "vs reference" in reasons[("count", "mad")]
-    assert res["metrics"]["mad"]["n_videos"] == 3 and res["metrics"]["mad"]["n_skipped"] == 4
+    assert res["metrics"]["mad"]["n_videos"] == 3 and res["metrics"]["mad"]["n_skipped"] == 5
     # every video lacks audio: the metric fails visibly instead of reporting NaN
     assert res["metrics"]["audio"]["status"] == "failed" and "values" not in res["metrics"]["audio"]
     assert res["failed_metrics"] == ["audio"]

@@ -137,6 +137,11 @@ class PoseDiffusion:
             clip_sample=False,
         )
         scheduler.set_timesteps(steps)
+        # float64 schedule: with eta = 1 the step computes sqrt(1 - a_prev - sigma^2), mathematically ~a_t
+        # (~1e-9 at t = N-1 of the cosine schedule) but negative in float32 round-off -> NaN samples.
+        # 0-d float64 factors keep the samples' own dtype.
+        scheduler.alphas_cumprod = scheduler.alphas_cumprod.double()
+        scheduler.final_alpha_cumprod = torch.as_tensor(scheduler.final_alpha_cumprod, dtype=torch.float64)
         return scheduler
 
     # ------------------------------------------------------------------ training

@@ -1,0 +1,130 @@
+"""Scoring a training run's generated test videos with ``mmgt-eval``, and the run's ``results.json``.
+
+A stage's evaluator (``cfg.evaluate`` of ``mmgt-train``, e.g. :class:`mmgt.stage1.evaluate.PoseEvaluation`)
+generates the test split into ``<run>/generated`` and calls :func:`score_videos`, which runs the real
+``mmgt-eval`` CLI (``python -m mmgt_eval.cli``) in a subprocess: exactly the command users run on any
+folder of videos, isolated from the training process (its memory, its Hydra state, its failures). The
+results of control conditions (e.g. shuffled audio) are merged in under ``<metric>_<suffix>`` names by
+:func:`merge_results`. :func:`write_run_results` adds the ``run`` block the tables read (docs/experiments.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+
+
+class EvaluationFailed(RuntimeError):
+    """``mmgt-eval`` exited with an error (the message holds the end of its output)."""
+
+
+def score_videos(
+    generated: str | Path,
+    reference: str | Path | None,
+    metrics: Sequence[str],
+    results: str | Path,
+    pairing: str | Path = "name",
+    protocol: str = "default",
+    overrides: Sequence[str] = (),
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run ``mmgt-eval`` on a folder; returns its results dict (also written to ``results``).
+
+    Args:
+        generated: folder of generated videos (with companion keypoints / audio, see mmgt_eval.runner).
+        reference: folder of reference videos, or None.
+        metrics: names of ``conf/eval/metric/<name>.yaml``.
+        results: where mmgt-eval writes its JSON.
+        pairing: ``name`` or a pairing manifest (.jsonl / .csv).
+        protocol: ``conf/eval/protocol/<name>.yaml``.
+        overrides: further Hydra overrides of ``conf/eval.yaml`` (e.g. ``+metric_args.fid.batch_size=8``).
+
+    Raises:
+        EvaluationFailed: mmgt-eval failed before writing results (a metric that fails inside a run is
+            reported in the results instead, as ``status: failed``).
+    """
+    results = Path(results)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmgt_eval.cli",
+        f"generated={generated}",
+        f"reference={reference}" if reference is not None else "reference=null",
+        f"metrics=[{','.join(metrics)}]",
+        f"pairing={pairing}",
+        f"protocol={protocol}",
+        f"results={results}",
+        "tensorboard_dir=null",
+        "progress=false",
+        f"hydra.run.dir={results.parent / '.mmgt_eval'}",
+        *overrides,
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if not results.is_file():
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise EvaluationFailed(f"mmgt-eval on {generated} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(results.read_text())
+
+
+def merge_results(main: dict[str, Any], control: Mapping[str, Any], suffix: str) -> dict[str, Any]:
+    """Add a control condition's metrics to ``main`` as ``<metric>_<suffix>`` (summary keys likewise)."""
+    merged = dict(main)
+    merged["metrics"] = dict(main.get("metrics", {}))
+    merged["summary"] = dict(main.get("summary", {}))
+    for name, entry in control.get("metrics", {}).items():
+        merged["metrics"][f"{name}_{suffix}"] = entry
+        for key, value in entry.get("values", {}).items():
+            merged["summary"][f"{name}_{suffix}/{key}"] = value
+    merged.setdefault("controls", {})[suffix] = {
+        "generated_dir": control.get("generated_dir"),
+        "failed_metrics": control.get("failed_metrics", []),
+    }
+    return merged
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
+    """Write JSON via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_run_results(
+    out_dir: str | Path, run: Mapping[str, Any], results: Mapping[str, Any] | None = None
+) -> Path:
+    """``<out_dir>/results.json``: the evaluation results (if any) plus the ``run`` block."""
+    data = dict(results or {})
+    data["run"] = dict(run)
+    return write_json_atomic(Path(out_dir) / RESULTS_FILE, data)
+
+
+def scalar_summary(results: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numeric values of ``results["summary"]`` (for TensorBoard's HParams view)."""
+    out: dict[str, float] = {}
+    for key, value in (results.get("summary") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value == value and abs(value) != float("inf"):
+            out[f"eval/{key}"] = float(value)
+    return out
