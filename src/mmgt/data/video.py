@@ -1,0 +1,301 @@
+"""Stage II data: clips of F video frames with their poses, audio windows and a reference frame.
+
+A sample (all tensors; S = ``size``, F = ``frames``, W = 2 ``audio_margin`` + 1, (L, D) = feature shape)::
+
+    frames         (F, 3, S, S) float in [-1, 1]     the target frames
+    pose           (F, 3, S, S) float in [0, 1]      OpenPose-style rendering of their keypoints
+    keypoints      (F, 134, 3)                       stored layout (motion masks are computed from them)
+    ref_image      (3, S, S) float in [-1, 1]        the reference frame of the same clip
+    ref_keypoints  (134, 3)
+    audio          (F, W, L, D) float32              features of frames t-m .. t+m (clamped to the clip)
+    clip, start, ref                                 clip id, first frame, reference frame index
+
+``frames = 1`` is the image-level process (the reference is at least ``ref_margin`` frames away when the
+clip allows it, as Moore-AnimateAnyone's 25); video-level uses F > 1 and any reference frame. Training
+draws a random window and reference per item (``samples_per_clip`` items per clip and epoch); validation
+and test use fixed, evenly spaced windows and references, so their losses are comparable across epochs.
+Frames are resized to S when the store's size differs (area interpolation). Audio features come from the
+clip store's feature cache (:func:`mmgt.audio.load_or_compute_features`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
+from mmgt.clipstore import Clip, ClipStore
+from mmgt.render import draw_pose
+from mmgt.schema import FPS
+
+log = logging.getLogger(__name__)
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1:3] == (size, size):
+        return frames
+    if frames.shape[1] != frames.shape[2]:
+        raise ValueError(f"clip frames must be square, got {frames.shape[1:3]}")
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+class VideoClips(Dataset):
+    """Windows of F frames from a list of clips (see the module docstring).
+
+    Args:
+        clips: clips of one split (with video).
+        extractor: audio features (cached in the store under ``extractor.name``).
+        frames: frames per sample F.
+        size: frame side S.
+        audio_margin: m, the audio window is +-m frames.
+        ref_margin: minimum distance of the reference frame from the window (when possible).
+        pose_render: keyword arguments of :func:`mmgt.render.draw_pose` (e.g. ``draw_face``).
+        train: random windows (True) or fixed ones (False).
+        samples_per_clip: items per clip and epoch.
+        cache_videos: keep decoded (resized) videos in memory.
+        seed: fixed windows / references of the non-training splits.
+    """
+
+    def __init__(
+        self,
+        clips: list[Clip],
+        extractor: AudioFeatureExtractor,
+        frames: int,
+        size: int,
+        audio_margin: int = 2,
+        ref_margin: int = 0,
+        pose_render: dict[str, Any] | None = None,
+        train: bool = True,
+        samples_per_clip: int = 8,
+        cache_videos: bool = True,
+        cache_features: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.frames, self.size, self.margin, self.ref_margin = frames, size, audio_margin, ref_margin
+        self.pose_render = dict(pose_render or {})
+        self.train, self.samples_per_clip, self.cache_videos = train, samples_per_clip, cache_videos
+        self.clips: list[Clip] = []
+        self.keypoints: list[np.ndarray] = []
+        self.features: list[np.ndarray] = []
+        self.lengths: list[int] = []
+        self._videos: dict[int, np.ndarray] = {}
+        for clip in clips:
+            if not clip.has_video:
+                continue
+            kps = clip.keypoints()
+            feats = load_or_compute_features(clip, extractor, cache=cache_features)
+            n = min(len(kps), len(feats), int(clip.record.n_frames or len(kps)))
+            if n < frames:
+                log.warning("%s: %d frames < %d per sample, skipped", clip.dir, n, frames)
+                continue
+            self.clips.append(clip)
+            self.keypoints.append(kps[:n].astype(np.float32))
+            f = feats[:n].astype(np.float32)
+            self.features.append(f[:, None, :] if f.ndim == 2 else f)  # (T, L, D)
+            self.lengths.append(n)
+        if not self.clips:
+            raise ValueError(f"no clip has >= {frames} frames with video")
+        self.items = [(c, k) for c in range(len(self.clips)) for k in range(samples_per_clip)]
+        rng = np.random.default_rng(seed)
+        self.fixed = [self._draw(c, k, rng, fixed=True) for c, k in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _draw(self, c: int, k: int, rng: np.random.Generator, fixed: bool) -> tuple[int, int]:
+        n, f = self.lengths[c], self.frames
+        if fixed:
+            start = int(round(k * (n - f) / max(self.samples_per_clip - 1, 1)))
+        else:
+            start = int(rng.integers(0, n - f + 1))
+        far = [i for i in range(n) if i < start - self.ref_margin or i >= start + f + self.ref_margin]
+        ref = int(rng.choice(far)) if far else int(rng.integers(0, n))
+        return start, ref
+
+    def video(self, c: int) -> np.ndarray:
+        """(T, S, S, 3) uint8 frames of clip ``c`` (decoded once when ``cache_videos``)."""
+        if c in self._videos:
+            return self._videos[c]
+        frames = _resize(self.clips[c].video()[: self.lengths[c]], self.size)
+        if len(frames) < self.lengths[c]:
+            raise ValueError(f"{self.clips[c].video_path}: {len(frames)} frames, expected {self.lengths[c]}")
+        if self.cache_videos:
+            self._videos[c] = frames
+        return frames
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        c, k = self.items[i]
+        if self.train:  # torch's RNG: seeded per worker by Lightning's seed_everything(workers=True)
+            start, ref = self._draw(
+                c, k, np.random.default_rng(int(torch.randint(0, 2**31, ()))), fixed=False
+            )
+        else:
+            start, ref = self.fixed[i]
+        video = self.video(c)
+        window = slice(start, start + self.frames)
+        kps = self.keypoints[c][window]
+        pose = draw_pose(kps, self.size, **self.pose_render)
+        n = self.lengths[c]
+        index = np.clip(
+            np.arange(start, start + self.frames)[:, None] + np.arange(-self.margin, self.margin + 1),
+            0,
+            n - 1,
+        )
+
+        def to_float(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x)).movedim(-1, -3).float() / 127.5 - 1.0
+
+        return {
+            "frames": to_float(video[window]),
+            "pose": torch.from_numpy(np.ascontiguousarray(pose)).movedim(-1, -3).float() / 255.0,
+            "keypoints": torch.from_numpy(kps),
+            "ref_image": to_float(video[ref]),
+            "ref_keypoints": torch.from_numpy(self.keypoints[c][ref]),
+            "audio": torch.from_numpy(self.features[c][index]),
+            "clip": self.clips[c].record.id,
+            "start": start,
+            "ref": ref,
+        }
+
+
+class VideoDataModule(pl.LightningDataModule):
+    """Stage II samples from a clip store, split by the manifest.
+
+    Args:
+        root: clip-store folder (``mmgt-prep`` output).
+        size: frame side S of the model (frames are resized to it).
+        frames: frames per sample (1 = image-level process).
+        audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (``"baseline"`` for the toy;
+            ``{kind: wav2vec2, model_dir: ..., layers: all}`` for the original's (T, 12, 768)).
+        audio_margin: audio window +-m frames (2 in the original).
+        ref_margin: minimum distance of the reference from the window (25 for image-level in Moore).
+        pose_render: :func:`mmgt.render.draw_pose` options of the pose video (recorded in the export).
+        samples_per_clip / val_samples_per_clip: items per clip and epoch.
+        val_split: manifest split for validation; falls back to ``test`` when the store has none.
+        prepare: optional callable ``prepare(root)`` creating the store when it does not exist
+            (``prepare_data``; also called by :attr:`model_kwargs`, which needs the features' shape).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        size: int = 64,
+        frames: int = 1,
+        audio_features: str | dict = "baseline",
+        audio_margin: int = 2,
+        ref_margin: int = 0,
+        pose_render: dict[str, Any] | None = None,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        samples_per_clip: int = 8,
+        val_samples_per_clip: int = 2,
+        val_split: str = "val",
+        speakers: list[str] | None = None,
+        cache_videos: bool = True,
+        cache_features: bool = True,
+        seed: int = 0,
+        prepare: Callable[[Path], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False, ignore=["prepare"])
+        self.root = Path(root)
+        self.prepare = prepare
+        self.extractor = build_extractor(audio_features)
+        self.datasets: dict[str, VideoClips] = {}
+
+    @property
+    def fps(self) -> int:
+        return FPS
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """Feature shape (L, D) and the data facts generation needs (``mmgt-train`` passes them on)."""
+        shape = self.extractor.feature_shape()
+        layers, dim = (1, shape[0]) if len(shape) == 1 else shape
+        h = self.hparams
+        self.prepare_data()  # the model's pretrained stand-ins (toy VAE) may read the store
+        return {
+            "audio_layers": int(layers),
+            "audio_dim": int(dim),
+            "data_meta": {
+                "size": int(h.size),
+                "frames": int(h.frames),
+                "audio_features": h.audio_features,
+                "audio_margin": int(h.audio_margin),
+                "pose_render": dict(h.pose_render or {}),
+            },
+        }
+
+    def prepare_data(self) -> None:
+        """Create the clip store with ``prepare`` when it does not exist (multi-process safe writer)."""
+        if self.prepare is not None and not (self.root / "manifest.jsonl").is_file():
+            log.info("%s: no clip store, creating it", self.root)
+            self.prepare(self.root)
+
+    def _store(self) -> ClipStore:
+        if not (self.root / "manifest.jsonl").is_file():
+            raise FileNotFoundError(
+                f"{self.root}: no clip store here. Create one first, e.g. "
+                f"`mmgt-prep source=toy out={self.root}` (toy speakers) or `mmgt-prep source=videos ...`"
+            )
+        return ClipStore(self.root)
+
+    def split_dataset(self, split: str) -> VideoClips:
+        """The samples of one manifest split (built once)."""
+        if split not in self.datasets:
+            h = self.hparams
+            store = self._store()
+            clips = store.clips(split=split, speakers=h.speakers)
+            if split == h.val_split and not clips:
+                clips = store.clips(split="test", speakers=h.speakers)
+            if not clips:
+                raise ValueError(f"{self.root}: no ok clips in split {split!r}")
+            train = split == "train"
+            self.datasets[split] = VideoClips(
+                clips,
+                self.extractor,
+                frames=h.frames,
+                size=h.size,
+                audio_margin=h.audio_margin,
+                ref_margin=h.ref_margin,
+                pose_render=h.pose_render,
+                train=train,
+                samples_per_clip=h.samples_per_clip if train else h.val_samples_per_clip,
+                cache_videos=h.cache_videos,
+                cache_features=h.cache_features,
+                seed=h.seed,
+            )
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.split_dataset("train")
+            self.split_dataset(self.hparams.val_split)
+        if stage in (None, "test"):
+            self.split_dataset("test")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.split_dataset(split),
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.val_split, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,361 @@
+"""``Stage2LitModule``: both Stage II training processes with Lightning.
+
+* **image-level** (``conf/model/stage2/process/image.yaml``): single frames; ReferenceNet, denoiser (spatial
+  layers) and PoseGuider train; no audio.
+* **video-level** (``process/video.yaml``): clips of F frames; only the motion modules, the MM-HAA audio
+  branches and the AudioProjModel train; everything else is frozen (initialised from an image-level
+  export with ``init_from``, or from scratch for the toy).
+
+Which parameters train is a list of regular expressions over the component parameter names
+(``reference_net.…``, ``denoiser.unet.…``, ``pose_guider.…``, ``audio_proj.…``) minus the ``frozen`` list,
+minus the ReferenceNet parameters that cannot affect its states, minus the audio modules when the mask
+guidance uses no audio. Both processes share one ``model_step``.
+
+Diffusion (diffusers ``DDPMScheduler``; config ``noise_scheduler``): v-prediction, zero-SNR rescale,
+trailing timesteps; noise offset; min-SNR-γ loss weights (``compute_snr``: ``min(snr, γ) / (snr + 1)`` for
+v-prediction); condition dropout for classifier-free guidance (reference + image embedding together with
+``reference_drop``; audio tokens with ``audio_drop``). Gradient checkpointing (denoiser blocks,
+ReferenceNet) and bf16 autocast (``trainer.precision=bf16-mixed``); SDPA in every processor; optional
+8-bit AdamW (:func:`adamw`, GPU, ``bitsandbytes``).
+
+Logging: ``train/loss``, ``train/mse``, ``val/loss``, ``val/mse`` (validation noise and timesteps are fixed
+per batch, so the curve is comparable across epochs) and every ``sample_every_n_epochs`` a TensorBoard
+video ``val/sample``: generated | ground truth | pose with mask overlay.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+from diffusers.training_utils import compute_snr
+from torch import Tensor
+from transformers import CLIPVisionModelWithProjection
+
+from mmgt.schema import FPS, SAMPLE_RATE
+from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.audio_proj import AudioProjModel
+from mmgt.stage2.components import (
+    Stage2Components,
+    encode_frames,
+    image_embeddings,
+    tensor_to_frames,
+)
+from mmgt.stage2.denoiser import MMGTDenoiser
+from mmgt.stage2.guidance import MaskGuidance
+from mmgt.stage2.pipeline import DEFAULT_INFERENCE, Stage2Pipeline
+from mmgt.stage2.pose_guider import PoseGuider
+from mmgt.stage2.reference_net import ReferenceNet
+
+log = logging.getLogger(__name__)
+
+AUDIO_PARAMETERS: tuple[str, ...] = (r"^audio_proj\.", r"\.processor\.branches\.")
+"""Parameters of the audio path (frozen when the mask guidance uses no audio)."""
+
+
+def adamw(
+    params: Iterable[Tensor],
+    lr: float = 1e-5,
+    betas: Sequence[float] = (0.9, 0.999),
+    weight_decay: float = 1e-2,
+    eps: float = 1e-8,
+    eight_bit: bool = False,
+) -> torch.optim.Optimizer:
+    """AdamW, or bitsandbytes' 8-bit AdamW (``eight_bit``; GPU only, ``pip install bitsandbytes``)."""
+    if eight_bit:
+        try:
+            import bitsandbytes as bnb
+        except ImportError as e:
+            raise ImportError(
+                "optimizer eight_bit=true needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU; "
+                "use model/stage2/optimizer=adamw on CPU"
+            ) from e
+        return bnb.optim.AdamW8bit(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
+
+
+class Stage2LitModule(pl.LightningModule):
+    """Stage II training (one class for both processes; see the module docstring).
+
+    Args:
+        vae, image_encoder, reference_net, denoiser, pose_guider: the networks (built by Hydra through
+            :mod:`mmgt.stage2.loading`).
+        audio_proj: partial building the :class:`AudioProjModel` given ``audio_layers``, ``audio_dim`` and
+            ``window`` (2 ``audio_margin`` + 1).
+        audio_layers, audio_dim: per-frame audio feature shape (L, D) (from the DataModule).
+        data_meta: what generation needs to know about the data (size, audio features, audio margin,
+            pose rendering; from the DataModule), recorded in the export.
+        mask_guidance: the mask ablation (:mod:`mmgt.stage2.guidance`).
+        process: ``image`` or ``video`` (recorded in the export).
+        use_audio: feed audio tokens (video-level) or not (image-level).
+        trainable / frozen: regular expressions over component parameter names.
+        init_from: an earlier Stage II export whose ``init_parts`` initialise this model.
+        noise_scheduler: ``DDPMScheduler`` keyword arguments (also the inference schedule).
+        min_snr_gamma: γ of min-SNR weighting (None = uniform).
+        noise_offset: offset noise scale (per sample and channel, shared by the frames).
+        reference_drop / audio_drop: condition dropout probabilities (classifier-free guidance).
+        gradient_checkpointing: checkpoint the denoiser blocks and the ReferenceNet.
+        optimizer: partial taking ``params``; scheduler: optional partial taking ``optimizer``.
+        inference: generation defaults recorded in the export (steps, guidance_scale, context ...).
+        sample_every_n_epochs / sample_steps: TensorBoard sample videos (0 = off).
+    """
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        image_encoder: CLIPVisionModelWithProjection,
+        reference_net: ReferenceNet,
+        denoiser: MMGTDenoiser,
+        pose_guider: PoseGuider,
+        audio_proj: Callable[..., AudioProjModel],
+        audio_layers: int,
+        audio_dim: int,
+        data_meta: dict[str, Any],
+        mask_guidance: MaskGuidance,
+        process: str = "image",
+        use_audio: bool = False,
+        trainable: Sequence[str] = (r"^reference_net\.", r"^denoiser\.", r"^pose_guider\."),
+        frozen: Sequence[str] = (),
+        init_from: str | None = None,
+        init_parts: Sequence[str] = ("reference_net", "denoiser", "pose_guider"),
+        noise_scheduler: dict[str, Any] | None = None,
+        min_snr_gamma: float | None = 5.0,
+        noise_offset: float = 0.05,
+        reference_drop: float = 0.1,
+        audio_drop: float = 0.05,
+        gradient_checkpointing: bool = False,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        inference: dict[str, Any] | None = None,
+        sample_every_n_epochs: int = 5,
+        sample_steps: int = 10,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(
+            logger=False,
+            ignore=[
+                "vae",
+                "image_encoder",
+                "reference_net",
+                "denoiser",
+                "pose_guider",
+                "audio_proj",
+                "mask_guidance",
+            ],
+        )
+        self.components = Stage2Components(
+            vae=vae,
+            image_encoder=image_encoder,
+            reference_net=reference_net,
+            denoiser=denoiser,
+            pose_guider=pose_guider,
+            audio_proj=audio_proj(
+                audio_layers=audio_layers,
+                audio_dim=audio_dim,
+                window=2 * int(data_meta.get("audio_margin", 2)) + 1,
+            ),
+        )
+        if init_from:
+            from mmgt.stage2.loading import load_export_weights
+
+            load_export_weights(self.components, init_from, list(init_parts))
+            log.info("initialised %s from %s", ", ".join(init_parts), init_from)
+        self.mask_guidance = mask_guidance
+        self.use_audio = bool(use_audio) and mask_guidance.uses_audio
+        self.noise_scheduler = DDPMScheduler(**(noise_scheduler or {}))
+        self.optimizer_factory = optimizer or (lambda params: adamw(params))
+        self.scheduler_factory = scheduler
+        self.trainable_names = self._select_trainable(trainable, frozen)
+        if gradient_checkpointing:
+            self.components.denoiser.enable_gradient_checkpointing()
+            self.components.reference_net.enable_gradient_checkpointing()
+
+    # ------------------------------------------------------------------ parameters
+    def _select_trainable(self, trainable: Sequence[str], frozen: Sequence[str]) -> list[str]:
+        comps = self.components
+        unused = {f"reference_net.{n}" for n in comps.reference_net.unused_parameter_names()}
+        never = [*frozen] + ([] if self.use_audio else list(AUDIO_PARAMETERS))
+        names = []
+        for name, param in comps.named_parameters():
+            train = (
+                any(re.search(p, name) for p in trainable)
+                and not any(re.search(p, name) for p in never)
+                and name not in unused
+                and not name.startswith(("vae.", "image_encoder."))
+            )
+            param.requires_grad_(train)
+            if train:
+                names.append(name)
+        if not names:
+            raise ValueError(f"no trainable parameters match {list(trainable)} (minus {never})")
+        return names
+
+    def train(self, mode: bool = True) -> Stage2LitModule:
+        """Train mode for the networks being trained; the frozen encoders stay in eval mode."""
+        super().train(mode)
+        self.components.vae.eval()
+        self.components.image_encoder.eval()
+        return self
+
+    # ------------------------------------------------------------------ steps
+    def model_step(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Diffusion loss of a batch: frames (B, F, 3, S, S), pose (B, F, 3, S, S), ref_image (B, 3, S, S),
+        audio (B, F, W, L, D), keypoints (B, F, 134, 3), ref_keypoints (B, 134, 3)."""
+        comps, sched = self.components, self.noise_scheduler
+        frames = batch["frames"]
+        b, f = frames.shape[:2]
+        dev = frames.device
+
+        def rand(*shape: int) -> Tensor:
+            return torch.rand(*shape, generator=generator, device=dev)
+
+        latents = encode_frames(comps.vae, frames.flatten(0, 1)).unflatten(0, (b, f)).permute(0, 2, 1, 3, 4)
+        ref_latents = encode_frames(comps.vae, batch["ref_image"])
+        keep = rand(b) >= (self.hparams.reference_drop if generator is None else 0.0)
+        embeds = image_embeddings(comps.image_encoder, batch["ref_image"]) * keep[:, None, None]
+        states = comps.reference_net.write_states(ref_latents, embeds)
+        pose = comps.pose_guider(batch["pose"].permute(0, 2, 1, 3, 4))
+
+        tokens = masks = None
+        if self.use_audio:
+            tokens = comps.audio_proj(batch["audio"])  # (B, F, N, C)
+            audio_keep = rand(b) >= (self.hparams.audio_drop if generator is None else 0.0)
+            tokens = (tokens * audio_keep[:, None, None, None]).flatten(0, 1)
+            den = comps.denoiser
+            masks = self.mask_guidance(
+                batch["keypoints"],
+                batch["ref_keypoints"],
+                den.level_sizes(*latents.shape[-2:]),
+                den.mask_regions,
+            )
+        context = Stage2AttentionContext(
+            reference_states=states, reference_keep=keep, audio_tokens=tokens, region_masks=masks
+        )
+
+        noise = torch.randn(latents.shape, generator=generator, device=dev, dtype=latents.dtype)
+        if self.hparams.noise_offset:
+            offset = torch.randn((b, latents.shape[1], 1, 1, 1), generator=generator, device=dev)
+            noise = noise + self.hparams.noise_offset * offset
+        steps = sched.config.num_train_timesteps
+        t = torch.randint(0, steps, (b,), generator=generator, device=dev)
+        noisy = sched.add_noise(latents, noise, t)
+        if sched.config.prediction_type == "v_prediction":
+            target = sched.get_velocity(latents, noise, t)
+        elif sched.config.prediction_type == "epsilon":
+            target = noise
+        else:
+            raise ValueError(f"unsupported prediction_type {sched.config.prediction_type!r}")
+        pred = comps.denoiser(noisy, t, embeds, pose, context)
+        mse = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3, 4))  # (B,)
+        gamma = self.hparams.min_snr_gamma
+        if gamma:
+            snr = compute_snr(sched, t)
+            weight = snr.clamp(max=gamma)
+            weight = weight / (snr + 1) if sched.config.prediction_type == "v_prediction" else weight / snr
+        else:
+            weight = torch.ones_like(mse)
+        return {"loss": (mse * weight).mean(), "mse": mse.mean()}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        losses = self.model_step(batch)
+        bs = batch["frames"].shape[0]
+        self.log("train/loss", losses["loss"], batch_size=bs, prog_bar=True)
+        self.log("train/mse", losses["mse"], batch_size=bs)
+        return losses["loss"]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        gen = torch.Generator(device=batch["frames"].device).manual_seed(1000 + batch_idx)
+        losses = self.model_step(batch, generator=gen)
+        bs = batch["frames"].shape[0]
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True)
+        if batch_idx == 0 and self._sampling_epoch():
+            self._log_sample(batch)
+
+    def _sampling_epoch(self) -> bool:
+        n = self.hparams.sample_every_n_epochs
+        return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
+
+    @torch.no_grad()
+    def _log_sample(self, batch: dict[str, Any]) -> None:
+        """Generate the first validation sample; log generated | ground truth | pose with masks."""
+        writer = self._tb_writer()
+        if writer is None:
+            return
+        from mmgt.masks import MaskConfig, motion_masks
+        from mmgt.render import add_caption, overlay_masks, side_by_side
+        from mmgt.tb import add_video
+
+        pipe = self.pipeline()
+        kps = batch["keypoints"][0].float()
+        gen = pipe.generate(
+            batch["ref_image"][:1],
+            (batch["pose"][0] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu(),
+            batch["audio"][0][:, int(self.hparams.data_meta.get("audio_margin", 2))]
+            if self.use_audio
+            else None,
+            kps,
+            batch["ref_keypoints"][0].float(),
+            seed=0,
+            progress=False,
+            **{**pipe.inference, "steps": self.hparams.sample_steps},
+        )
+        truth = tensor_to_frames(batch["frames"][0].float().cpu()).numpy()
+        pose = tensor_to_frames(batch["pose"][0].float().cpu() * 2 - 1).numpy()
+        masks = motion_masks(kps.cpu(), pose.shape[1], MaskConfig()).numpy()
+        video = side_by_side(
+            add_caption(gen, "generated"), add_caption(truth, "ground truth"), overlay_masks(pose, masks)
+        )
+        add_video(writer, "val/sample", video, FPS, self.global_step)
+
+    def _tb_writer(self):  # noqa: ANN202
+        for logger in self.loggers:
+            if isinstance(logger, pl.loggers.TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.components.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ export / generation
+    def export_meta(self) -> dict[str, Any]:
+        """Generation metadata (``mmgt_stage2.json``)."""
+        h = self.hparams
+        return {
+            **dict(h.data_meta),
+            "process": h.process,
+            "use_audio": self.use_audio,
+            "mask_guidance": self.mask_guidance.config(),
+            "noise_scheduler": _clean_scheduler_config(dict(self.noise_scheduler.config)),
+            "inference": {**DEFAULT_INFERENCE, **(h.inference or {})},
+            "fps": FPS,
+            "sample_rate": SAMPLE_RATE,
+        }
+
+    def pipeline(self) -> Stage2Pipeline:
+        """A :class:`Stage2Pipeline` on the current weights (no copy)."""
+        return Stage2Pipeline(self.components, self.export_meta(), str(self.device))
+
+    def export(self, out_dir: str | Path) -> Path:
+        """``save_pretrained`` every component into ``out_dir`` plus ``mmgt_stage2.json``."""
+        from mmgt.stage2.loading import save_export
+
+        return save_export(self.components, out_dir, self.export_meta())
+
+
+def _clean_scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if not k.startswith("_")}

@@ -1,0 +1,357 @@
+"""``Stage2Pipeline``: reference image + poses (+ audio) -> video frames, any length.
+
+Usage::
+
+    pipe = Stage2Pipeline.from_pretrained("<run>/export")          # a Stage II export
+    frames = pipe(ref_image, keypoints, audio=audio)               # (T, S, S, 3) uint8
+
+Inputs: ``ref_image`` (H, W, 3) uint8 RGB (centre-cropped to a square and resized to the trained size S);
+``keypoints`` (T, 134, 3) stored layout (x, y in [0, 1]) - one pose per output frame, rendered to the pose
+video and turned into motion masks; ``audio`` (N,) float32 16 kHz (features computed with the export's
+extractor) or ``audio_features`` (T, ...) precomputed at 25 fps; ``ref_keypoints`` (134, 3) for the
+static-mask ablation (default: the first pose).
+
+Sampling (fixing the original's limits):
+
+* DDIM on the training schedule (v-prediction, zero-SNR rescale, trailing timesteps - one schedule for
+  training and inference);
+* the ReferenceNet runs once (t = 0); PoseGuider features, audio tokens and motion masks are computed once
+  for all frames and sliced per window;
+* any length: context windows of ``context_frames`` with ``context_overlap`` (:func:`context_windows`; no
+  wrap-around unless ``closed_loop``), noise predictions of overlapping windows averaged at every step,
+  ``context_batch`` windows per UNet call;
+* batched classifier-free guidance: the unconditional half has no reference attention, zero image
+  embedding and zero audio tokens (one guidance scale, as the original); ``guidance_scale = 1`` skips it;
+* VAE decoding in slices of ``decode_chunk`` frames; a tqdm bar over the denoising steps.
+
+``last_stats`` reports the UNet-frame evaluations per output frame (steps x CFG x window coverage).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+from torch import Tensor
+
+from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.components import (
+    Stage2Components,
+    audio_windows,
+    decode_latents,
+    encode_frames,
+    image_embeddings,
+    pose_to_tensor,
+    tensor_to_frames,
+)
+from mmgt.stage2.guidance import MaskGuidance, build_guidance
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INFERENCE: dict[str, Any] = {
+    "steps": 25,
+    "guidance_scale": 3.5,
+    "context_frames": 12,
+    "context_overlap": 4,
+    "context_batch": 1,
+    "closed_loop": False,
+    "decode_chunk": 8,
+}
+"""Inference defaults when the export's metadata has none."""
+
+
+def context_windows(n_frames: int, size: int, overlap: int, closed_loop: bool = False) -> list[list[int]]:
+    """Frame indices of the context windows covering ``n_frames``.
+
+    Windows of ``size`` frames start every ``size - overlap`` frames. Without ``closed_loop`` the last window
+    is aligned to the end (every window has ``size`` frames, none wraps round); with it, windows start at
+    0, stride, ... < n_frames and wrap round to the start (the original's "uniform" scheduler, which blends
+    the end of a video with its beginning). Clips of at most ``size`` frames are one window.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"need size >= 1 and 0 <= overlap < size, got size={size}, overlap={overlap}")
+    if n_frames <= size:
+        return [list(range(n_frames))]
+    stride = size - overlap
+    if closed_loop:
+        return [[(s + i) % n_frames for i in range(size)] for s in range(0, n_frames, stride)]
+    starts = list(range(0, n_frames - size + 1, stride))
+    if starts[-1] != n_frames - size:
+        starts.append(n_frames - size)
+    return [list(range(s, s + size)) for s in starts]
+
+
+def square_image(image: np.ndarray, size: int) -> Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, size, size) in [-1, 1]: centre crop to a square, area/bilinear resize."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"reference image must be (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
+    h, w = img.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = torch.from_numpy(np.ascontiguousarray(img[top : top + side, left : left + side])).permute(2, 0, 1)
+    x = x[None].float() / 127.5 - 1.0
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def make_scheduler(config: dict[str, Any]) -> DDIMScheduler:
+    """The inference DDIM scheduler on the training noise schedule (``noise_scheduler`` in the metadata)."""
+    return DDIMScheduler.from_config(
+        DDPMScheduler(**config).config, clip_sample=False, set_alpha_to_one=False
+    )
+
+
+class Stage2Pipeline:
+    """Stage II generation from a component set and its metadata (see the module docstring).
+
+    Args:
+        components: the six networks.
+        meta: the export metadata (``mmgt_stage2.json``): ``size``, ``audio_features``, ``audio_margin``,
+            ``pose_render``, ``noise_scheduler``, ``mask_guidance``, ``use_audio``, ``inference``.
+        device: where to run (default: the components' device).
+    """
+
+    def __init__(self, components: Stage2Components, meta: dict[str, Any], device: str | None = None) -> None:
+        self.components = components
+        self.meta = dict(meta)
+        self.device = torch.device(device) if device else next(components.parameters()).device
+        self.components.to(self.device)
+        self.guidance: MaskGuidance = build_guidance(self.meta["mask_guidance"])
+        self.inference = {**DEFAULT_INFERENCE, **self.meta.get("inference", {})}
+        self.last_stats: dict[str, Any] = {}
+        self._extractor: Any = None
+
+    @classmethod
+    def from_pretrained(cls, export_dir: str | Path, device: str = "cpu") -> Stage2Pipeline:
+        """Load a Stage II export folder (``<run>/export`` of ``mmgt-train``)."""
+        from mmgt.stage2.loading import load_export
+
+        components, meta = load_export(export_dir, device)
+        return cls(components, meta, device)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def size(self) -> int:
+        return int(self.meta["size"])
+
+    @property
+    def use_audio(self) -> bool:
+        return bool(self.meta.get("use_audio", True)) and self.guidance.uses_audio
+
+    def audio_features(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
+        """(N,) float32 16 kHz audio -> (n_frames, ...) features with the export's extractor."""
+        if self._extractor is None:
+            from mmgt.audio import build_extractor
+
+            self._extractor = build_extractor(self.meta["audio_features"])
+        return self._extractor(audio, n_frames=n_frames)
+
+    def render_pose(self, keypoints: np.ndarray) -> np.ndarray:
+        """(T, 134, 3) stored keypoints -> (T, S, S, 3) uint8 pose frames (the training rendering)."""
+        from mmgt.render import draw_pose
+
+        return draw_pose(keypoints, self.size, **self.meta.get("pose_render", {}))
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(
+        self,
+        ref_image: np.ndarray,
+        keypoints: np.ndarray,
+        audio: np.ndarray | None = None,
+        audio_features: np.ndarray | None = None,
+        ref_keypoints: np.ndarray | None = None,
+        *,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        context_frames: int | None = None,
+        context_overlap: int | None = None,
+        context_batch: int | None = None,
+        closed_loop: bool | None = None,
+        decode_chunk: int | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints); arguments override the export defaults."""
+        kps = np.asarray(keypoints, np.float32)
+        if kps.ndim != 3 or kps.shape[1:] != (134, 3):
+            raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
+        n = len(kps)
+        opts = dict(self.inference)
+        for key, value in (
+            ("steps", steps),
+            ("guidance_scale", guidance_scale),
+            ("context_frames", context_frames),
+            ("context_overlap", context_overlap),
+            ("context_batch", context_batch),
+            ("closed_loop", closed_loop),
+            ("decode_chunk", decode_chunk),
+        ):
+            if value is not None:
+                opts[key] = value
+        feats = None
+        if self.use_audio:
+            if audio_features is None:
+                if audio is None:
+                    raise ValueError("Stage2Pipeline: give audio or audio_features (the model uses audio)")
+                audio_features = self.audio_features(audio, n)
+            feats = torch.as_tensor(np.asarray(audio_features, np.float32))
+            if len(feats) < n:
+                raise ValueError(f"audio features cover {len(feats)} frames, the poses {n}")
+            feats = feats[:n]
+        ref_kps = kps[0] if ref_keypoints is None else np.asarray(ref_keypoints, np.float32)
+        pose_frames = self.render_pose(kps)
+        return self.generate(
+            square_image(ref_image, self.size),
+            torch.from_numpy(pose_frames),
+            feats,
+            torch.from_numpy(kps),
+            torch.from_numpy(ref_kps),
+            seed=seed,
+            progress=progress,
+            **opts,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        ref_image: Tensor,
+        pose_frames: Tensor,
+        audio_features: Tensor | None,
+        keypoints: Tensor,
+        ref_keypoints: Tensor,
+        *,
+        steps: int,
+        guidance_scale: float,
+        context_frames: int,
+        context_overlap: int,
+        context_batch: int = 1,
+        closed_loop: bool = False,
+        decode_chunk: int = 8,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> np.ndarray:
+        """Tensor-level generation (also used for the training samples).
+
+        Args:
+            ref_image: (1, 3, S, S) in [-1, 1].
+            pose_frames: (T, S, S, 3) uint8 rendered poses.
+            audio_features: (T, L, D) or (T, D) per-frame features, or None (no audio).
+            keypoints: (T, 134, 3) stored layout; ref_keypoints: (134, 3).
+
+        Returns:
+            (T, S, S, 3) uint8 frames.
+        """
+        from tqdm.auto import tqdm
+
+        comps, dev = self.components, self.device
+        den = comps.denoiser
+        n = pose_frames.shape[0]
+        cfg = guidance_scale != 1.0
+        scheduler = make_scheduler(self.meta["noise_scheduler"])
+        scheduler.set_timesteps(int(steps), device=dev)
+
+        # once: reference, pose features, audio tokens, masks
+        ref = ref_image.to(dev)
+        ref_latent = encode_frames(comps.vae, ref)
+        embeds = image_embeddings(comps.image_encoder, ref)
+        states = comps.reference_net.write_states(ref_latent, embeds)
+        h, w = ref_latent.shape[-2:]
+        pose = torch.cat(
+            [
+                comps.pose_guider(
+                    pose_to_tensor(pose_frames[i : i + decode_chunk]).to(dev).movedim(0, 1)[None]
+                )
+                for i in range(0, n, decode_chunk)
+            ],
+            dim=2,
+        )  # (1, C0, T, h, w)
+        tokens = None
+        masks = None
+        if audio_features is not None and self.use_audio:
+            windows = audio_windows(audio_features.to(dev), int(self.meta.get("audio_margin", 2)))[None]
+            tokens = torch.cat([comps.audio_proj(windows[:, i : i + 64]) for i in range(0, n, 64)], dim=1)[
+                0
+            ]  # (T, N, C)
+            masks = self.guidance(
+                keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), den.mask_regions
+            )
+
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        latents = torch.randn((1, den.latent_channels, n, h, w), generator=gen).to(dev)
+        latents = latents * scheduler.init_noise_sigma
+        windows_idx = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
+        evals = 0
+        bar = tqdm(scheduler.timesteps, desc="stage2 denoising", unit="step", disable=not progress)
+        for t in bar:
+            acc = torch.zeros_like(latents)
+            count = torch.zeros(n, device=dev)
+            for b in range(0, len(windows_idx), int(context_batch)):
+                group = windows_idx[b : b + int(context_batch)]
+                idx = torch.tensor(group, device=dev)  # (nw, F)
+                nw, f = idx.shape
+                flat = idx.flatten()
+                lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)
+                pose_w = pose[0][:, idx].permute(1, 0, 2, 3, 4)
+                emb_w = embeds.expand(nw, -1, -1)
+                states_w = {k: v.expand(nw, -1, -1) for k, v in states.items()}
+                tok_w = None if tokens is None else tokens[flat]
+                mask_w = None if masks is None else masks.select(flat)
+                keep = torch.ones(nw, dtype=torch.bool, device=dev)
+                if cfg:
+                    lat = torch.cat([lat, lat])
+                    pose_w = torch.cat([pose_w, pose_w])
+                    emb_w = torch.cat([torch.zeros_like(emb_w), emb_w])
+                    states_w = {k: torch.cat([v, v]) for k, v in states_w.items()}
+                    keep = torch.cat([torch.zeros_like(keep), keep])
+                    tok_w = None if tok_w is None else torch.cat([torch.zeros_like(tok_w), tok_w])
+                    mask_w = None if mask_w is None else mask_w.repeat(2)
+                context = Stage2AttentionContext(
+                    reference_states=states_w, reference_keep=keep, audio_tokens=tok_w, region_masks=mask_w
+                )
+                pred = den(scheduler.scale_model_input(lat, t), t, emb_w, pose_w, context)
+                evals += pred.shape[0] * f
+                if cfg:
+                    uncond, cond = pred.chunk(2)
+                    pred = uncond + guidance_scale * (cond - uncond)
+                for j in range(nw):
+                    acc[0][:, idx[j]] += pred[j]
+                    count[idx[j]] += 1
+            latents = scheduler.step(acc / count.view(1, 1, n, 1, 1), t, latents).prev_sample
+
+        flat_latents = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
+        frames = torch.cat(
+            [
+                tensor_to_frames(decode_latents(comps.vae, flat_latents[i : i + decode_chunk]).cpu())
+                for i in range(0, n, decode_chunk)
+            ]
+        )
+        self.last_stats = {
+            "frames": n,
+            "steps": int(steps),
+            "windows": len(windows_idx),
+            "cfg": cfg,
+            "unet_frame_evals": evals,
+            "unet_frame_evals_per_frame": evals / n,
+        }
+        return frames.numpy()
+
+
+def reference_evals_per_frame(
+    n_frames: int = 80, steps: int = 30, context: int = 12, overlap: int = 4, cfg: bool = True
+) -> float:
+    """UNet-frame evaluations per output frame of the original sampler (closed-loop windows)."""
+    windows = context_windows(n_frames, context, overlap, closed_loop=True)
+    return steps * (2 if cfg else 1) * sum(len(w) for w in windows) / n_frames
+
+
+__all__: Sequence[str] = ("Stage2Pipeline", "context_windows", "reference_evals_per_frame", "square_image")
