@@ -35,6 +35,8 @@ log = logging.getLogger("mmgt.train")
 
 SEED_KEYS = ("seed",)
 """Overrides that select a repetition, not a configuration (left out of the run name)."""
+NOT_CONFIG_KEYS = ("sweep",)
+"""Overrides that name how runs were launched, not what they are (left out of the run name)."""
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
@@ -56,7 +58,7 @@ def job_overrides() -> list[str]:
 def run_info(cfg: DictConfig, status: str, seconds: float, error: str | None = None) -> dict[str, Any]:
     """The ``run`` block of results.json: status, error, overrides, seed and the configuration name."""
     overrides = job_overrides()
-    excluded = set(SEED_KEYS) | set(cfg.get("run_name_exclude") or [])
+    excluded = set(SEED_KEYS) | set(NOT_CONFIG_KEYS) | set(cfg.get("run_name_exclude") or [])
     kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
     return {
         "status": status,
