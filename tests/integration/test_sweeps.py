@@ -1,0 +1,128 @@
+"""Sweeps for real, through the CLI: a Hydra multirun whose failing jobs are recorded while the others
+finish, run folders named by their overrides, results.json + TensorBoard hparams per job, mmgt-table over
+the sweep; the submitit_local launcher; a 2-process CPU DDP training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mmgt.io import probe_video
+
+TINY = [  # Stage I on a tiny toy store (2 speakers x 3 clips x 4 s: 1 test clip each), a few steps
+    "experiment=smga_toy",
+    "evaluate=stage1",
+    "data.prepare.n_speakers=2",
+    "data.prepare.clips_per_speaker=3",
+    "data.prepare.seconds=4",
+    "data.prepare.size=32",
+    "data.batch_size=8",
+    "data.stride=40",
+    "trainer.max_steps=3",
+    "trainer.enable_progress_bar=false",
+    "model.sample_every_n_epochs=0",
+    "evaluate.steps=2",
+    "evaluate.size=64",
+    "evaluate.metrics=[lip_audio,bas]",
+]
+
+
+def _run(args: list[str], tmp_path: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "mmgt.train", *TINY, f"paths.data_dir={tmp_path / 'data'}"]
+    cmd += [f"paths.log_dir={tmp_path / 'logs'}", *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    return proc
+
+
+def _sweep_dir(tmp_path: Path) -> Path:
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    return sweep
+
+
+def _hparams_metrics(run: Path) -> set[str]:
+    """Metric tags declared in the TensorBoard hparams summaries of a run."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    tags: set[str] = set()
+    for events in (run / "tensorboard").rglob("events.out.tfevents*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        for _, content in acc.PluginTagToContent("hparams").items():
+            data = plugin_data_pb2.HParamsPluginData.FromString(content)
+            tags |= {m.name.tag for m in data.experiment.metric_infos}
+    return tags
+
+
+@pytest.mark.slow
+def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -> None:
+    proc = _run(["-m", "model.net.stacking=both,nonsense", "seed=0,1"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep = _sweep_dir(tmp_path)
+    jobs = {p.name: p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    expected = {f"model.net.stacking={s},seed={k}" for s in ("both", "nonsense") for k in (0, 1)}
+    assert expected <= set(jobs), sorted(jobs)
+    for seed in (0, 1):
+        ok = json.loads((jobs[f"model.net.stacking=both,seed={seed}"] / "results.json").read_text())
+        assert ok["run"]["status"] == "ok" and ok["run"]["seed"] == seed
+        assert ok["run"]["name"] == "model.net.stacking=both"
+        assert "lip_audio/lip_audio_r" in ok["summary"] and "lip_audio_shuffled/lip_audio_r" in ok["summary"]
+        bad = json.loads((jobs[f"model.net.stacking=nonsense,seed={seed}"] / "results.json").read_text())
+        assert bad["run"]["status"] == "failed" and "stacking" in bad["run"]["error"]
+    run = jobs["model.net.stacking=both,seed=0"]
+    video = next((run / "generated").rglob("*.mp4"))
+    assert probe_video(video).has_audio and video.with_suffix(".npy").is_file()
+    assert (run / "export" / "config.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert "eval/lip_audio/lip_audio_r" in _hparams_metrics(run)  # the HParams view can compare the sweep
+
+    table = subprocess.run(
+        [sys.executable, "-m", "mmgt_eval.table", f"runs={sweep}", "metrics=[lip_audio/lip_audio_r]"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "model.net.stacking=both" in table.stdout and "±" in table.stdout
+    assert "nonsense" in table.stdout and "failed" in table.stdout
+    assert (sweep / "table.md").is_file() and (sweep / "table.csv").is_file()
+
+
+@pytest.mark.slow
+def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    proc = _run(["-m", "hydra/launcher=submitit_local", "seed=0,1", "evaluate=null"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep = _sweep_dir(tmp_path)
+    for seed in (0, 1):
+        job = sweep / f"seed={seed}"
+        assert (job / "export" / "config.json").is_file(), sorted(p.name for p in sweep.iterdir())
+    assert list((sweep / ".submitit").rglob("*_log.out"))  # the jobs ran under submitit
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_training(tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    proc = _run(
+        [
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "trainer.sync_batchnorm=false",
+            "evaluate=null",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (run / "export" / "config.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (
+        "world_size=2" in proc.stdout + proc.stderr
+        or "WORLD_SIZE: 2" in proc.stdout + proc.stderr
+        or ("distributed_backend=gloo" in proc.stdout + proc.stderr)
+    )
