@@ -1,6 +1,19 @@
-"""``mmgt-generate``: speech audio + a reference person -> pose sequence, motion masks (and video).
+"""``mmgt-generate``: speech audio + a reference person -> pose sequence, motion masks and video.
 
-Example (Stage I)::
+Both stages (``stage=full``, the default; Stage I poses, then the Stage II video with the audio muxed in)::
+
+    mmgt-generate audio=speech.flac ref_image=person.png pose_model=<smga run>/export \
+        video_model=<stage2 run>/export out=video.mp4
+
+Stage II from given poses (``keypoints`` (T, 134, 3) .npy, e.g. a Stage I ``keypoints.npy``)::
+
+    mmgt-generate stage=video audio=speech.flac ref_image=person.png keypoints=poses.npy \
+        video_model=<stage2 run>/export out=video.mp4
+
+Both write ``out`` (T = round(duration x 25) frames at 25 fps, the input audio muxed in) and the poses
+beside it (``<out stem>.keypoints.npy``).
+
+Stage I only::
 
     mmgt-generate stage=pose audio=speech.flac ref_image=person.png pose_model=<run>/export out=outputs/gen
 
@@ -87,7 +100,106 @@ def generate_pose(cfg: DictConfig) -> dict[str, Any]:
     return {"frames": int(len(kps)), "seconds": len(audio) / SAMPLE_RATE, "out": str(out)}
 
 
-STAGES: dict[str, Callable[[DictConfig], dict[str, Any]]] = {"pose": generate_pose}
+def _video_path(out: str | Path) -> Path:
+    """``out=FILE.mp4`` -> that file; a folder -> ``<folder>/video.mp4``."""
+    p = Path(out)
+    if p.suffix.lower() != ".mp4":
+        p = p / "video.mp4"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _video_options(cfg: DictConfig) -> dict[str, Any]:
+    """Stage II sampling overrides of the config (null keys keep the export's defaults)."""
+    keys = ("video_steps", "video_guidance", "context_frames", "context_overlap", "context_batch")
+    names = ("steps", "guidance_scale", "context_frames", "context_overlap", "context_batch")
+    return {n: cfg.get(k) for k, n in zip(keys, names, strict=True) if cfg.get(k) is not None}
+
+
+def _write_stage2(cfg: DictConfig, frames: np.ndarray, kps: np.ndarray, audio: np.ndarray) -> dict[str, Any]:
+    from mmgt.io import write_video
+    from mmgt.schema import FPS, SAMPLE_RATE
+
+    path = _video_path(cfg.out)
+    write_video(path, frames, fps=FPS, audio=audio)
+    np.save(path.with_suffix(".keypoints.npy"), kps)
+    return {
+        "frames": int(len(frames)),
+        "seconds": len(audio) / SAMPLE_RATE,
+        "out": str(path),
+        "keypoints": str(path.with_suffix(".keypoints.npy")),
+    }
+
+
+def generate_video(cfg: DictConfig) -> dict[str, Any]:
+    """Stage II with given poses: ``keypoints=FILE.npy`` (T, 134, 3) + audio + reference image -> mp4.
+
+    The output has T = round(duration x 25) frames: poses are trimmed, or their last frame repeated, to
+    the audio's length; the input audio is muxed in.
+    """
+    from mmgt.io import read_audio
+    from mmgt.pipeline import read_image
+    from mmgt.schema import num_frames_for_samples, validate_keypoints
+    from mmgt.stage2.pipeline import Stage2Pipeline
+
+    if not cfg.get("keypoints"):
+        raise ValueError(
+            "mmgt-generate stage=video: give keypoints=FILE.npy ((T, 134, 3) poses, e.g. Stage I's)"
+        )
+    kps = np.load(cfg.keypoints)
+    validate_keypoints(kps, cfg.keypoints)
+    if kps.ndim != 3:
+        raise ValueError(f"{cfg.keypoints}: expected (T, 134, 3) poses, got {kps.shape}")
+    audio = read_audio(cfg.audio)
+    n = max(1, num_frames_for_samples(len(audio)))
+    kps = np.concatenate([kps[:n], np.repeat(kps[-1:], max(0, n - len(kps)), axis=0)]).astype(np.float32)
+    ref_pose = reference_pose(None, cfg.ref_keypoints) if cfg.get("ref_keypoints") else kps[0]
+    pipe = Stage2Pipeline.from_pretrained(cfg.video_model, cfg.device)
+    frames = pipe(
+        read_image(cfg.ref_image),
+        kps,
+        audio=audio,
+        ref_keypoints=ref_pose,
+        seed=cfg.seed,
+        **_video_options(cfg),
+    )
+    return {**_write_stage2(cfg, frames, kps, audio), "stats": pipe.last_stats}
+
+
+def generate_full(cfg: DictConfig) -> dict[str, Any]:
+    """Both stages: audio + reference image -> Stage I poses (``pose_model``) -> video (``video_model``)."""
+    from mmgt.io import read_audio
+    from mmgt.pipeline import generate_from_audio, read_image
+    from mmgt.stage2.pipeline import Stage2Pipeline
+
+    audio = read_audio(cfg.audio)
+    ref_pose = reference_pose(cfg.ref_image, cfg.ref_keypoints)
+    pipe = Stage2Pipeline.from_pretrained(cfg.video_model, cfg.device)
+    frames, kps = generate_from_audio(
+        audio,
+        read_image(cfg.ref_image),
+        ref_pose,
+        cfg.pose_model,
+        pipe,
+        device=cfg.device,
+        pose_options={
+            "steps": cfg.steps,
+            "guidance": cfg.guidance,
+            "eta": cfg.eta,
+            "best_of": cfg.best_of,
+            "seam": cfg.seam,
+        },
+        video_options=_video_options(cfg),
+        seed=cfg.seed,
+    )
+    return {**_write_stage2(cfg, frames, kps, audio), "stats": pipe.last_stats}
+
+
+STAGES: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
+    "pose": generate_pose,
+    "video": generate_video,
+    "full": generate_full,
+}
 """``stage=<name>`` -> the function that runs it on the composed config."""
 
 

@@ -41,7 +41,7 @@ def _resize(frames: np.ndarray, size: int) -> np.ndarray:
 def fit_toy_vae(
     frames: np.ndarray,
     config: Mapping[str, Any],
-    steps: int = 600,
+    steps: int = 800,
     batch_size: int = 16,
     crop: int | None = 32,
     lr: float = 3e-3,
@@ -93,7 +93,7 @@ def load_or_fit_toy_vae(
     store: str | Path,
     size: int,
     config: Mapping[str, Any],
-    steps: int = 600,
+    steps: int = 800,
     crop: int | None = 32,
     frame_stride: int = 2,
     seed: int = 0,

@@ -1,0 +1,165 @@
+"""End-to-end MMGT generation: the only place that chains Stage I and Stage II.
+
+* :func:`generate_from_audio` - speech audio + reference image (+ its pose) -> Stage I keypoints (any
+  length) -> Stage II video frames; what ``mmgt-generate stage=full`` runs.
+* :func:`generate_clip` / :func:`generate_split` - Stage II on the clips of a clip store with their own
+  (ground-truth) poses and audio and a reference frame of the clip: videos named ``<speaker>/<id>.mp4``
+  (audio muxed, keypoints ``.npy`` beside), paired by name with the store's ``<speaker>/<id>/video.mp4`` by
+  ``mmgt-eval``. This is how a trained Stage II is scored (PSNR/SSIM/LPIPS/FID/FVD).
+
+The two stages meet only in :mod:`mmgt.schema`'s keypoint layout: Stage I writes (T, 134, 3) stored
+keypoints, Stage II renders them to the pose video and turns them into motion masks itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmgt.schema import FPS, SAMPLE_RATE, num_frames_for_samples
+
+log = logging.getLogger(__name__)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file -> (H, W, 3) uint8 RGB; a clear error naming the file when it cannot be read."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: reference image not found")
+    img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{p}: not a readable image (png / jpg / ...)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def stage1_keypoints(
+    pose_model: str | Path,
+    audio: np.ndarray,
+    ref_pose: np.ndarray,
+    n_frames: int,
+    device: str = "cpu",
+    steps: int | None = None,
+    guidance: float | None = None,
+    eta: float | None = None,
+    best_of: int = 1,
+    seam: int = 3,
+    seed: int = 0,
+) -> np.ndarray:
+    """Stage I (a ``mmgt-train experiment=smga_toy`` export): audio (N,) + reference pose (134, 3) ->
+    keypoints (n_frames, 134, 3) in the stored layout."""
+    from mmgt.audio import build_extractor
+    from mmgt.stage1.generate import generate_pose_sequence, load_exported
+
+    net, diffusion, meta = load_exported(pose_model, device)
+    feats = build_extractor(meta["audio_features"])(audio, n_frames=n_frames)
+    return generate_pose_sequence(
+        net,
+        diffusion,
+        feats,
+        ref_pose,
+        n_frames=n_frames,
+        steps=steps or meta.get("sample_steps", 50),
+        guidance=guidance if guidance is not None else meta.get("guidance", 2.0),
+        eta=eta if eta is not None else meta.get("eta", 1.0),
+        best_of=best_of,
+        seam=seam,
+        seed=seed,
+    )
+
+
+def generate_from_audio(
+    audio: np.ndarray,
+    ref_image: np.ndarray,
+    ref_pose: np.ndarray,
+    pose_model: str | Path,
+    video_model: str | Path | Any,
+    device: str = "cpu",
+    pose_options: dict[str, Any] | None = None,
+    video_options: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both stages: audio (N,) 16 kHz + reference image (H, W, 3) uint8 and its pose (134, 3).
+
+    Args:
+        video_model: a Stage II export folder or a loaded :class:`~mmgt.stage2.pipeline.Stage2Pipeline`.
+        pose_options / video_options: keyword arguments of :func:`stage1_keypoints` / the pipeline call.
+
+    Returns:
+        frames (T, S, S, 3) uint8 and keypoints (T, 134, 3), T = round(duration x 25).
+    """
+    from mmgt.stage2.pipeline import Stage2Pipeline
+
+    n_frames = max(1, num_frames_for_samples(len(audio)))
+    kps = stage1_keypoints(pose_model, audio, ref_pose, n_frames, device, seed=seed, **(pose_options or {}))
+    pipe = (
+        video_model
+        if isinstance(video_model, Stage2Pipeline)
+        else Stage2Pipeline.from_pretrained(video_model, device)
+    )
+    frames = pipe(ref_image, kps, audio=audio, ref_keypoints=ref_pose, seed=seed, **(video_options or {}))
+    return frames, kps
+
+
+def generate_clip(pipe: Any, clip: Any, ref_frame: int = 0, seed: int = 0, **options: Any) -> np.ndarray:
+    """Stage II for one clip-store clip: its poses and audio, frame ``ref_frame`` as the reference.
+
+    Returns (T, S, S, 3) uint8 frames, T = the clip's frames (min of keypoints and audio length).
+    """
+    kps = clip.keypoints()
+    audio = clip.audio()
+    n = min(len(kps), num_frames_for_samples(len(audio)))
+    frames = clip.video()
+    ref = frames[min(ref_frame, len(frames) - 1)]
+    return pipe(ref, kps[:n], audio=audio, ref_keypoints=kps[min(ref_frame, n - 1)], seed=seed, **options)
+
+
+def generate_split(
+    export_dir: str | Path,
+    store: str | Path,
+    out_dir: str | Path,
+    split: str = "test",
+    device: str = "cpu",
+    max_clips: int | None = None,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Generate every clip of ``split`` into ``out_dir/<speaker>/<id>.mp4`` (+ ``.npy`` keypoints).
+
+    Each clip uses its own first frame as the reference and ``seed + index``; the clip's audio is muxed in.
+    Returns the written video paths (ready for ``mmgt-eval generated=out_dir reference=<store>/clips``).
+    """
+    from mmgt.clipstore import ClipStore
+    from mmgt.io import write_video
+    from mmgt.stage2.pipeline import Stage2Pipeline
+
+    pipe = Stage2Pipeline.from_pretrained(export_dir, device)
+    clips = ClipStore(store).clips(split=split)[:max_clips]
+    if not clips:
+        raise ValueError(f"{store}: no ok clips in split {split!r}")
+    out = Path(out_dir)
+    written = []
+    for i, clip in enumerate(clips):
+        frames = generate_clip(pipe, clip, seed=seed + i, progress=False, **(options or {}))
+        path = out / clip.record.speaker / f"{clip.record.id}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        audio = clip.audio()[: len(frames) * (SAMPLE_RATE // FPS)]
+        write_video(path, frames, fps=FPS, audio=audio)
+        np.save(path.with_suffix(".npy"), clip.keypoints()[: len(frames)])
+        written.append(path)
+        log.info("generated %s (%d frames)", path, len(frames))
+    return written
+
+
+__all__: Sequence[str] = (
+    "generate_clip",
+    "generate_from_audio",
+    "generate_split",
+    "read_image",
+    "stage1_keypoints",
+)
