@@ -298,7 +298,6 @@ class Stage2LitModule(pl.LightningModule):
         kps = batch["keypoints"][0].float()
         gen = pipe.generate(
             batch["ref_image"][:1],
-            (batch["pose"][0] * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu(),
             batch["audio"][0][:, int(self.hparams.data_meta.get("audio_margin", 2))]
             if self.use_audio
             else None,

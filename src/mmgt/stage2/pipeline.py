@@ -16,7 +16,9 @@ Sampling (fixing the original's limits):
 * DDIM on the training schedule (v-prediction, zero-SNR rescale, trailing timesteps - one schedule for
   training and inference);
 * the ReferenceNet runs once (t = 0); PoseGuider features, audio tokens and motion masks are computed once
-  for all frames and sliced per window;
+  for all frames and sliced per window (``pose_cache="cpu"`` keeps the PoseGuider features - at SD scale
+  2.6 MB per frame in fp16, the only large per-frame tensor - in host memory, ``"none"`` recomputes them per
+  window and step: device memory then independent of the length);
 * any length: context windows of ``context_frames`` with ``context_overlap`` (:func:`context_windows`; no
   wrap-around unless ``closed_loop``), noise predictions of overlapping windows averaged at every step,
   ``context_batch`` windows per UNet call;
@@ -63,8 +65,14 @@ DEFAULT_INFERENCE: dict[str, Any] = {
     "context_batch": 1,
     "closed_loop": False,
     "decode_chunk": 8,
+    "pose_cache": "device",
 }
 """Inference defaults when the export's metadata has none."""
+
+
+POSE_CACHES: tuple[str, ...] = ("device", "cpu", "none")
+"""Where the per-frame PoseGuider features live: computed once on the device (default; memory O(T)),
+once in host memory (device memory O(window), host O(T)), or recomputed per window and step (O(window))."""
 
 
 def context_windows(n_frames: int, size: int, overlap: int, closed_loop: bool = False) -> list[list[int]]:
@@ -178,6 +186,7 @@ class Stage2Pipeline:
         context_batch: int | None = None,
         closed_loop: bool | None = None,
         decode_chunk: int | None = None,
+        pose_cache: str | None = None,
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
@@ -195,6 +204,7 @@ class Stage2Pipeline:
             ("context_batch", context_batch),
             ("closed_loop", closed_loop),
             ("decode_chunk", decode_chunk),
+            ("pose_cache", pose_cache),
         ):
             if value is not None:
                 opts[key] = value
@@ -209,10 +219,8 @@ class Stage2Pipeline:
                 raise ValueError(f"audio features cover {len(feats)} frames, the poses {n}")
             feats = feats[:n]
         ref_kps = kps[0] if ref_keypoints is None else np.asarray(ref_keypoints, np.float32)
-        pose_frames = self.render_pose(kps)
         return self.generate(
             square_image(ref_image, self.size),
-            torch.from_numpy(pose_frames),
             feats,
             torch.from_numpy(kps),
             torch.from_numpy(ref_kps),
@@ -225,7 +233,6 @@ class Stage2Pipeline:
     def generate(
         self,
         ref_image: Tensor,
-        pose_frames: Tensor,
         audio_features: Tensor | None,
         keypoints: Tensor,
         ref_keypoints: Tensor,
@@ -237,6 +244,7 @@ class Stage2Pipeline:
         context_batch: int = 1,
         closed_loop: bool = False,
         decode_chunk: int = 8,
+        pose_cache: str = "device",
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
@@ -244,9 +252,9 @@ class Stage2Pipeline:
 
         Args:
             ref_image: (1, 3, S, S) in [-1, 1].
-            pose_frames: (T, S, S, 3) uint8 rendered poses.
             audio_features: (T, L, D) or (T, D) per-frame features, or None (no audio).
-            keypoints: (T, 134, 3) stored layout; ref_keypoints: (134, 3).
+            keypoints: (T, 134, 3) stored layout (rendered to the pose video chunk by chunk, and the motion
+                masks); ref_keypoints: (134, 3).
 
         Returns:
             (T, S, S, 3) uint8 frames.
@@ -255,7 +263,7 @@ class Stage2Pipeline:
 
         comps, dev = self.components, self.device
         den = comps.denoiser
-        n = pose_frames.shape[0]
+        n = keypoints.shape[0]
         cfg = guidance_scale != 1.0
         scheduler = make_scheduler(self.meta["noise_scheduler"])
         scheduler.set_timesteps(int(steps), device=dev)
@@ -266,15 +274,25 @@ class Stage2Pipeline:
         embeds = image_embeddings(comps.image_encoder, ref)
         states = comps.reference_net.write_states(ref_latent, embeds)
         h, w = ref_latent.shape[-2:]
-        pose = torch.cat(
-            [
-                comps.pose_guider(
-                    pose_to_tensor(pose_frames[i : i + decode_chunk]).to(dev).movedim(0, 1)[None]
-                )
-                for i in range(0, n, decode_chunk)
-            ],
-            dim=2,
-        )  # (1, C0, T, h, w)
+        if pose_cache not in POSE_CACHES:
+            raise ValueError(f"pose_cache must be one of {POSE_CACHES}, got {pose_cache!r}")
+        pose = None
+        if pose_cache != "none":  # PoseGuider features once for all frames, filled in place
+            store = dev if pose_cache == "device" else torch.device("cpu")
+            pose = torch.empty((den.pose_channels, n, h, w), device=store, dtype=comps.pose_guider.dtype)
+            for i in range(0, n, decode_chunk):
+                chunk = self._pose_chunk(keypoints[i : i + decode_chunk]).to(dev).movedim(0, 1)[None]
+                pose[:, i : i + chunk.shape[2]] = comps.pose_guider(chunk)[0].to(store)
+
+        def pose_features(idx: Tensor) -> Tensor:
+            """(nw, C0, F, h, w) PoseGuider features of the windows ``idx`` (nw, F)."""
+            if pose is not None:
+                return pose[:, idx.to(pose.device)].permute(1, 0, 2, 3, 4).to(dev)
+            frames = self._pose_chunk(keypoints[idx.flatten().cpu()]).unflatten(
+                0, idx.shape
+            )  # (nw, F, 3, S, S)
+            return comps.pose_guider(frames.to(dev).transpose(1, 2))
+
         tokens = None
         masks = None
         if audio_features is not None and self.use_audio:
@@ -301,7 +319,7 @@ class Stage2Pipeline:
                 nw, f = idx.shape
                 flat = idx.flatten()
                 lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)
-                pose_w = pose[0][:, idx].permute(1, 0, 2, 3, 4)
+                pose_w = pose_features(idx)
                 emb_w = embeds.expand(nw, -1, -1)
                 states_w = {k: v.expand(nw, -1, -1) for k, v in states.items()}
                 tok_w = None if tokens is None else tokens[flat]
@@ -329,12 +347,10 @@ class Stage2Pipeline:
             latents = scheduler.step(acc / count.view(1, 1, n, 1, 1), t, latents).prev_sample
 
         flat_latents = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
-        frames = torch.cat(
-            [
-                tensor_to_frames(decode_latents(comps.vae, flat_latents[i : i + decode_chunk]).cpu())
-                for i in range(0, n, decode_chunk)
-            ]
-        )
+        frames = np.empty((n, self.size, self.size, 3), np.uint8)
+        for i in range(0, n, decode_chunk):
+            chunk = decode_latents(comps.vae, flat_latents[i : i + decode_chunk])
+            frames[i : i + len(chunk)] = tensor_to_frames(chunk.cpu()).numpy()
         self.last_stats = {
             "frames": n,
             "steps": int(steps),
@@ -343,7 +359,11 @@ class Stage2Pipeline:
             "unet_frame_evals": evals,
             "unet_frame_evals_per_frame": evals / n,
         }
-        return frames.numpy()
+        return frames
+
+    def _pose_chunk(self, keypoints: Tensor) -> Tensor:
+        """Keypoints (f, 134, 3) -> rendered pose frames (f, 3, S, S) in [0, 1] (PoseGuider input)."""
+        return pose_to_tensor(torch.from_numpy(self.render_pose(keypoints.cpu().numpy())))
 
 
 def reference_evals_per_frame(

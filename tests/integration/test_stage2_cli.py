@@ -1,0 +1,191 @@
+"""Stage II end to end through the real CLIs: mmgt-train for both processes (export, events, init_from
+freezing) and mmgt-generate stage=full / stage=video on the speech samples (frame count, audio, bad input)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mmgt.config import CONFIG_DIR
+from mmgt.io import probe_video, read_video
+from mmgt.schema import FPS, SAMPLE_RATE
+from mmgt.stage2.components import COMPONENT_NAMES
+from tests.conftest import compose_config, samples_path
+
+TOY = [  # 2 speakers x 3 clips x 4 s (2 train + 1 test each); a quickly fitted toy VAE
+    "data.prepare.n_speakers=2",
+    "data.prepare.clips_per_speaker=3",
+    "data.prepare.seconds=4",
+    "data.batch_size=4",
+    "data.samples_per_clip=4",
+    "data.val_samples_per_clip=1",
+    "model.vae.steps=60",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=5",
+]
+
+
+def _train(run_dir: Path, data_dir: Path, experiment: str, *extra: str) -> str:
+    cmd = [sys.executable, "-m", "mmgt.train", f"experiment={experiment}", *TOY, f"paths.data_dir={data_dir}"]
+    cmd += [f"hydra.run.dir={run_dir}", *extra]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout
+
+
+def _state(folder: Path, name: str) -> dict[str, torch.Tensor]:
+    from mmgt.stage2.loading import _CLASSES
+
+    return _CLASSES[name].from_pretrained(folder / name, local_files_only=True).state_dict()
+
+
+@pytest.mark.slow
+def test_train_both_processes_export_and_init_from(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    image = tmp_path / "image"
+    _train(image, data, "stage2_image_toy", "trainer.max_steps=20")
+    export = image / "export"
+    assert all((export / n / "config.json").is_file() for n in COMPONENT_NAMES)
+    meta = json.loads((export / "mmgt_stage2.json").read_text())
+    assert meta["process"] == "image" and meta["fps"] == FPS and meta["size"] == 64
+    assert meta["mask_guidance"]["_target_"].endswith("MotionMaskGuidance")
+    events = list((image / "tensorboard").rglob("events.out.tfevents*"))
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    assert len(acc.Scalars("train/loss")) >= 3
+
+    standalone = tmp_path / "video_standalone"  # the acceptance command: no image-level export needed
+    _train(standalone, data, "stage2_video_toy", "trainer.max_steps=20")
+    assert (standalone / "export" / "mmgt_stage2.json").is_file()
+
+    video = tmp_path / "video"
+    _train(video, data, "stage2_video_toy", "trainer.max_steps=5", f"model.init_from={export}")
+    # initialised from the image-level export, and only motion modules / audio branches / projection moved
+    for name in ("reference_net", "pose_guider"):
+        a, b = _state(export, name), _state(video / "export", name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    a, b = _state(export, "denoiser"), _state(video / "export", "denoiser")
+    moved = {k for k in a if not torch.equal(a[k], b[k])}
+    assert moved and all("motion_modules" in k or ".processor.branches." in k for k in moved)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Untrained tiny Stage I and Stage II exports written by the real LitModules (shapes, not quality)."""
+    root = tmp_path_factory.mktemp("exports")
+    torch.manual_seed(0)
+    stage1 = hydra.utils.instantiate(compose_config("train", ["experiment=smga_toy"]).model, audio_dim=95)
+    cfg = compose_config("train", ["experiment=stage2_video_toy"])
+    with open_dict(cfg):
+        cfg.model.vae = OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae
+        cfg.model.inference.steps = 2
+        cfg.model.inference.guidance_scale = 1.0
+    meta = {"size": 64, "frames": 8, "audio_features": "baseline", "audio_margin": 2, "pose_render": {}}
+    stage2 = hydra.utils.instantiate(cfg.model, audio_layers=1, audio_dim=95, data_meta=meta)
+    return {"pose": stage1.export(root / "stage1"), "video": stage2.export(root / "stage2")}
+
+
+def _check_video(path: Path, audio_path: Path) -> None:
+    import soundfile as sf
+
+    info = sf.info(str(audio_path))
+    expected = round(info.frames / info.samplerate * FPS)
+    probe = probe_video(path)
+    assert abs(probe.fps - FPS) < 1e-6 and probe.has_audio
+    data = read_video(path)
+    assert abs(len(data.frames) - expected) <= 1, (len(data.frames), expected)
+    assert data.frames.shape[1:] == (64, 64, 3)
+    assert data.audio is not None and abs(len(data.audio) / SAMPLE_RATE - info.duration) < 0.1
+
+
+@pytest.mark.slow
+def test_generate_full_cli_on_speech_samples(exports: dict[str, Path], tmp_path: Path) -> None:
+    image = samples_path("ref_halfbody_woman_openhands_flux.png")
+    for name in ("speech_en_jfk_11s.flac", "speech_en_beat2_scott_28s.mp3"):
+        audio = samples_path(name)
+        out = tmp_path / f"{Path(name).stem}.mp4"
+        cmd = [
+            sys.executable,
+            "-m",
+            "mmgt.generate",
+            f"audio={audio}",
+            f"ref_image={image}",
+            f"pose_model={exports['pose']}",
+            f"video_model={exports['video']}",
+            f"out={out}",
+            "steps=4",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+        assert summary["out"] == str(out) and summary["stats"]["cfg"] is False
+        _check_video(out, audio)
+        kps = np.load(out.with_suffix(".keypoints.npy"))
+        assert kps.shape == (summary["frames"], 134, 3)
+
+
+def _generate(exports: dict[str, Path], out: Path, **kw: str) -> dict:
+    from mmgt.generate import generate
+
+    overrides = [f"video_model={exports['video']}", f"pose_model={exports['pose']}", f"out={out}"]
+    return generate(compose_config("generate", [*overrides, *[f"{k}={v}" for k, v in kw.items()]]))
+
+
+def test_generate_video_stage_with_given_poses(exports: dict[str, Path], tmp_path: Path) -> None:
+    from mmgt.io import write_audio
+    from mmgt_prep.toy import generate_clip, speaker_style
+
+    clip = generate_clip(speaker_style(0, 1), 2.0, 64, np.random.default_rng(0))
+    audio = tmp_path / "a.wav"
+    write_audio(audio, clip.audio[: 45 * 640])  # 1.8 s: 45 frames, fewer than the 50 poses (trimmed)
+    np.save(tmp_path / "poses.npy", clip.keypoints)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "ref.png"), cv2.cvtColor(clip.frames[0], cv2.COLOR_RGB2BGR))
+    res = _generate(
+        exports,
+        tmp_path / "out",
+        stage="video",
+        audio=str(audio),
+        ref_image=str(tmp_path / "ref.png"),
+        keypoints=str(tmp_path / "poses.npy"),
+    )
+    assert res["out"] == str(tmp_path / "out" / "video.mp4") and res["frames"] == 45
+    _check_video(Path(res["out"]), audio)
+
+
+def test_generate_bad_input_is_a_clear_error(exports: dict[str, Path], tmp_path: Path) -> None:
+    audio = samples_path("speech_zh_echomimicv2_good_4s.wav")
+    image = samples_path("ref_halfbody_man_openhands_flux.png")
+    with pytest.raises(ValueError, match="give keypoints=FILE.npy"):
+        _generate(exports, tmp_path / "o.mp4", stage="video", audio=str(audio), ref_image=str(image))
+    with pytest.raises(FileNotFoundError, match="not a Stage II export"):
+        _generate(
+            {**exports, "video": tmp_path / "none"},
+            tmp_path / "o.mp4",
+            audio=str(audio),
+            ref_image=str(image),
+        )
+    (tmp_path / "bad.png").write_text("not an image")
+    np.save(tmp_path / "p.npy", np.zeros((5, 134, 3), np.float32))
+    with pytest.raises(ValueError, match="bad.png: not a readable image"):
+        _generate(
+            exports,
+            tmp_path / "o.mp4",
+            stage="video",
+            audio=str(audio),
+            ref_image=str(tmp_path / "bad.png"),
+            keypoints=str(tmp_path / "p.npy"),
+        )
