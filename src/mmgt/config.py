@@ -1,9 +1,16 @@
-"""Where the Hydra configs live, and the project root that ``conf/paths`` builds directories from."""
+"""Where the Hydra configs live, the project root that ``conf/paths`` builds directories from, and run-folder
+names (the ``mmgt_dirname`` resolver that names multirun jobs by their overrides)."""
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
 """Repository root (the package is installed editable: ``pip install -e .``)."""
@@ -18,3 +25,34 @@ def setup_project_root() -> Path:
             f"{CONFIG_DIR}: Hydra config folder not found; install the project editable (pip install -e .)"
         )
     return PROJECT_ROOT
+
+
+RUN_NAME_EXCLUDE: tuple[str, ...] = ("paths.*", "hydra.*", "out", "sweep", "run_name*", "ckpt_path")
+"""Override keys (fnmatch patterns) that never name a run folder: where things go, how runs are launched."""
+MAX_DIRNAME: int = 120
+
+
+def run_dirname(overrides: Sequence[str], exclude: Sequence[str] = (), max_len: int = MAX_DIRNAME) -> str:
+    """A readable, filesystem-safe folder name for a job from its ``key=value`` overrides.
+
+    Sorted overrides joined by ``,``, leaving out keys matching :data:`RUN_NAME_EXCLUDE` or ``exclude``
+    (fnmatch patterns, ``+``/``~`` prefixes ignored); ``/`` becomes ``|``; longer than ``max_len``: cut
+    and suffixed with 8 hex of its sha1, so distinct jobs keep distinct folders. ``default`` if empty.
+    """
+    patterns = (*RUN_NAME_EXCLUDE, *exclude)
+    kept = []
+    for item in overrides:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        if not any(fnmatch.fnmatchcase(key, p) for p in patterns):
+            kept.append(str(item).lstrip("+").replace("/", "|"))
+    name = ",".join(sorted(kept)) or "default"
+    if len(name) > max_len:
+        name = f"{name[: max_len - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return name
+
+
+def _dirname_resolver(overrides: Any, exclude: Any = None) -> str:
+    return run_dirname(list(overrides or []), list(exclude or []))
+
+
+OmegaConf.register_new_resolver("mmgt_dirname", _dirname_resolver, replace=True)

@@ -29,6 +29,14 @@ class EvaluationFailed(RuntimeError):
     """``mmgt-eval`` exited with an error (the message holds the end of its output)."""
 
 
+def _quoted(value: str | Path) -> str:
+    """A Hydra override value that may hold ``=`` and ``,`` (multirun job folders do): single-quoted."""
+    text = str(value)
+    if "'" in text:
+        raise ValueError(f"{text}: a path with a single quote cannot be passed to mmgt-eval")
+    return f"'{text}'"
+
+
 def score_videos(
     generated: str | Path,
     reference: str | Path | None,
@@ -59,15 +67,15 @@ def score_videos(
         sys.executable,
         "-m",
         "mmgt_eval.cli",
-        f"generated={generated}",
-        f"reference={reference}" if reference is not None else "reference=null",
+        f"generated={_quoted(generated)}",
+        f"reference={_quoted(reference)}" if reference is not None else "reference=null",
         f"metrics=[{','.join(metrics)}]",
-        f"pairing={pairing}",
+        f"pairing={_quoted(pairing)}",
         f"protocol={protocol}",
-        f"results={results}",
+        f"results={_quoted(results)}",
         "tensorboard_dir=null",
         "progress=false",
-        f"hydra.run.dir={results.parent / '.mmgt_eval'}",
+        f"hydra.run.dir={_quoted(results.parent / '.mmgt_eval')}",
         *overrides,
     ]
     env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))

@@ -28,15 +28,13 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR, run_dirname, setup_project_root
 from mmgt.evaluation import scalar_summary, write_run_results
 
 log = logging.getLogger("mmgt.train")
 
 SEED_KEYS = ("seed",)
 """Overrides that select a repetition, not a configuration (left out of the run name)."""
-NOT_CONFIG_KEYS = ("sweep",)
-"""Overrides that name how runs were launched, not what they are (left out of the run name)."""
 
 
 def instantiate_list(cfg: DictConfig | None) -> list[Any]:
@@ -58,14 +56,13 @@ def job_overrides() -> list[str]:
 def run_info(cfg: DictConfig, status: str, seconds: float, error: str | None = None) -> dict[str, Any]:
     """The ``run`` block of results.json: status, error, overrides, seed and the configuration name."""
     overrides = job_overrides()
-    excluded = set(SEED_KEYS) | set(NOT_CONFIG_KEYS) | set(cfg.get("run_name_exclude") or [])
-    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in excluded)
+    excluded = [*SEED_KEYS, *(cfg.get("run_name_exclude") or [])]
     return {
         "status": status,
         "error": error,
         "overrides": overrides,
         "seed": int(cfg.seed),
-        "name": cfg.get("run_name") or (",".join(kept) if kept else "default"),
+        "name": cfg.get("run_name") or run_dirname(overrides, excluded, max_len=10_000),
         "seconds": round(seconds, 1),
     }
 

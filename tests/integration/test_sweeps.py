@@ -15,30 +15,42 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mmgt.io import probe_video
 
-TINY = [  # Stage I on a tiny toy store (2 speakers x 3 clips x 4 s: 1 test clip each), a few steps
-    "experiment=smga_toy",
-    "evaluate=stage1",
-    "data.prepare.n_speakers=2",
-    "data.prepare.clips_per_speaker=3",
-    "data.prepare.seconds=4",
-    "data.prepare.size=32",
-    "data.batch_size=8",
-    "data.stride=40",
-    "trainer.max_steps=3",
-    "trainer.enable_progress_bar=false",
-    "model.sample_every_n_epochs=0",
-    "evaluate.steps=2",
-    "evaluate.size=64",
-    "evaluate.metrics=[lip_audio,bas]",
-]
+TINY_TRAIN = """# @package _global_
+# Stage I on a tiny toy store (2 speakers x 3 clips x 4 s: 1 test clip each), a few steps.
+defaults:
+  - smga_toy
+  - _self_
+data:
+  batch_size: 8
+  stride: 40
+  prepare: {n_speakers: 2, clips_per_speaker: 3, seconds: 4, size: 32}
+trainer: {max_steps: 3, enable_progress_bar: false}
+model: {sample_every_n_epochs: 0}
+"""
+TINY_EVALUATED = """# @package _global_
+# ... and evaluated (evaluate=stage1) on the test split.
+defaults:
+  - sweep_train
+  - override /evaluate: stage1
+  - _self_
+evaluate: {steps: 2, size: 64, metrics: [lip_audio, bas]}
+"""
 
 
-def _run(args: list[str], tmp_path: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "mmgt.train", *TINY, f"paths.data_dir={tmp_path / 'data'}"]
-    cmd += [f"paths.log_dir={tmp_path / 'logs'}", *args]
+def _run(
+    args: list[str], tmp_path: Path, experiment: str = "sweep_test", timeout: float = 1200
+) -> subprocess.CompletedProcess:
+    """``mmgt-train experiment=<experiment>`` (tiny experiments in a config folder on the search path)."""
+    conf = tmp_path / "conf" / "experiment"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "sweep_train.yaml").write_text(TINY_TRAIN)
+    (conf / "sweep_test.yaml").write_text(TINY_EVALUATED)
+    flags = [a for a in args if a.startswith("-")]  # Hydra's flags (-m) go before the overrides
+    cmd = [sys.executable, "-m", "mmgt.train", *flags, f"experiment={experiment}"]
+    cmd += [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", f"paths.data_dir={tmp_path / 'data'}"]
+    cmd += [f"paths.log_dir={tmp_path / 'logs'}", *(a for a in args if not a.startswith("-"))]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    return proc
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def _sweep_dir(tmp_path: Path) -> Path:
@@ -54,7 +66,11 @@ def _hparams_metrics(run: Path) -> set[str]:
     for events in (run / "tensorboard").rglob("events.out.tfevents*"):
         acc = EventAccumulator(str(events))
         acc.Reload()
-        for _, content in acc.PluginTagToContent("hparams").items():
+        try:
+            contents = acc.PluginTagToContent("hparams")
+        except KeyError:  # an event file without hparams summaries (e.g. the training scalars)
+            continue
+        for _, content in contents.items():
             data = plugin_data_pb2.HParamsPluginData.FromString(content)
             tags |= {m.name.tag for m in data.experiment.metric_infos}
     return tags
@@ -66,23 +82,29 @@ def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(tmp_path)
     jobs = {p.name: p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    expected = {f"model.net.stacking={s},seed={k}" for s in ("both", "nonsense") for k in (0, 1)}
+    names = [f"model.net.stacking={s},seed={k}" for s in ("both", "nonsense") for k in (0, 1)]
+    expected = {f"experiment=sweep_test,{n}" for n in names}
     assert expected <= set(jobs), sorted(jobs)
     for seed in (0, 1):
-        ok = json.loads((jobs[f"model.net.stacking=both,seed={seed}"] / "results.json").read_text())
+        ok = json.loads(
+            (jobs[f"experiment=sweep_test,model.net.stacking=both,seed={seed}"] / "results.json").read_text()
+        )
         assert ok["run"]["status"] == "ok" and ok["run"]["seed"] == seed
-        assert ok["run"]["name"] == "model.net.stacking=both"
-        assert "lip_audio/lip_audio_r" in ok["summary"] and "lip_audio_shuffled/lip_audio_r" in ok["summary"]
-        bad = json.loads((jobs[f"model.net.stacking=nonsense,seed={seed}"] / "results.json").read_text())
+        assert ok["run"]["name"] == "experiment=sweep_test,model.net.stacking=both"
+        assert "bas/bas" in ok["summary"] and "bas_shuffled/bas" in ok["summary"]
+        # a 3-step model may hide every lip (all videos skipped): then lip_audio is declared failed, not NaN
+        assert {"lip_audio", "lip_audio_shuffled"} <= set(ok["metrics"])
+        bad_dir = jobs[f"experiment=sweep_test,model.net.stacking=nonsense,seed={seed}"]
+        bad = json.loads((bad_dir / "results.json").read_text())
         assert bad["run"]["status"] == "failed" and "stacking" in bad["run"]["error"]
-    run = jobs["model.net.stacking=both,seed=0"]
+    run = jobs["experiment=sweep_test,model.net.stacking=both,seed=0"]
     video = next((run / "generated").rglob("*.mp4"))
     assert probe_video(video).has_audio and video.with_suffix(".npy").is_file()
     assert (run / "export" / "config.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
-    assert "eval/lip_audio/lip_audio_r" in _hparams_metrics(run)  # the HParams view can compare the sweep
+    assert "eval/bas/bas" in _hparams_metrics(run)  # the HParams view can compare the sweep
 
     table = subprocess.run(
-        [sys.executable, "-m", "mmgt_eval.table", f"runs={sweep}", "metrics=[lip_audio/lip_audio_r]"],
+        [sys.executable, "-m", "mmgt_eval.table", f"runs={sweep}", "metrics=[bas/bas]"],
         capture_output=True,
         text=True,
         check=True,
@@ -95,11 +117,11 @@ def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -
 @pytest.mark.slow
 def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    proc = _run(["-m", "hydra/launcher=submitit_local", "seed=0,1", "evaluate=null"], tmp_path)
+    proc = _run(["-m", "hydra/launcher=submitit_local", "seed=0,1"], tmp_path, experiment="sweep_train")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(tmp_path)
     for seed in (0, 1):
-        job = sweep / f"seed={seed}"
+        job = sweep / f"experiment=sweep_train,seed={seed}"
         assert (job / "export" / "config.json").is_file(), sorted(p.name for p in sweep.iterdir())
     assert list((sweep / ".submitit").rglob("*_log.out"))  # the jobs ran under submitit
 
@@ -114,15 +136,12 @@ def test_two_process_cpu_ddp_training(tmp_path: Path) -> None:
             "trainer.devices=2",
             "trainer.precision=32-true",
             "trainer.sync_batchnorm=false",
-            "evaluate=null",
             f"hydra.run.dir={run}",
         ],
         tmp_path,
+        experiment="sweep_train",
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (run / "export" / "config.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
-    assert (
-        "world_size=2" in proc.stdout + proc.stderr
-        or "WORLD_SIZE: 2" in proc.stdout + proc.stderr
-        or ("distributed_backend=gloo" in proc.stdout + proc.stderr)
-    )
+    out = proc.stdout + proc.stderr
+    assert "MEMBER: 1/2" in out and "MEMBER: 2/2" in out and "distributed_backend=gloo" in out
