@@ -118,19 +118,28 @@ def test_processes_train_what_they_should(tmp_path: Path, toy_store: Path) -> No
 
 def test_fit_validate_export_and_generate(tmp_path: Path, toy_store: Path) -> None:
     """A real Trainer run (one train + one val batch), the export, and the pipeline on the export."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from mmgt.stage2.pipeline import Stage2Pipeline
 
-    cfg = stage2_config(tmp_path, toy_store)
+    cfg = stage2_config(tmp_path, toy_store, "model.sample_every_n_epochs=1", "model.sample_steps=2")
     model, dm = build(cfg)
     trainer = pl.Trainer(
-        fast_dev_run=1,
+        max_steps=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
         accelerator="cpu",
-        logger=False,
+        logger=pl.loggers.TensorBoardLogger(tmp_path / "tb", name="", version=""),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(model, datamodule=dm)
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert "val/sample" in events.Tags()["images"]  # generated | truth | pose + masks video
+    assert {"val/loss", "val/mse"} <= set(events.Tags()["scalars"])
     assert {"train/loss", "val/loss", "val/mse"} <= set(trainer.callback_metrics)
     export = model.export(tmp_path / "export")
     pipe = Stage2Pipeline.from_pretrained(export)
@@ -139,11 +148,12 @@ def test_fit_validate_export_and_generate(tmp_path: Path, toy_store: Path) -> No
         torch.testing.assert_close(p, dict(model.components.named_parameters())[name], rtol=0, atol=0)
     clip = dm.split_dataset("train").clips[0]
     kps = clip.keypoints()[:11]
-    frames = pipe(
-        clip.video()[0], kps, audio=clip.audio(), steps=2, context_frames=4, context_overlap=1, progress=False
-    )
+    opts = {"steps": 2, "guidance_scale": 2.0, "context_frames": 4, "context_overlap": 1, "progress": False}
+    frames = pipe(clip.video()[0], kps, audio=clip.audio(), **opts)
     assert frames.shape == (11, 64, 64, 3) and frames.dtype == np.uint8
-    assert pipe.last_stats["windows"] == 4 and pipe.last_stats["unet_frame_evals"] == 2 * 2 * 4 * 4
+    assert pipe.last_stats["windows"] == 4 and pipe.last_stats["unet_frame_evals"] == 2 * 2 * 4 * 4  # CFG
+    again = pipe(clip.video()[0], kps, audio=clip.audio(), pose_cache="none", **opts)
+    np.testing.assert_array_equal(again, frames)  # recomputed PoseGuider features: the same video
 
 
 def test_validation_loss_is_deterministic(tmp_path: Path, toy_store: Path) -> None:
