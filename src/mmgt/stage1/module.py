@@ -67,7 +67,8 @@ class SMGALitModule(pl.LightningModule):
         standardize_pose: bool = True,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        # plain values only: the optimiser partials would make the checkpoint need weights_only=False
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
         fixed = getattr(net, "keywords", {}).get("audio_dim")
         if fixed is not None and int(fixed) != int(audio_dim):
             raise ValueError(
