@@ -86,6 +86,29 @@ def score_videos(
     return json.loads(results.read_text())
 
 
+def clip_name(clip: Any) -> str:
+    """``<speaker>/<id>``: how a clip's generated video is named (``generated/<speaker>/<id>.mp4``)."""
+    return f"{clip.record.speaker}/{clip.record.id}"
+
+
+def write_pairs_manifest(clips: Sequence[Any], path: str | Path) -> Path:
+    """A pairing manifest for mmgt-eval: generated ``<speaker>/<id>.mp4`` <-> the clip's own video.mp4."""
+    from mmgt.clipstore import VIDEO_FILE
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "name": clip_name(c),
+            "generated": f"{clip_name(c)}.mp4",
+            "reference": str(c.dir.resolve() / VIDEO_FILE),
+        }
+        for c in clips
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 def merge_results(main: dict[str, Any], control: Mapping[str, Any], suffix: str) -> dict[str, Any]:
     """Add a control condition's metrics to ``main`` as ``<metric>_<suffix>`` (summary keys likewise)."""
     merged = dict(main)

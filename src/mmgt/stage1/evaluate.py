@@ -12,7 +12,6 @@ merged in as ``<metric>_shuffled``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +21,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mmgt.audio import build_extractor, load_or_compute_features
-from mmgt.clipstore import VIDEO_FILE, ClipStore
-from mmgt.evaluation import merge_results, score_videos
+from mmgt.clipstore import ClipStore
+from mmgt.evaluation import clip_name, merge_results, score_videos, write_pairs_manifest
 from mmgt.io import write_video
 from mmgt.render import draw_pose
 from mmgt.schema import FPS
@@ -88,10 +87,9 @@ class PoseEvaluation:
         conditions = {"generated": list(range(len(clips)))}
         if self.shuffled_control:  # clip i gets the audio features of clip i+1 (a derangement)
             conditions["generated_shuffled"] = [(i + 1) % len(clips) for i in range(len(clips))]
-        pairs = []
         for i, clip in enumerate(tqdm(clips, desc=f"stage I: generating {self.split}", unit="clip")):
             kps_true, audio = clip.keypoints(), clip.audio()
-            name = f"{clip.record.speaker}/{clip.record.id}"
+            name = clip_name(clip)
             for folder, source in conditions.items():
                 f = feats[source[i]]
                 f = np.concatenate([f] * (1 + len(kps_true) // len(f)))[: len(kps_true)]
@@ -102,14 +100,9 @@ class PoseEvaluation:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path.with_suffix(".npy"), kps)
                 write_video(path, draw_pose(kps, self.size), fps=FPS, audio=audio)
-            ref = (store.root / "clips").resolve()
-            pairs.append(
-                {"name": name, "generated": f"{name}.mp4", "reference": str(clip.dir.resolve() / VIDEO_FILE)}
-            )
+        ref = (store.root / "clips").resolve()
         eval_dir = out_dir / "eval"
-        eval_dir.mkdir(parents=True, exist_ok=True)
-        manifest = eval_dir / "pairs.jsonl"
-        manifest.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+        manifest = write_pairs_manifest(clips, eval_dir / "pairs.jsonl")
         results: dict[str, Any] = {}
         for folder in conditions:
             res = score_videos(
