@@ -192,3 +192,21 @@ def test_generate_bad_input_is_a_clear_error(exports: dict[str, Path], tmp_path:
             ref_image=str(tmp_path / "bad.png"),
             keypoints=str(tmp_path / "p.npy"),
         )
+
+
+@pytest.mark.slow
+def test_video_evaluation_generates_the_split_and_scores_it(exports: dict[str, Path], tmp_path: Path) -> None:
+    """The mmgt-train ``evaluate`` hook for Stage II: generate the test split, score with mmgt-eval."""
+    from types import SimpleNamespace
+
+    from mmgt.stage2.evaluate import VideoEvaluation
+    from mmgt_prep.toy import generate_toy_dataset
+
+    store = tmp_path / "store"
+    generate_toy_dataset(store, 2, 2, seconds=1.2, size=64, seed=0, test_fraction=0.5, progress=False)
+    evaluator = VideoEvaluation(metrics=["psnr", "ssim"], options={"steps": 2}, shuffled_control=True)
+    res = evaluator(exports["video"], SimpleNamespace(root=store), tmp_path / "run")
+    assert {"psnr", "ssim", "psnr_shuffled"} <= set(res["metrics"])
+    assert res["generation"]["clips"] == 2 and res["generation"]["steps"] == 2
+    videos = sorted((tmp_path / "run" / "generated").rglob("*.mp4"))
+    assert len(videos) == 2 and all(v.with_suffix(".npy").is_file() for v in videos)

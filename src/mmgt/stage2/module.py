@@ -221,6 +221,8 @@ class Stage2LitModule(pl.LightningModule):
         latents = encode_frames(comps.vae, frames.flatten(0, 1)).unflatten(0, (b, f)).permute(0, 2, 1, 3, 4)
         ref_latents = encode_frames(comps.vae, batch["ref_image"])
         keep = rand(b) >= (self.hparams.reference_drop if generator is None else 0.0)
+        # drawn even without audio: every variant sees the same noise and timesteps (comparable val losses)
+        audio_keep = rand(b) >= (self.hparams.audio_drop if generator is None else 0.0)
         embeds = image_embeddings(comps.image_encoder, batch["ref_image"]) * keep[:, None, None]
         states = comps.reference_net.write_states(ref_latents, embeds)
         pose = comps.pose_guider(batch["pose"].permute(0, 2, 1, 3, 4))
@@ -228,7 +230,6 @@ class Stage2LitModule(pl.LightningModule):
         tokens = masks = None
         if self.use_audio:
             tokens = comps.audio_proj(batch["audio"])  # (B, F, N, C)
-            audio_keep = rand(b) >= (self.hparams.audio_drop if generator is None else 0.0)
             tokens = (tokens * audio_keep[:, None, None, None]).flatten(0, 1)
             den = comps.denoiser
             masks = self.mask_guidance(
