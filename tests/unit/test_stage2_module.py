@@ -197,3 +197,21 @@ def test_data_samples(toy_store: Path, tmp_path: Path) -> None:
     assert val[0]["clip"] != s["clip"] or len(dm.split_dataset("train").clips) == 1
     with pytest.raises(FileNotFoundError, match="no clip store here"):
         hydra.utils.instantiate(cfg.data, root=str(tmp_path / "nothing"), prepare=None).setup("fit")
+
+
+def test_bf16_autocast_step_and_eight_bit_optimizer_error(tmp_path: Path, toy_store: Path) -> None:
+    from mmgt.stage2.module import adamw
+
+    model, dm = build(stage2_config(tmp_path, toy_store))
+    batch = next(iter(dm.train_dataloader()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what trainer.precision=bf16-mixed does
+        loss = model.model_step(batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for n, p in model.components.named_parameters() if ".branches." in n and ".to_out." in n]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="needs bitsandbytes"):
+            adamw([torch.nn.Parameter(torch.zeros(1))], eight_bit=True)
