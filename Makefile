@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the project (skipped when up to date)
 
 demo: $(STAMP) ## the main job on the embedded default (toy speakers)
-	$(PY) -m mmgt_prep.demo
+	$(PY) -m mmgt.demo
 
 test: $(STAMP) ## the full test suite (what CI runs)
 	$(PY) -m pytest -q --durations=15 || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected" || exit $$rc; }

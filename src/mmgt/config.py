@@ -27,8 +27,12 @@ def setup_project_root() -> Path:
     return PROJECT_ROOT
 
 
-RUN_NAME_EXCLUDE: tuple[str, ...] = ("paths.*", "hydra.*", "out", "sweep", "run_name*", "ckpt_path")
-"""Override keys (fnmatch patterns) that never name a run folder: where things go, how runs are launched."""
+RUN_NAME_EXCLUDE: tuple[str, ...] = (
+    "paths.*", "hydra.*", "out", "sweep", "run_name*", "ckpt_path", "data.root", "*.init_from",
+    "trainer.enable_progress_bar",
+)  # fmt: skip
+"""Override keys (fnmatch patterns) that never name a run folder: where things are read and written, how
+runs are launched and displayed - not what they are."""
 MAX_DIRNAME: int = 120
 
 
@@ -36,7 +40,7 @@ def run_dirname(overrides: Sequence[str], exclude: Sequence[str] = (), max_len: 
     """A readable, filesystem-safe folder name for a job from its ``key=value`` overrides.
 
     Sorted overrides joined by ``,``, leaving out keys matching :data:`RUN_NAME_EXCLUDE` or ``exclude``
-    (fnmatch patterns, ``+``/``~`` prefixes ignored); ``/`` becomes ``|``; longer than ``max_len``: cut
+    (fnmatch patterns, ``+``/``~`` prefixes ignored); ``/`` becomes ``.``; longer than ``max_len``: cut
     and suffixed with 8 hex of its sha1, so distinct jobs keep distinct folders. ``default`` if empty.
     """
     patterns = (*RUN_NAME_EXCLUDE, *exclude)
@@ -44,7 +48,7 @@ def run_dirname(overrides: Sequence[str], exclude: Sequence[str] = (), max_len: 
     for item in overrides:
         key = str(item).split("=", 1)[0].lstrip("+~")
         if not any(fnmatch.fnmatchcase(key, p) for p in patterns):
-            kept.append(str(item).lstrip("+").replace("/", "|"))
+            kept.append(str(item).lstrip("+").replace("/", "."))
     name = ",".join(sorted(kept)) or "default"
     if len(name) > max_len:
         name = f"{name[: max_len - 9]}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"

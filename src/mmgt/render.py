@@ -278,3 +278,16 @@ def add_caption(frames: np.ndarray, text: str, color: tuple[int, int, int] = (25
         cv2.rectangle(f, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), thickness=-1)
         cv2.putText(f, text, (pad, pad + th), font, scale, color, thick, cv2.LINE_AA)
     return out[0] if single else out
+
+
+def store_montage(store: Any, n_frames: int = 4) -> np.ndarray:
+    """(H, W, 3) uint8 picture of a clip store: one row per speaker, ``n_frames`` frames of its first clip,
+    each beside the same frame with the ground-truth keypoints drawn over it."""
+    rows = []
+    for speaker in store.speakers():
+        clip = store.clips(speakers=[speaker])[0]
+        frames = clip.video()
+        idx = np.linspace(0, len(frames) - 1, n_frames).astype(int)
+        drawn = overlay_keypoints(frames[idx], clip.keypoints()[idx])
+        rows.append(np.concatenate(list(np.concatenate([frames[idx], drawn], axis=2)), axis=1))
+    return np.concatenate(rows, axis=0)

@@ -1,0 +1,199 @@
+"""``make demo``: the main job on the embedded default (toy speakers), end to end, on a 2-core CPU.
+
+Every phase is one of the project's own commands (printed, so it can be rerun or scaled up by hand):
+
+1. ``mmgt-prep source=toy``: the toy-speaker clip store (+ a montage picture of it, as in the README);
+2. preprocessing: the audio features both stages read, cached per clip (``features/<name>.npy``);
+3. Stage I: ``mmgt-train experiment=smga_toy evaluate=stage1`` - trains SMGA, generates the held-out clips
+   from their audio (and from shuffled audio, the control) and scores them;
+4. Stage II, image level: ``mmgt-train experiment=stage2_image_toy`` (fits the toy VAE once);
+5. the ablation sweep ``mmgt-train sweep=demo`` (conf/sweep/demo.yaml: video level, mask guidance
+   motion vs none x seeds 0, 1) from the image-level export, each job trained, its test split generated
+   and scored;
+6. the mean-frame baseline scored by the same protocol, and the tables (``mmgt-table``): the sweep with
+   mean ± std over seeds, and Stage I's learning evidence;
+7. where the TensorBoard logs, videos and tables are.
+
+Run: ``python -m mmgt.demo [--out outputs/demo] [--quick]``. Reruns reuse the store, features and the
+image-level export; the Stage I run and the sweep are redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mmgt.config import PROJECT_ROOT
+
+PHASES = 7
+
+
+class Demo:
+    """Runs the phases, timing each; ``budget`` holds the training lengths (minutes / epochs)."""
+
+    def __init__(self, out: Path, budget: dict[str, Any]) -> None:
+        self.out, self.budget = out, budget
+        self.t0 = time.perf_counter()
+        self.store = out / "data" / "toy_speakers"
+        self.env = dict(os.environ, HF_HUB_OFFLINE="1", PROJECT_ROOT=str(PROJECT_ROOT))
+
+    def phase(self, k: int, text: str) -> None:
+        print(f"\n[{k}/{PHASES}] {text}  (+{time.perf_counter() - self.t0:.0f} s)", flush=True)
+
+    def run(self, *args: str) -> str:
+        """Run ``python -m <module> <args>``; its output goes to ``<out>/logs/<n>.log`` (shown on failure)
+        and is returned."""
+        cmd = [sys.executable, "-m", *args]
+        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        print(f"  $ {shown}", flush=True)
+        log_dir = self.out / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = log_dir / f"{len(list(log_dir.glob('*.log'))):02d}_{args[0].split('.')[-1]}.log"
+        with log.open("w") as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env, text=True)
+        if proc.returncode != 0:
+            print(log.read_text()[-4000:])
+            raise SystemExit(f"demo: command failed (exit {proc.returncode}); full log: {log}")
+        return log.read_text()
+
+    # ------------------------------------------------------------------ phases
+    def data(self) -> None:
+        self.phase(1, "toy speakers -> clip store")
+        b = self.budget
+        self.run(
+            "mmgt_prep.cli", "source=toy", f"out={self.store}", f"n_speakers={b['speakers']}",
+            f"clips_per_speaker={b['clips_per_speaker']}", f"seconds={b['seconds']}", "size=64", "seed=0",
+            "progress=false", f"hydra.run.dir={self.out / 'logs' / 'prep'}",
+        )  # fmt: skip
+        from mmgt.clipstore import ClipStore
+
+        store = ClipStore(self.store)
+        counts = {s: len(store.clips(split=s)) for s in ("train", "test")}
+        print(
+            f"  {len(store.clips())} clips ({counts['train']} train, {counts['test']} test) in {self.store}"
+        )
+
+    def features(self) -> None:
+        self.phase(2, "preprocessing: audio features cached per clip")
+        from mmgt.audio import build_extractor, load_or_compute_features
+        from mmgt.clipstore import ClipStore
+
+        extractor = build_extractor("baseline")  # what both toy experiments read (data.audio_features)
+        clips = ClipStore(self.store).clips()
+        for clip in clips:
+            load_or_compute_features(clip, extractor)
+        print(f"  {extractor.name}: {len(clips)} clips -> <clip>/features/{extractor.name}.npy")
+
+    def stage1(self) -> Path:
+        self.phase(3, "Stage I (SMGA): train, generate the held-out clips, score (+ shuffled-audio control)")
+        run = self.out / "stage1"
+        shutil.rmtree(run, ignore_errors=True)
+        self.run(
+            "mmgt.train", "experiment=smga_toy", "evaluate=stage1", f"data.root={self.store}",
+            f"trainer.max_time=00:00:{self.budget['stage1_minutes']:02d}:00", "trainer.max_epochs=100000",
+            "trainer.enable_progress_bar=false", "run_name=smga_toy", f"hydra.run.dir={run}",
+        )  # fmt: skip
+        return run
+
+    def stage2_image(self) -> Path:
+        self.phase(4, "Stage II, image level (ReferenceNet + denoiser + PoseGuider); the toy VAE once")
+        run = self.out / "stage2_image"
+        if (run / "export" / "mmgt_stage2.json").is_file():
+            print(f"  reusing {run / 'export'}")
+            return run / "export"
+        self.run(
+            "mmgt.train", "experiment=stage2_image_toy", f"data.root={self.store}",
+            f"trainer.max_epochs={self.budget['image_epochs']}", "trainer.enable_progress_bar=false",
+            f"hydra.run.dir={run}",
+        )  # fmt: skip
+        return run / "export"
+
+    def sweep(self, image_export: Path) -> Path:
+        self.phase(5, "ablation sweep: motion masks vs no masks x 2 seeds (video level, evaluated)")
+        sweep = self.out / "sweep"
+        shutil.rmtree(sweep, ignore_errors=True)
+        self.run(
+            "mmgt.train", f"sweep={self.budget['sweep']}", f"data.root={self.store}",
+            f"model.init_from={image_export}", "trainer.enable_progress_bar=false",
+            f"hydra.sweep.dir={sweep}",
+        )  # fmt: skip
+        return sweep
+
+    def tables(self, stage1: Path, sweep: Path) -> tuple[str, str]:
+        self.phase(6, "mean-frame baseline and the benchmark tables (mmgt-table)")
+        from mmgt.stage2.evaluate import mean_frame_baseline
+
+        baseline = self.out / "baseline_mean_frame"
+        shutil.rmtree(baseline, ignore_errors=True)
+        mean_frame_baseline(self.store, baseline)
+        metrics = "[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]"
+        video = self.run(
+            "mmgt_eval.table", f"runs={sweep}", f"reference={{mean_frame:{baseline}}}", f"metrics={metrics}",
+            f"out={self.out / 'tables' / 'stage2'}", f"hydra.run.dir={self.out / 'logs' / 'table2'}",
+        )  # fmt: skip
+        s1 = "[lip_audio/lip_audio_r,lip_audio_shuffled/lip_audio_r,lip_audio/lip_audio_r_reference,bas/bas]"
+        pose = self.run(
+            "mmgt_eval.table", f"runs={stage1}", f"metrics={s1}", f"out={self.out / 'tables' / 'stage1'}",
+            f"hydra.run.dir={self.out / 'logs' / 'table1'}",
+        )  # fmt: skip
+        return _table(video), _table(pose)
+
+    def summary(self, stage1: Path, sweep: Path, tables: tuple[str, str]) -> None:
+        self.phase(7, "done")
+        print("\nStage II ablation (toy speakers, test split; mean ± std over 2 seeds):\n")
+        print(tables[0])
+        print("\nStage I learning evidence (lip_audio_r: generated vs shuffled audio vs ground truth):\n")
+        print(tables[1])
+        s = json.loads((stage1 / "results.json").read_text())["summary"]
+        own, other = (
+            s.get("lip_audio/lip_audio_r", float("nan")),
+            s.get("lip_audio_shuffled/lip_audio_r", float("nan")),
+        )
+        print(f"\nStage I: lip-audio r {own:.3f} with the clip's audio, {other:.3f} with another clip's")
+        print(
+            f"\nTensorBoard: .venv/bin/tensorboard --logdir {self.out}  (runs named by their overrides)\n"
+            f"videos:      {sweep}/<run>/generated/<speaker>/<clip>.mp4, {stage1}/generated\n"
+            f"tables:      {self.out / 'tables'}/*/table.{{md,tex,csv}}\n"
+            f"total:       {time.perf_counter() - self.t0:.0f} s"
+        )
+
+
+def _table(log: str) -> str:
+    """The Markdown table (and its notes) mmgt-table printed, without the log lines around it."""
+    lines = log.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), 0)
+    return "\n".join(line for line in lines[start:] if not line.startswith("["))
+
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    "default": {"speakers": 4, "clips_per_speaker": 6, "seconds": 8.0, "stage1_minutes": 3,
+                "image_epochs": 10, "sweep": "demo"},
+    "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_minutes": 1,
+              "image_epochs": 1, "sweep": "demo_quick"},
+}  # fmt: skip
+"""Training lengths: ``default`` fits the 15-minute budget on 2 cores; ``quick`` is a smoke run."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "outputs" / "demo")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (tiny data, a few steps)")
+    args = parser.parse_args(argv)
+    demo = Demo(args.out.resolve(), BUDGETS["quick" if args.quick else "default"])
+    demo.data()
+    demo.features()
+    stage1 = demo.stage1()
+    image = demo.stage2_image()
+    sweep = demo.sweep(image)
+    demo.summary(stage1, sweep, demo.tables(stage1, sweep))
+
+
+if __name__ == "__main__":
+    main()
