@@ -111,7 +111,7 @@ class Demo:
         self.run(
             "mmgt.train", "experiment=stage2_image_toy", f"data.root={self.store}",
             f"trainer.max_epochs={self.budget['image_epochs']}", "trainer.enable_progress_bar=false",
-            f"hydra.run.dir={run}",
+            f"model.vae.steps={self.budget['vae_steps']}", f"hydra.run.dir={run}",
         )  # fmt: skip
         return run / "export"
 
@@ -174,9 +174,9 @@ def _table(log: str) -> str:
 
 BUDGETS: dict[str, dict[str, Any]] = {
     "default": {"speakers": 4, "clips_per_speaker": 6, "seconds": 8.0, "stage1_minutes": 3,
-                "image_epochs": 10, "sweep": "demo"},
+                "image_epochs": 10, "vae_steps": 800, "sweep": "demo"},
     "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_minutes": 1,
-              "image_epochs": 1, "sweep": "demo_quick"},
+              "image_epochs": 1, "vae_steps": 30, "sweep": "demo_quick"},
 }  # fmt: skip
 """Training lengths: ``default`` fits the 15-minute budget on 2 cores; ``quick`` is a smoke run."""
 
