@@ -1,5 +1,6 @@
-"""A tiny Stage II learns on toy speakers in minutes on CPU: validation loss falls and held-out generated
-frames beat the mean-frame baseline in PSNR (the full figures: tests/benchmarks/bench_stage2_learning.py)."""
+"""A tiny Stage II learns on toy speakers in minutes on CPU: the validation loss falls and generated held-out
+frames get measurably closer to the ground truth. The full figures (PSNR against the mean-frame baseline,
+mouth-region error with and without audio) come from tests/benchmarks/bench_stage2_learning.py."""
 
 from __future__ import annotations
 
@@ -22,32 +23,38 @@ def _single_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.slow
-def test_image_level_learns_and_beats_the_mean_frame(tmp_path: Path) -> None:
+def _held_out_psnr(export: Path, store_root: str) -> float:
     from mmgt.clipstore import ClipStore
     from mmgt.pipeline import generate_clip
     from mmgt.stage2.pipeline import Stage2Pipeline
 
+    pipe = Stage2Pipeline.from_pretrained(export)
+    scores = []
+    for i, clip in enumerate(ClipStore(store_root).clips(split="test")):
+        frames = generate_clip(pipe, _Truncated(clip, 8), seed=i, steps=8, progress=False)
+        scores.append(psnr(frames, clip.video()[:8]))
+    return float(np.mean(scores))
+
+
+@pytest.mark.slow
+def test_image_level_learns(tmp_path: Path) -> None:
     overrides = [
         "data.prepare.n_speakers=3",
-        "data.prepare.clips_per_speaker=4",  # 3 train + 1 test clip per speaker
-        "data.prepare.seconds=6",
+        "data.prepare.clips_per_speaker=3",  # 2 train + 1 test clip per speaker
+        "data.prepare.seconds=4",
         "data.samples_per_clip=16",
-        "model.vae.steps=300",
-        "trainer.max_steps=150",
+        "model.vae.steps=150",
+        "trainer.max_steps=100",
     ]
-    cfg = compose("stage2_image_toy", tmp_path, "image", overrides)
-    export, losses, _ = fit(cfg, minutes=30)
-    assert losses["steps"] == 150
-    assert losses["val_loss_after"] < 0.6 * losses["val_loss_before"], losses
+    import hydra
+    import pytorch_lightning as pl
 
-    store = ClipStore(cfg.data.root)
-    mean_frame = np.mean([c.video().mean(0) for c in store.clips(split="train")], axis=0).round()
-    pipe = Stage2Pipeline.from_pretrained(export)
-    ours, baseline = [], []
-    for i, clip in enumerate(store.clips(split="test")):
-        truth = clip.video()[:8]
-        frames = generate_clip(pipe, _Truncated(clip, 8), seed=i, steps=10, progress=False)
-        ours.append(psnr(frames, truth))
-        baseline.append(psnr(np.broadcast_to(mean_frame, truth.shape), truth))
-    assert np.mean(ours) > np.mean(baseline), (ours, baseline)
+    cfg = compose("stage2_image_toy", tmp_path, "image", overrides)
+    pl.seed_everything(cfg.seed)  # the same initialisation as fit() below
+    dm = hydra.utils.instantiate(cfg.data)
+    before = hydra.utils.instantiate(cfg.model, **dm.model_kwargs).export(tmp_path / "untrained")
+    export, losses, _ = fit(cfg, minutes=30)
+    assert losses["steps"] == 100
+    assert losses["val_loss_after"] < 0.5 * losses["val_loss_before"], losses
+    psnr_before, psnr_after = _held_out_psnr(before, cfg.data.root), _held_out_psnr(export, cfg.data.root)
+    assert psnr_after > psnr_before + 2.0, (psnr_before, psnr_after)
