@@ -310,9 +310,12 @@ class Stage2Pipeline:
         windows_idx = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
         evals = 0
         bar = tqdm(scheduler.timesteps, desc="stage2 denoising", unit="step", disable=not progress)
+        count = torch.zeros(n, device=dev)  # windows per frame (the same at every step)
+        for window in windows_idx:
+            count[torch.tensor(window, device=dev)] += 1
+        acc = torch.empty_like(latents)
         for t in bar:
-            acc = torch.zeros_like(latents)
-            count = torch.zeros(n, device=dev)
+            acc.zero_()
             for b in range(0, len(windows_idx), int(context_batch)):
                 group = windows_idx[b : b + int(context_batch)]
                 idx = torch.tensor(group, device=dev)  # (nw, F)
@@ -343,8 +346,12 @@ class Stage2Pipeline:
                     pred = uncond + guidance_scale * (cond - uncond)
                 for j in range(nw):
                     acc[0][:, idx[j]] += pred[j]
-                    count[idx[j]] += 1
-            latents = scheduler.step(acc / count.view(1, 1, n, 1, 1), t, latents).prev_sample
+            acc /= count.view(1, 1, n, 1, 1)
+            for i in range(0, n, 64):  # DDIM is elementwise: stepping slices of frames is exact, and
+                # keeps the scheduler's temporaries per slice instead of per video
+                latents[:, :, i : i + 64] = scheduler.step(
+                    acc[:, :, i : i + 64], t, latents[:, :, i : i + 64]
+                ).prev_sample
 
         flat_latents = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
         frames = np.empty((n, self.size, self.size, 3), np.uint8)
