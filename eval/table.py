@@ -486,7 +486,7 @@ class Table:
 
 
 def _select_columns(
-    results: Sequence[RunResult], metrics: Sequence[str] | None
+    results: Sequence[RunResult], metrics: Sequence[str] | None, on_missing: str = "error"
 ) -> tuple[list[Column], list[str]]:
     available: dict[str, list[bool | None]] = {}
     for r in results:
@@ -510,6 +510,9 @@ def _select_columns(
             matched = [k for k in available if fnmatch.fnmatchcase(k, pattern)]
             if not matched and not available and not any(c in pattern for c in "*?["):
                 matched = [pattern]  # every run failed: keep the requested column
+            if not matched and on_missing == "keep" and not any(c in pattern for c in "*?["):
+                notes.append(f"{pattern}: no result reports this value (its metric failed or was not run)")
+                matched = [pattern]
             if not matched:
                 raise TableError(
                     f"metrics: {pattern!r} matches no value of the results; available: "
@@ -585,12 +588,21 @@ def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tu
 
 
 def build_table(
-    results: Sequence[RunResult], metrics: Sequence[str] | None = None, baseline: str | None = "default"
+    results: Sequence[RunResult],
+    metrics: Sequence[str] | None = None,
+    baseline: str | None = "default",
+    on_missing: str = "error",
 ) -> Table:
-    """Group results into rows (configurations), choose columns, mark the best, check protocols."""
+    """Group results into rows (configurations), choose columns, mark the best, check protocols.
+
+    ``on_missing``: what a requested ``metrics`` key that no result reports does - ``error`` (listing what
+    is available) or ``keep`` (an empty column, with a note under the table).
+    """
     if not results:
         raise TableError("no results to tabulate")
-    columns, notes = _select_columns([r for r in results if r.status == "ok"], metrics)
+    if on_missing not in ("error", "keep"):
+        raise TableError(f"on_missing_metric must be 'error' or 'keep', got {on_missing!r}")
+    columns, notes = _select_columns([r for r in results if r.status == "ok"], metrics, on_missing)
     groups: dict[tuple[bool, str], list[RunResult]] = {}
     for r in results:
         groups.setdefault((r.reference, r.name), []).append(r)
@@ -932,7 +944,12 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise TableError(f"formats: unknown {unknown}; choose from {', '.join(FORMATS)}")
     seed_keys = tuple(_cfg_list(cfg.get("seed_keys")) or ("seed",))
     results = collect(runs, reference, seed_keys=seed_keys)
-    table = build_table(results, _cfg_list(cfg.get("metrics")), baseline=cfg.get("baseline", "default"))
+    table = build_table(
+        results,
+        _cfg_list(cfg.get("metrics")),
+        baseline=cfg.get("baseline", "default"),
+        on_missing=cfg.get("on_missing_metric", "error"),
+    )
     policy = cfg.get("on_protocol_mismatch", "warn")
     if policy not in ("warn", "error"):
         raise TableError(f"on_protocol_mismatch must be 'warn' or 'error', got {policy!r}")

@@ -136,11 +136,13 @@ class Demo:
         metrics = "[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]"
         video = self.run(
             "mmgt_eval.table", f"runs={sweep}", f"reference={{mean_frame:{baseline}}}", f"metrics={metrics}",
-            f"out={self.out / 'tables' / 'stage2'}", f"hydra.run.dir={self.out / 'logs' / 'table2'}",
+            f"out={self.out / 'tables' / 'stage2'}", "on_missing_metric=keep",
+            f"hydra.run.dir={self.out / 'logs' / 'table2'}",
         )  # fmt: skip
         s1 = "[lip_audio/lip_audio_r,lip_audio_shuffled/lip_audio_r,lip_audio/lip_audio_r_reference,bas/bas]"
         pose = self.run(
             "mmgt_eval.table", f"runs={stage1}", f"metrics={s1}", f"out={self.out / 'tables' / 'stage1'}",
+            "on_missing_metric=keep",
             f"hydra.run.dir={self.out / 'logs' / 'table1'}",
         )  # fmt: skip
         return _table(video), _table(pose)

@@ -468,3 +468,13 @@ def test_python_m_entry_point_and_error_exit(sweep, tmp_path):
     bad = subprocess.run([*cmd, f"runs={empty}"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1
     assert f"mmgt-table: error: {empty}: no results.json found" in bad.stderr
+
+
+def test_a_missing_metric_is_an_error_or_an_empty_column(sweep):
+    results = collect(sweep["sweep"])
+    with pytest.raises(TableError, match=r"'lip_audio/lip_audio_r' matches no value"):
+        build_table(results, ["psnr/psnr", "lip_audio/lip_audio_r"])
+    table = build_table(results, ["psnr/psnr", "lip_audio/lip_audio_r"], on_missing="keep")
+    assert [c.key for c in table.columns] == ["psnr/psnr", "lip_audio/lip_audio_r"]
+    assert any("lip_audio/lip_audio_r: no result reports" in n for n in table.notes)
+    assert "lip_audio/lip_audio_r" in format_markdown(table)
