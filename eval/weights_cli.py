@@ -8,6 +8,7 @@ Examples::
     mmgt-weights verify inception_fid syncnet_v2   # exit 1 if one is missing or has the wrong checksum
     mmgt-weights fetch inception_fid --dir /data/weights
     mmgt-weights fetch syncnet_v2 --url file:///mnt/mirror/syncnet_v2.model
+    mmgt-weights train-fgd outputs/data/pats --window 34 --epochs 50   # the FGD pose autoencoder
 
 The folder is ``--dir``, else ``$MMGT_WEIGHTS``, else ``~/.cache/mmgt/weights``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from mmgt_eval.weights import (
     REGISTRY,
@@ -106,6 +108,58 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_train_fgd(args: argparse.Namespace) -> int:
+    """Train the FGD pose autoencoder on the keypoints of a clip store (or any folder of keypoints.npy)."""
+    import numpy as np
+
+    from mmgt_eval.metrics.gesture import (
+        load_keypoint_files,
+        pose_windows,
+        save_pose_autoencoder,
+        train_pose_autoencoder,
+    )
+    from mmgt_eval.weights import get_spec
+
+    root = Path(args.store)
+    manifest = root / "manifest.jsonl"
+    if args.split and manifest.is_file():  # a clip store: its last manifest row per clip decides
+        import json
+
+        rows = {}
+        for line in manifest.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["id"]] = row
+        paths = [
+            root / "clips" / r["speaker"] / r["id"] / "keypoints.npy"
+            for r in rows.values()
+            if r.get("status") == "ok" and r.get("split") == args.split
+        ]
+        keypoints = [np.load(p) for p in sorted(paths) if p.is_file()]
+    else:
+        keypoints = load_keypoint_files(root)
+    if not keypoints:
+        print(f"mmgt-weights train-fgd: {root}: no keypoints (split {args.split!r})", file=sys.stderr)
+        return 2
+    windows = np.concatenate([pose_windows(k, args.window, args.stride, args.joints) for k in keypoints])
+    if len(windows) < 2:
+        print(
+            f"mmgt-weights train-fgd: {root}: fewer than 2 windows of {args.window} frames", file=sys.stderr
+        )
+        return 2
+    model, history = train_pose_autoencoder(
+        windows, epochs=args.epochs, joints=args.joints, seed=args.seed, max_seconds=args.max_seconds
+    )
+    out = Path(args.out) if args.out else weights_dir(args.dir) / get_spec("fgd_autoencoder").filename
+    history.update(source=str(root), split=args.split, windows=int(len(windows)), clips=len(keypoints))
+    path = save_pose_autoencoder(model, out, history)
+    print(
+        f"fgd_autoencoder: {len(windows)} windows of {args.window} frames from {len(keypoints)} clips; "
+        f"loss {history['initial_loss']:.4f} -> {history['final_loss']:.4f}\nwrote {path} (+ .json)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmgt-weights",
@@ -128,6 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("train-fgd", help="train the FGD pose autoencoder on a clip store's keypoints")
+    p.add_argument("store", help="a clip store (its split is used) or a folder of keypoints.npy files")
+    p.add_argument("--split", default="train", help="clip-store split to train on ('' = every file)")
+    p.add_argument("--window", type=int, default=34, help="frames per window (HA2G: 34)")
+    p.add_argument("--stride", type=int, default=None, help="frames between windows (default: window)")
+    p.add_argument("--joints", default="upper_body_hands", help="joint set (mmgt_eval.metrics.gesture)")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")
+    p.add_argument("--out", default=None, help="output file (default: <weights folder>/fgd_autoencoder.pt)")
+    p.add_argument(
+        "--dir", default=None, help="weights folder (default: $MMGT_WEIGHTS or ~/.cache/mmgt/weights)"
+    )
+    p.set_defaults(func=cmd_train_fgd)
     return parser
 
 

@@ -225,3 +225,17 @@ def test_cli_fetch_and_verify(tmp_path, capsys):
     assert "missing" in capsys.readouterr().out
     assert weights_cli.main(["verify", "syncnet_v2", "--dir", str(dest)]) == 1
     assert weights_cli.main(["fetch", "a", "b", "--url", src.as_uri()]) == 2
+
+
+def test_train_fgd_writes_a_loadable_autoencoder(tmp_path: Path) -> None:
+    from mmgt_eval.metrics.gesture import load_pose_autoencoder
+    from mmgt_prep.toy import generate_toy_dataset
+
+    store = tmp_path / "store"
+    generate_toy_dataset(store, n_speakers=2, clips_per_speaker=2, seconds=3.0, size=32, progress=False)
+    out = tmp_path / "w" / "fgd_autoencoder.pt"
+    args = ["train-fgd", str(store), "--window", "20", "--epochs", "3", "--out", str(out)]
+    assert weights_cli.main(args) == 0
+    model, meta = load_pose_autoencoder(out)
+    assert meta["window"] == 20 and meta["training"]["split"] == "train" and meta["training"]["clips"] == 2
+    assert weights_cli.main(["train-fgd", str(store), "--split", "val", "--out", str(out)]) == 2  # no clips
