@@ -76,7 +76,7 @@ from mmgt.clipstore import (
     VIDEO_FILE,
     ClipRecord,
 )
-from mmgt.io import MediaError
+from mmgt.io import X264_PRESETS, MediaError
 from mmgt.schema import BODY, FACE, FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, VISIBILITY_THRESHOLD
 
 log = logging.getLogger("mmgt_prep.videos")
@@ -108,6 +108,7 @@ class VideoPrepConfig:
     max_missing_fraction: float = 0.5
     require_audio: bool = True
     silence_threshold_db: float = -60.0
+    video_preset: str = "veryfast"
     window: float | None = None
     stride: float | None = None
     max_seconds: float | None = None
@@ -128,6 +129,8 @@ class VideoPrepConfig:
             raise ValueError(f"size={self.size}: must be at least 2 pixels")
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: must be >= 1")
+        if self.video_preset not in X264_PRESETS:
+            raise ValueError(f"video_preset={self.video_preset!r}: expected one of {', '.join(X264_PRESETS)}")
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise ValueError(f"shard={self.shard} num_shards={self.num_shards}: need 0 <= shard < num_shards")
         if self.window is not None and self.window <= 0:
@@ -888,7 +891,7 @@ class Worker:
             frames = a.buffer.frames()
 
             def write(tmp: Path) -> None:
-                write_video(tmp / VIDEO_FILE, frames, fps=FPS)
+                write_video(tmp / VIDEO_FILE, frames, fps=FPS, preset=cfg.video_preset)
                 write_audio(tmp / AUDIO_FILE, clip_audio, sample_rate=SAMPLE_RATE)
                 np.save(tmp / KEYPOINTS_FILE, keypoints)
                 if self.extractors:

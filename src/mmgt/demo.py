@@ -10,7 +10,8 @@ Every phase is one of the project's own commands (printed, so it can be rerun or
 5. the ablation sweep ``mmgt-train sweep=demo`` (conf/sweep/demo.yaml: video level, mask guidance
    motion vs none x seeds 0, 1) from the image-level export, each job trained, its test split generated
    and scored;
-6. the mean-frame baseline scored by the same protocol, and the tables (``mmgt-table``): the sweep with
+6. the still-frame baselines (the mean training frame; each clip's reference frame repeated) scored by
+   the same protocol, and the tables (``mmgt-table``): the sweep with
    mean ± std over seeds, and Stage I's learning evidence;
 7. where the TensorBoard logs, videos and tables are.
 
@@ -95,9 +96,10 @@ class Demo:
         self.phase(3, "Stage I (SMGA): train, generate the held-out clips, score (+ shuffled-audio control)")
         run = self.out / "stage1"
         shutil.rmtree(run, ignore_errors=True)
+        m, sec = divmod(int(self.budget["stage1_seconds"]), 60)
         self.run(
             "mmgt.train", "experiment=smga_toy", "evaluate=stage1", f"data.root={self.store}",
-            f"trainer.max_time=00:00:{self.budget['stage1_minutes']:02d}:00", "trainer.max_epochs=100000",
+            f"trainer.max_time=00:00:{m:02d}:{sec:02d}", "trainer.max_epochs=100000",
             "trainer.enable_progress_bar=false", "run_name=smga_toy", f"hydra.run.dir={run}",
         )  # fmt: skip
         return run
@@ -127,15 +129,23 @@ class Demo:
         return sweep
 
     def tables(self, stage1: Path, sweep: Path) -> tuple[str, str]:
-        self.phase(6, "mean-frame baseline and the benchmark tables (mmgt-table)")
-        from mmgt.stage2.evaluate import mean_frame_baseline
+        self.phase(6, "still-frame baselines (mean frame, reference frame) and the tables (mmgt-table)")
+        from omegaconf import OmegaConf
 
-        baseline = self.out / "baseline_mean_frame"
-        shutil.rmtree(baseline, ignore_errors=True)
-        mean_frame_baseline(self.store, baseline)
+        from mmgt.stage2.evaluate import STILL_BASELINES, still_baseline
+
+        ev = OmegaConf.load(sweep / "multirun.yaml").evaluate  # the clips and frames the sweep scored
+        baselines = {}
+        for kind in STILL_BASELINES:
+            baselines[kind] = self.out / f"baseline_{kind}"
+            shutil.rmtree(baselines[kind], ignore_errors=True)
+            still_baseline(
+                self.store, baselines[kind], kind, max_clips=ev.max_clips, max_frames=ev.max_frames
+            )
+        reference = ",".join(f"{kind}:{path}" for kind, path in baselines.items())
         metrics = "[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]"
         video = self.run(
-            "mmgt_eval.table", f"runs={sweep}", f"reference={{mean_frame:{baseline}}}", f"metrics={metrics}",
+            "mmgt_eval.table", f"runs={sweep}", f"reference={{{reference}}}", f"metrics={metrics}",
             f"out={self.out / 'tables' / 'stage2'}", "on_missing_metric=keep",
             f"hydra.run.dir={self.out / 'logs' / 'table2'}",
         )  # fmt: skip
@@ -159,6 +169,19 @@ class Demo:
             s.get("lip_audio_shuffled/lip_audio_r", float("nan")),
         )
         print(f"\nStage I: lip-audio r {own:.3f} with the clip's audio, {other:.3f} with another clip's")
+        psnr = [
+            json.loads(p.read_text()).get("summary", {}).get("psnr/psnr", float("nan"))
+            for p in sorted(sweep.glob("*/results.json"))
+        ] or [float("nan")]
+        still = {
+            k: json.loads((self.out / f"baseline_{k}" / "results.json").read_text())["summary"]["psnr/psnr"]
+            for k in ("mean_frame", "reference_frame")
+        }
+        print(
+            f"Stage II: PSNR {min(psnr):.1f}-{max(psnr):.1f} dB over the sweep's runs; the mean training "
+            f"frame {still['mean_frame']:.1f} dB, the reference frame repeated "
+            f"{still['reference_frame']:.1f} dB"
+        )
         print(
             f"\nTensorBoard: .venv/bin/tensorboard --logdir {self.out}  (runs named by their overrides)\n"
             f"videos:      {sweep}/<run>/generated/<speaker>/<clip>.mp4, {stage1}/generated\n"
@@ -175,9 +198,9 @@ def _table(log: str) -> str:
 
 
 BUDGETS: dict[str, dict[str, Any]] = {
-    "default": {"speakers": 4, "clips_per_speaker": 6, "seconds": 8.0, "stage1_minutes": 3,
-                "image_epochs": 10, "vae_steps": 800, "sweep": "demo"},
-    "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_minutes": 1,
+    "default": {"speakers": 4, "clips_per_speaker": 6, "seconds": 8.0, "stage1_seconds": 100,
+                "image_epochs": 12, "vae_steps": 800, "sweep": "demo"},
+    "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_seconds": 20,
               "image_epochs": 1, "vae_steps": 30, "sweep": "demo_quick"},
 }  # fmt: skip
 """Training lengths: ``default`` fits the 15-minute budget on 2 cores; ``quick`` is a smoke run."""

@@ -222,3 +222,24 @@ def test_video_evaluation_generates_the_split_and_scores_it(exports: dict[str, P
     assert res["generation"]["clips"] == 2 and res["generation"]["steps"] == 2
     videos = sorted((tmp_path / "run" / "generated").rglob("*.mp4"))
     assert len(videos) == 2 and all(v.with_suffix(".npy").is_file() for v in videos)
+
+
+def test_mean_frame_baseline_max_frames_and_clips_spread_over_speakers(tmp_path: Path) -> None:
+    """``max_clips`` takes clips round-robin over speakers; ``max_frames`` shortens the videos and the
+    frame-policy metrics score only those frames against the full-length references."""
+    import json
+
+    from mmgt.io import read_video
+    from mmgt.stage2.evaluate import mean_frame_baseline
+    from mmgt_prep.toy import generate_toy_dataset
+
+    store = tmp_path / "store"
+    generate_toy_dataset(store, 2, 4, seconds=1.2, size=32, seed=0, test_fraction=0.5, progress=False)
+    res = mean_frame_baseline(store, tmp_path / "base", max_clips=2, max_frames=10)
+    videos = sorted((tmp_path / "base" / "generated").rglob("*.mp4"))
+    assert sorted(v.parent.name for v in videos) == ["toy_spk0", "toy_spk1"]  # not two of one speaker
+    assert all(len(read_video(v).frames) == 10 for v in videos)
+    assert res["summary"]["psnr/psnr_frames"] == 20 and res["summary"]["mouth/mouth_clips"] == 2
+    assert res["generation"]["max_frames"] == 10
+    saved = json.loads((tmp_path / "base" / "results.json").read_text())
+    assert saved["metrics"]["psnr"]["protocol"]["frame_policy"] == "truncate"

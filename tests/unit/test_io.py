@@ -112,6 +112,15 @@ def test_write_video_30fps(tmp_path: Path) -> None:
     assert data.audio is not None and abs(len(data.audio) / SAMPLE_RATE - 1.0) <= 1 / 30
 
 
+def test_write_video_preset_is_applied_and_checked(tmp_path: Path) -> None:
+    frames = smooth_frames(10)
+    fast = read_video(write_video(tmp_path / "fast.mp4", frames, preset="ultrafast")).frames
+    assert np.abs(fast.astype(np.float32) - frames).mean() < 8  # a preset trades size/CPU, not fidelity
+    with pytest.raises(ValueError, match=r"bad\.mp4: unknown x264 preset 'warp'"):
+        write_video(tmp_path / "bad.mp4", frames, preset="warp")
+    assert not (tmp_path / "bad.mp4").exists()
+
+
 def test_write_video_odd_size_is_padded(tmp_path: Path) -> None:
     frames = smooth_frames(5, height=33, width=65)
     data = read_video(write_video(tmp_path / "odd.mp4", frames))

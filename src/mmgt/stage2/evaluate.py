@@ -8,8 +8,9 @@ the clips' videos (image metrics, the mouth region with the clips' keypoints, an
 FVD, LPIPS). The run's own mask guidance applies: a ``no_audio`` / ``none`` export generates without audio
 attention / masks, so the sweep rows differ only by that choice.
 
-:func:`mean_frame_baseline`: the same clips rendered as the mean training frame, scored by the same
-protocol - the row a Stage II must beat (it knows neither pose nor audio).
+:func:`still_baseline`: the same clips rendered as a still frame, scored by the same protocol - the
+mean training frame (knows neither person, pose nor audio: the row a Stage II must beat) or the clip's
+reference frame repeated (the person without motion: what a model that ignores pose and audio reaches).
 """
 
 from __future__ import annotations
@@ -28,10 +29,38 @@ from mmgt.schema import FPS, SAMPLES_PER_FRAME, num_frames_for_samples
 
 DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "mouth")
 """Weight-free metrics; add fid / fvd / lpips when their weights are installed (mmgt-weights list)."""
+STILL_BASELINES: dict[str, str] = {
+    "mean_frame": "mean training frame",
+    "reference_frame": "the clip's first frame (the reference image) repeated",
+}
+"""The still-frame baselines of :func:`still_baseline`: name -> definition (written into results)."""
+
+
+def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
+    """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config
+    (``conf/eval/metric/<name>.yaml``) has one: generated videos shorter than their references."""
+    from omegaconf import OmegaConf
+
+    from mmgt.config import CONFIG_DIR
+
+    out = []
+    for name in metrics:
+        path = Path(CONFIG_DIR) / "eval" / "metric" / f"{name}.yaml"
+        if path.is_file() and "frame_policy" in OmegaConf.load(path):
+            out.append(f"+metric_args.{name}.frame_policy=truncate")
+    return out
 
 
 def _test_clips(store: ClipStore, split: str, max_clips: int | None) -> list[Any]:
-    clips = store.clips(split=split)[:max_clips]
+    """The split's clips; with ``max_clips``, taken round-robin over the speakers (each speaker's in id
+    order) so a small evaluation still covers every speaker it can."""
+    clips = store.clips(split=split)
+    if max_clips is not None:
+        by_speaker: dict[str, list[Any]] = {}
+        for clip in clips:
+            by_speaker.setdefault(clip.record.speaker, []).append(clip)
+        rank = {id(c): (k, i) for i, group in enumerate(by_speaker.values()) for k, c in enumerate(group)}
+        clips = sorted(clips, key=lambda c: rank[id(c)])[:max_clips]
     if not clips:
         raise ValueError(f"{store.root}: no ok clips in split {split!r}")
     return clips
@@ -49,6 +78,8 @@ class VideoEvaluation:
         split: manifest split to generate.
         metrics: mmgt-eval metric names.
         max_clips: at most this many clips (None: all).
+        max_frames: generate and score only each clip's first ``max_frames`` frames (None: whole
+            clips); the metrics that have a ``frame_policy`` are told to ``truncate`` the references.
         seed: generation seed (clip ``i`` uses ``seed + i``).
         steps: DDIM steps (None: the export's default); shortcut for ``options["steps"]``.
         shuffled_control: also generate with another clip's audio and score it.
@@ -62,6 +93,7 @@ class VideoEvaluation:
         split: str = "test",
         metrics: Sequence[str] = DEFAULT_METRICS,
         max_clips: int | None = None,
+        max_frames: int | None = None,
         seed: int = 0,
         steps: int | None = None,
         shuffled_control: bool = False,
@@ -75,6 +107,11 @@ class VideoEvaluation:
             self.options["steps"] = int(steps)
         self.shuffled_control = bool(shuffled_control)
         self.protocol, self.overrides = protocol, list(overrides)
+        if max_frames is not None and int(max_frames) < 1:
+            raise ValueError(f"VideoEvaluation: max_frames must be >= 1 or None, got {max_frames}")
+        self.max_frames = None if max_frames is None else int(max_frames)
+        if self.max_frames is not None:
+            self.overrides += _truncate_overrides(self.metrics)
 
     def __call__(self, export_dir: str | Path, datamodule: Any, out_dir: str | Path) -> dict[str, Any]:
         """Generate, score and return mmgt-eval's results (also in ``<out_dir>/eval/``)."""
@@ -92,7 +129,9 @@ class VideoEvaluation:
         audios = [c.audio() for c in clips]
         for i, clip in enumerate(tqdm(clips, desc=f"stage II: generating {self.split}", unit="clip")):
             kps, frames = clip.keypoints(), clip.video()
-            n = min(len(kps), len(frames), num_frames_for_samples(len(audios[i])))
+            n = min(
+                len(kps), len(frames), num_frames_for_samples(len(audios[i])), self.max_frames or len(kps)
+            )
             for folder, source in conditions.items():
                 drive = audios[source[i]]
                 drive = np.concatenate([drive] * (1 + n * SAMPLES_PER_FRAME // max(len(drive), 1)))
@@ -123,52 +162,70 @@ class VideoEvaluation:
             )
             results = res if folder == "generated" else merge_results(results, res, "shuffled")
         settings = {**pipe.inference, **self.options}
-        results["generation"] = {"stage": "video", "split": self.split, "clips": len(clips), **settings}
+        results["generation"] = {"stage": "video", "split": self.split, "clips": len(clips)}
+        results["generation"].update(max_frames=self.max_frames, **settings)
         return results
 
 
-def mean_frame_baseline(
+def still_baseline(
     store_root: str | Path,
     out_dir: str | Path,
+    kind: str = "mean_frame",
     split: str = "test",
     train_split: str = "train",
     metrics: Sequence[str] = DEFAULT_METRICS,
     size: int | None = None,
     max_clips: int | None = None,
+    max_frames: int | None = None,
     protocol: str = "default",
 ) -> dict[str, Any]:
-    """Score the mean training frame as every frame of every test clip; ``<out_dir>/results.json``.
+    """Score a still frame shown for every frame of every test clip; ``<out_dir>/results.json``.
 
     Args:
+        kind: ``mean_frame`` (the mean training frame: knows neither the person, the pose nor the
+            audio) or ``reference_frame`` (each clip's first frame - the reference image Stage II gets
+            - repeated: the person without any motion).
         size: resize the baseline to this side (None: the store's frame size; Stage II generates at its
             trained size, so pass that when it differs).
+        max_clips, max_frames: the clips and frames scored (as ``VideoEvaluation``).
     """
     import cv2
 
+    if kind not in STILL_BASELINES:
+        raise ValueError(f"still_baseline: kind must be one of {', '.join(STILL_BASELINES)}, got {kind!r}")
     store = ClipStore(store_root)
-    train = store.clips(split=train_split)
-    if not train:
-        raise ValueError(f"{store.root}: no ok clips in split {train_split!r} for the mean frame")
-    mean = np.mean([c.video().astype(np.float64).mean(axis=0) for c in train], axis=0)
-    if size is not None and mean.shape[0] != size:
-        mean = cv2.resize(mean, (size, size), interpolation=cv2.INTER_AREA)
-    frame = np.clip(np.round(mean), 0, 255).astype(np.uint8)
+    mean: np.ndarray | None = None
+    if kind == "mean_frame":
+        train = store.clips(split=train_split)
+        if not train:
+            raise ValueError(f"{store.root}: no ok clips in split {train_split!r} for the mean frame")
+        mean = np.mean([c.video().astype(np.float64).mean(axis=0) for c in train], axis=0)
     out_dir = Path(out_dir)
     clips = _test_clips(store, split, max_clips)
     for clip in clips:
+        still = mean if mean is not None else clip.video()[0].astype(np.float64)
+        if size is not None and still.shape[0] != size:
+            still = cv2.resize(still, (size, size), interpolation=cv2.INTER_AREA)
+        frame = np.clip(np.round(still), 0, 255).astype(np.uint8)
         audio = clip.audio()
-        n = len(clip.keypoints())
+        n = min(len(clip.keypoints()), max_frames or len(clip.keypoints()))
         path = out_dir / "generated" / f"{clip_name(clip)}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_video(
             path, np.broadcast_to(frame, (n, *frame.shape)), fps=FPS, audio=audio[: n * SAMPLES_PER_FRAME]
         )
-        np.save(path.with_suffix(".npy"), clip.keypoints())
+        np.save(path.with_suffix(".npy"), clip.keypoints()[:n])
     manifest = write_pairs_manifest(clips, out_dir / "eval" / "pairs.jsonl")
     results = score_videos(
         out_dir / "generated", store.root / "clips", metrics, out_dir / "eval" / "results.json",
-        pairing=manifest, protocol=protocol,
+        pairing=manifest, protocol=protocol, overrides=_truncate_overrides(metrics) if max_frames else (),
     )  # fmt: skip
-    results["generation"] = {"stage": "baseline", "definition": "mean training frame", "clips": len(clips)}
+    results["generation"] = {"stage": "baseline", "definition": STILL_BASELINES[kind], "clips": len(clips)}
+    results["generation"]["max_frames"] = max_frames
     write_json_atomic(out_dir / "results.json", results)
     return results
+
+
+def mean_frame_baseline(store_root: str | Path, out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """:func:`still_baseline` with the mean training frame."""
+    return still_baseline(store_root, out_dir, kind="mean_frame", **kwargs)

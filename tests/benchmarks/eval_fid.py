@@ -1,7 +1,7 @@
 """FID feature extraction speed: mmgt_eval's FID vs the pytorch-fid CLI path, same images, same weight file.
 
-    .venv/bin/python tests/benchmarks/bench_fid.py                 # random weights written to a temp dir
-    .venv/bin/python tests/benchmarks/bench_fid.py --weights /path/pt_inception-2015-12-05-6726825d.pth
+    .venv/bin/python tests/benchmarks/bench_eval.py fid                 # random weights written to a temp dir
+    .venv/bin/python tests/benchmarks/bench_eval.py fid --weights /path/pt_inception-2015-12-05-6726825d.pth
 
 Two folders of PNGs (``--n-images`` each, ``--size`` square, like dumped PATS frames) are scored by
 

@@ -4,7 +4,7 @@ SyncNet weights are random but written in the original ``syncnet_v2.model`` form
 same as with the real weights. Reported per video and stage (face detection + tracking + cropping, SyncNet
 embeddings + scoring), then overall.
 
-    .venv/bin/python tests/benchmarks/bench_sync.py [--frames N] [--device cpu|cuda] [--repeat R]
+    .venv/bin/python tests/benchmarks/bench_eval.py sync [--frames N] [--device cpu|cuda] [--repeat R]
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 VIDEOS = ("talking_face_hdtf_aoc_25fps.mp4", "talking_face_moore4_30fps.mp4")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=None, help="decode only the first N frames")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=1, help="runs per video; the fastest is reported")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     cfg = FaceTrackConfig(min_track=50)  # 50 so that --frames 100 still gives a track; default 100
     with tempfile.TemporaryDirectory() as tmp:
