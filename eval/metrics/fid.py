@@ -14,7 +14,8 @@ What is pinned (metrics-reference.md §2.1):
 
 ``fast=True`` (default) folds each batch norm into its convolution (computed in float64) and runs in
 channels_last memory format: the same function up to float32 round-off (features agree to ~1e-5 relative),
-about 2x faster on CPU (tests/benchmarks/bench_eval.py fid). ``fast=False`` runs pytorch-fid's modules unchanged.
+about 2x faster on CPU (``tests/benchmarks/bench_eval.py fid``). ``fast=False`` runs pytorch-fid's
+modules unchanged.
 """
 
 from __future__ import annotations
