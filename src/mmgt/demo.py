@@ -41,6 +41,7 @@ class Demo:
 
     def __init__(self, out: Path, budget: dict[str, Any]) -> None:
         self.out, self.budget = out, budget
+        self.still_psnr: dict[str, float] = {}  # PSNR of each still-frame baseline (set by tables())
         self.t0 = time.perf_counter()
         self.store = out / "data" / "toy_speakers"
         self.env = dict(os.environ, HF_HUB_OFFLINE="1", PROJECT_ROOT=str(PROJECT_ROOT))
@@ -139,9 +140,10 @@ class Demo:
         for kind in STILL_BASELINES:
             baselines[kind] = self.out / f"baseline_{kind}"
             shutil.rmtree(baselines[kind], ignore_errors=True)
-            still_baseline(
+            res = still_baseline(
                 self.store, baselines[kind], kind, max_clips=ev.max_clips, max_frames=ev.max_frames
             )
+            self.still_psnr[kind] = res["summary"]["psnr/psnr"]
         reference = ",".join(f"{kind}:{path}" for kind, path in baselines.items())
         metrics = "[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]"
         video = self.run(
@@ -173,10 +175,7 @@ class Demo:
             json.loads(p.read_text()).get("summary", {}).get("psnr/psnr", float("nan"))
             for p in sorted(sweep.glob("*/results.json"))
         ] or [float("nan")]
-        still = {
-            k: json.loads((self.out / f"baseline_{k}" / "results.json").read_text())["summary"]["psnr/psnr"]
-            for k in ("mean_frame", "reference_frame")
-        }
+        still = self.still_psnr
         print(
             f"Stage II: PSNR {min(psnr):.1f}-{max(psnr):.1f} dB over the sweep's runs; the mean training "
             f"frame {still['mean_frame']:.1f} dB, the reference frame repeated "

@@ -224,18 +224,18 @@ def test_video_evaluation_generates_the_split_and_scores_it(exports: dict[str, P
     assert len(videos) == 2 and all(v.with_suffix(".npy").is_file() for v in videos)
 
 
-def test_mean_frame_baseline_max_frames_and_clips_spread_over_speakers(tmp_path: Path) -> None:
+def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Path) -> None:
     """``max_clips`` takes clips round-robin over speakers; ``max_frames`` shortens the videos and the
     frame-policy metrics score only those frames against the full-length references."""
     import json
 
     from mmgt.io import read_video
-    from mmgt.stage2.evaluate import mean_frame_baseline
+    from mmgt.stage2.evaluate import still_baseline
     from mmgt_prep.toy import generate_toy_dataset
 
     store = tmp_path / "store"
     generate_toy_dataset(store, 2, 4, seconds=1.2, size=32, seed=0, test_fraction=0.5, progress=False)
-    res = mean_frame_baseline(store, tmp_path / "base", max_clips=2, max_frames=10)
+    res = still_baseline(store, tmp_path / "base", "mean_frame", max_clips=2, max_frames=10)
     videos = sorted((tmp_path / "base" / "generated").rglob("*.mp4"))
     assert sorted(v.parent.name for v in videos) == ["toy_spk0", "toy_spk1"]  # not two of one speaker
     assert all(len(read_video(v).frames) == 10 for v in videos)
@@ -243,3 +243,8 @@ def test_mean_frame_baseline_max_frames_and_clips_spread_over_speakers(tmp_path:
     assert res["generation"]["max_frames"] == 10
     saved = json.loads((tmp_path / "base" / "results.json").read_text())
     assert saved["metrics"]["psnr"]["protocol"]["frame_policy"] == "truncate"
+    # the clip's own first frame held still is closer to the clip than the mean training frame
+    ref = still_baseline(store, tmp_path / "ref", "reference_frame", max_clips=2, max_frames=10)
+    assert ref["summary"]["psnr/psnr"] > res["summary"]["psnr/psnr"]
+    with pytest.raises(ValueError, match="kind must be one of mean_frame, reference_frame"):
+        still_baseline(store, tmp_path / "bad", "median_frame")

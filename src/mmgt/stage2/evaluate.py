@@ -224,8 +224,3 @@ def still_baseline(
     results["generation"]["max_frames"] = max_frames
     write_json_atomic(out_dir / "results.json", results)
     return results
-
-
-def mean_frame_baseline(store_root: str | Path, out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """:func:`still_baseline` with the mean training frame."""
-    return still_baseline(store_root, out_dir, kind="mean_frame", **kwargs)
