@@ -35,18 +35,23 @@ are written. Crops are per source (``person``: from keypoints detected on ``pers
 spread over the source's clips), so overlapping clips share frames.
 
 Scale: ``workers=N`` spawns N processes (one mediapipe graph, one ClipStoreWriter each; a worker that
-dies gets WorkerCrash rows for its unfinished clips); a source is one task. In every worker a
-background thread writes (encodes) a finished clip while the next one is detected.
+dies gets WorkerCrash rows for its unfinished clips); a source is one task. In every worker the
+frames of a clip are H.264-encoded while they are detected (one encoder thread per open clip) and a
+writer thread finishes a clip (audio, features, checksums, manifest) while the next one is detected;
+both run at a lower CPU priority (``BACKGROUND_NICE``) so that they use the cycles mediapipe leaves
+idle instead of slowing it down.
 ``shard=i num_shards=n`` keeps the sources with ``sha1(relative path) mod n == i``: stable
 when files are added, no coordination needed between SLURM array tasks writing one store.
 
-Memory: frames are streamed and cropped/resized as they are decoded; a clip's S x S frames are
-buffered in a memory-mapped scratch file under ``<out>/.tmp/`` (not in RAM) until its video is
-encoded; the whole audio track of a source is read at 16 kHz (~2 MB per minute).
+Memory: frames are streamed and cropped/resized as they are decoded and encoded as they are
+detected (at most ``ENCODER_QUEUE`` S x S frames wait per open clip; the partial video lives in a
+scratch folder under ``<out>/.tmp/``); the whole audio track of a source is read at 16 kHz (~2 MB per
+minute).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import logging
@@ -57,6 +62,8 @@ import queue
 import re
 import shutil
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -88,6 +95,10 @@ CSV_COLUMNS = ("path", "start", "end", "speaker", "split")
 PERSON_CONFIDENCE = 0.5
 """Keypoints at or above this confidence place the ``person`` crop."""
 GENERATOR = "mmgt_prep.videos v1"
+ENCODER_QUEUE = 16
+"""Frames that may wait for a clip's encoder thread (bounded RAM: 16 x 0.79 MB at 512 x 512)."""
+BACKGROUND_NICE = 10
+"""Niceness added to the encoder and writer threads (Linux: per thread, inherited by libx264's)."""
 
 
 # =========================================================================== configuration
@@ -496,36 +507,88 @@ def crop_resize(frame: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
-class FrameBuffer:
-    """Append-only (n, S, S, 3) uint8 frames in a memory-mapped scratch file (bounded RAM)."""
+def lower_thread_priority(increment: int = BACKGROUND_NICE) -> None:
+    """Raise the calling thread's niceness by ``increment`` (capped at 19), so it runs on idle cycles.
 
-    def __init__(self, path: Path, size: int, capacity: int) -> None:
-        self.path, self.size, self.n = path, size, 0
-        self._mm = self._open(path, max(capacity, 1))
+    Linux keeps the nice value per thread and threads started from this one (libx264's) inherit it.
+    Elsewhere ``setpriority`` would change the whole process, so this is a no-op there.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):  # not permitted: run at the normal priority
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
 
-    def _open(self, path: Path, capacity: int) -> np.memmap:
+
+_ABORT = object()
+
+
+class ClipEncoder:
+    """Encodes one clip's (S, S, 3) frames into ``path`` while the next frames are detected.
+
+    A background thread at a lower priority (:func:`lower_thread_priority`) owns a
+    :class:`mmgt.io.VideoWriter`; :meth:`add` queues a frame and blocks while ``ENCODER_QUEUE``
+    frames wait (bounded RAM). :meth:`finish` waits until the file is complete and returns its path;
+    :meth:`abort` drops it. An encoder error is raised by the next :meth:`add` or :meth:`finish`.
+    """
+
+    def __init__(self, path: Path, preset: str) -> None:
+        from mmgt.io import VideoWriter
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        return np.memmap(path, dtype=np.uint8, mode="w+", shape=(capacity, self.size, self.size, 3))
+        self.path, self.n = path, 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ENCODER_QUEUE)
+        self._error: BaseException | None = None
+        self._aborted = False
+        writer = VideoWriter(path, fps=FPS, preset=preset, threads=1)  # N workers: no N x cores threads
+        self._thread = threading.Thread(target=self._run, args=(writer,), name="clip-encoder", daemon=True)
+        self._thread.start()
 
-    def append(self, frame: np.ndarray) -> None:
-        if self.n == self._mm.shape[0]:  # grow: a new map twice as long
-            bigger_path = self.path.with_name(self.path.name + ".grow")
-            bigger = self._open(bigger_path, 2 * self.n)
-            bigger[: self.n] = self._mm[: self.n]
-            del self._mm
-            os.replace(bigger_path, self.path)
-            self._mm = bigger
-        self._mm[self.n] = frame
+    def _run(self, writer: Any) -> None:
+        lower_thread_priority()
+        item: Any = False
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    if writer.n:
+                        writer.close()
+                    return
+                if item is _ABORT:
+                    break
+                if not self._aborted:
+                    writer.write(item)
+        except BaseException as e:  # noqa: BLE001 - handed to the thread that adds or finishes
+            self._error = e
+            while item is not None and item is not _ABORT:  # keep consuming: add() never blocks forever
+                item = self._queue.get()
+        writer.abort()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise MediaError(f"{self.path}: encoding failed: {self._error}") from self._error
+
+    def add(self, frame: np.ndarray) -> None:
+        """Queue one (S, S, 3) uint8 frame (not copied: do not modify it afterwards)."""
+        self._raise()
+        self._queue.put(frame)
         self.n += 1
 
-    def frames(self) -> np.ndarray:
-        """(n, S, S, 3) view of the frames appended so far."""
-        return self._mm[: self.n]
+    def finish(self) -> Path:
+        """Wait for the encoder; the complete video is at the returned path."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+        if not self.path.is_file():
+            raise MediaError(f"{self.path}: encoding produced no file ({self.n} frames)")
+        return self.path
 
-    def close(self) -> None:
-        if self._mm is not None:
-            del self._mm
-            self._mm = None
+    def abort(self) -> None:
+        """Stop encoding (queued frames are skipped) and delete the partial file."""
+        if self._thread.is_alive():
+            self._aborted = True
+            self._queue.put(_ABORT)
+            self._thread.join()
         self.path.unlink(missing_ok=True)
 
 
@@ -560,7 +623,7 @@ class _Active:
     """A pending clip while its run is decoded."""
 
     seg: Segment
-    buffer: FrameBuffer | None
+    encoder: ClipEncoder | None
     keypoints: list[np.ndarray] = field(default_factory=list)
 
 
@@ -621,7 +684,9 @@ class Worker:
             self.extractors = [build_extractor(spec) for spec in cfg.features]
         self.writer = ClipStoreWriter(cfg.out, retry_failed=cfg.retry_failed)
         self.scratch = Path(cfg.out) / TMP_DIR / f"scratch-{socket.gethostname()}-{self.pid}"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clip-writer")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="clip-writer", initializer=lower_thread_priority
+        )
         self._pending: Future[None] | None = None
         self._written: set[str] = set()
 
@@ -758,7 +823,6 @@ class Worker:
     ) -> None:
         cfg = self.cfg
         size = cfg.size
-        estimate = _frame_at(duration) + FPS
         ends = [r.k1 for r in runs]
         last_needed = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
         run_i = 0
@@ -794,21 +858,20 @@ class Worker:
                     self.detector.reset()
                     for seg in run.segments:
                         if not seg.done:
-                            cap = (seg.k1 - seg.k0) if seg.k1 is not None else estimate
-                            buf = FrameBuffer(self.scratch / f"{seg.clip_id}.u8", size, cap)
-                            active.append(_Active(seg, buf))
+                            encoder = ClipEncoder(self.scratch / f"{seg.clip_id}.mp4", cfg.video_preset)
+                            active.append(_Active(seg, encoder))
                 frame = crop_resize(img, box, size)
                 kp = self.detector(frame)
                 self.frames_detected += 1
                 for a in active:
                     if a.seg.k0 <= k and (a.seg.k1 is None or k < a.seg.k1):
-                        assert a.buffer is not None
-                        a.buffer.append(frame)
+                        assert a.encoder is not None
+                        a.encoder.add(frame)
                         a.keypoints.append(kp)
         except BaseException:
             for a in active:
-                if a.buffer is not None:
-                    a.buffer.close()
+                if a.encoder is not None:
+                    a.encoder.abort()
             raise
         finally:
             gen.close()
@@ -816,8 +879,8 @@ class Worker:
             decoded = last_t + 1.0 / src_fps
             if duration > 0.5 and decoded < 0.9 * duration - 0.2:
                 for a in active:
-                    if a.buffer is not None:
-                        a.buffer.close()
+                    if a.encoder is not None:
+                        a.encoder.abort()
                 raise MediaError(
                     f"{task.path}: truncated or corrupt: frames decode up to {decoded:.2f} s of the "
                     f"{duration:.2f} s the container declares"
@@ -841,13 +904,13 @@ class Worker:
         extra: dict[str, Any],
     ) -> None:
         """Write one clip from its buffered frames and keypoints (checks first; failures recorded)."""
-        from mmgt.io import write_audio, write_video
+        from mmgt.io import write_audio
         from mmgt.pose_detect import interpolate_gaps
 
         cfg, seg = self.cfg, a.seg
-        assert a.buffer is not None
+        assert a.encoder is not None
         try:
-            n = a.buffer.n
+            n = a.encoder.n
             clip_extra = dict(extra)
             if n == 0:
                 raise _ClipError(f"OutOfRange: {task.path}: no frames at {seg.k0 / FPS:.2f} s")
@@ -888,10 +951,10 @@ class Worker:
                     f"(max_missing_fraction={cfg.max_missing_fraction})"
                 )
             keypoints = interpolate_gaps(raw, cfg.max_gap)
-            frames = a.buffer.frames()
+            encoder = a.encoder
 
             def write(tmp: Path) -> None:
-                write_video(tmp / VIDEO_FILE, frames, fps=FPS, preset=cfg.video_preset)
+                os.replace(encoder.finish(), tmp / VIDEO_FILE)
                 write_audio(tmp / AUDIO_FILE, clip_audio, sample_rate=SAMPLE_RATE)
                 np.save(tmp / KEYPOINTS_FILE, keypoints)
                 if self.extractors:
@@ -901,8 +964,7 @@ class Worker:
                     np.save(tmp / FEATURES_DIR / f"{ext.name}.npy", feats)
 
             silent = bool(clip_extra.get("silent_audio")) and task.kind == "video"
-            buffer = a.buffer
-            a.buffer = None  # owned by the write job from here
+            a.encoder = None  # owned by the write job from here
 
             def job() -> None:
                 try:
@@ -915,7 +977,7 @@ class Worker:
                     result = {"id": seg.clip_id, "status": "failed", "error": f"{type(e).__name__}: {e}"}
                     result["n_frames"] = 0
                 finally:
-                    buffer.close()
+                    encoder.abort()  # no-op when finished; deletes the file when writing failed
                 self.emit(("clip", self.pid, result))
 
             self._written.add(seg.clip_id)
@@ -923,8 +985,8 @@ class Worker:
         except _ClipError as e:
             self._fail(task, seg, str(e))
         finally:
-            if a.buffer is not None:
-                a.buffer.close()
+            if a.encoder is not None:
+                a.encoder.abort()
 
 
 class _ClipError(Exception):
@@ -1205,7 +1267,7 @@ def run(cfg: Any) -> dict[str, Any]:
 
 __all__ = [
     "CropBox",
-    "FrameBuffer",
+    "ClipEncoder",
     "Segment",
     "SourceTask",
     "VideoPrepConfig",

@@ -20,6 +20,7 @@ for files written by ``write_video`` and for ordinary mp4 files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "read_video",
     "resample_audio",
     "write_audio",
+    "VideoWriter",
     "write_video",
 ]
 
@@ -370,6 +372,141 @@ X264_PRESETS: tuple[str, ...] = (
 """libx264's speed presets, fastest first."""
 
 
+class VideoWriter:
+    """Stream (H, W, 3) uint8 RGB frames into an H.264 (libx264, yuv420p) mp4, one :meth:`write` at a time.
+
+    Frames are encoded as they arrive (memory stays bounded for any length); the file is written to a
+    temporary sibling and moved into place by :meth:`close` (atomic), or deleted by :meth:`abort`
+    (also on an exception inside ``with``). ``crf`` and ``preset`` are libx264's quality and speed
+    settings (``veryfast`` costs ~0.4x the CPU of ``medium`` per frame at a similar size;
+    docs/prep.md); ``threads`` is libx264's thread count (0: its default, ~1.5 x the cores; use 1
+    when many encoders run at once, as in ``mmgt-prep``).
+
+    ``audio`` (N,) float mono at ``sample_rate`` is clipped to [-1, 1] and muxed as an AAC track as
+    given (neither trimmed nor padded to the video length), interleaved with the frames. yuv420p needs
+    even sizes: an odd height or width is padded by one row/column at the bottom/right, repeating the
+    edge pixels. Every frame must have the first frame's size.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        fps: float = FPS,
+        audio: np.ndarray | None = None,
+        sample_rate: int = SAMPLE_RATE,
+        crf: int = 18,
+        preset: str = "medium",
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        if preset not in X264_PRESETS:
+            raise ValueError(
+                f"{self.path}: unknown x264 preset {preset!r}; expected one of {', '.join(X264_PRESETS)}"
+            )
+        self.rate = _fps_fraction(fps)
+        self.crf, self.preset, self.sample_rate = int(crf), str(preset), int(sample_rate)
+        self.threads = int(threads)
+        self._audio = np.zeros(0, dtype=np.float32)
+        if audio is not None:
+            audio_f = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+            if audio_f.ndim != 1:
+                raise ValueError(f"audio must be (N,) mono, got shape {audio_f.shape}")
+            self._audio = audio_f
+        self.n = 0
+        self._shape: tuple[int, ...] | None = None
+        self._pad = (0, 0)
+        self._tmp: Path | None = None
+        self._out: Any = None
+        self._vstream: Any = None
+        self._astream: Any = None
+        self._a_pos = 0
+
+    def _open(self, height: int, width: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = {".mov": "mov", ".mkv": "matroska"}.get(self.path.suffix.lower(), "mp4")
+        self._tmp = _temp_sibling(self.path)
+        self._pad = (height % 2, width % 2)
+        with _wrap_errors(self.path, "writing video failed"):
+            self._out = av.open(str(self._tmp), mode="w", format=fmt)
+            vstream = self._out.add_stream("libx264", rate=self.rate)
+            vstream.width, vstream.height = width + self._pad[1], height + self._pad[0]
+            vstream.pix_fmt = "yuv420p"
+            vstream.options = {"crf": str(self.crf), "preset": self.preset, "threads": str(self.threads)}
+            self._vstream = vstream
+            if self._audio.shape[0]:
+                self._astream = self._out.add_stream("aac", rate=self.sample_rate)
+                self._astream.layout = "mono"
+
+    def _encode_audio_until(self, end: int) -> None:
+        end = min(end, self._audio.shape[0])
+        if self._astream is None or end <= self._a_pos:
+            return
+        frame = av.AudioFrame.from_ndarray(self._audio[None, self._a_pos : end], format="fltp", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = self._a_pos
+        frame.time_base = Fraction(1, self.sample_rate)
+        self._out.mux(self._astream.encode(frame))
+        self._a_pos = end
+
+    def write(self, frame: np.ndarray) -> None:
+        """Encode one (H, W, 3) uint8 RGB frame."""
+        img = np.asarray(frame)
+        if self._shape is None:
+            if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
+                raise ValueError(f"each frame must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+            self._shape = img.shape
+            self._open(img.shape[0], img.shape[1])
+        elif img.shape != self._shape or img.dtype != np.uint8:
+            raise ValueError(f"frame {self.n} is {img.shape} {img.dtype}, expected {self._shape} uint8")
+        pad_h, pad_w = self._pad
+        if pad_h or pad_w:
+            img = np.pad(img, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        with _wrap_errors(self.path, "writing video failed"):
+            vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            vframe.pts = self.n
+            self._out.mux(self._vstream.encode(vframe))
+            self.n += 1
+            # interleave: the audio up to the end of this frame
+            self._encode_audio_until(int(round(self.n * self.sample_rate / float(self.rate))))
+
+    def close(self) -> Path:
+        """Flush the encoders and move the file into place; returns the path."""
+        if self._out is None:
+            raise ValueError(f"{self.path}: no frames were written")
+        try:
+            with _wrap_errors(self.path, "writing video failed"):
+                self._out.mux(self._vstream.encode(None))
+                if self._astream is not None:
+                    self._encode_audio_until(self._audio.shape[0])
+                    self._out.mux(self._astream.encode(None))
+                self._out.close()
+                self._out = None
+            assert self._tmp is not None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and delete the partial file (the target path is untouched)."""
+        if self._out is not None:
+            with contextlib.suppress(Exception):  # the partial file is deleted anyway
+                self._out.close()
+            self._out = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_video(
     path: PathLike,
     frames: np.ndarray | Sequence[np.ndarray],
@@ -379,91 +516,23 @@ def write_video(
     crf: int = 18,
     preset: str = "medium",
 ) -> Path:
-    """Write frames (T, H, W, 3) uint8 RGB as an H.264 (libx264, yuv420p) mp4, optionally with audio.
+    """Write frames (T, H, W, 3) uint8 RGB as an H.264 mp4, optionally with audio (see :class:`VideoWriter`).
 
-    ``crf`` and ``preset`` are libx264's quality and speed settings (``veryfast`` costs ~0.4x the CPU
-    of ``medium`` per frame at a similar size; docs/prep.md).
-
-    ``audio`` is (N,) float mono at ``sample_rate``; it is clipped to [-1, 1] and muxed as an AAC
-    track as given (neither trimmed nor padded to the video length). yuv420p needs even sizes: an odd
-    height or width is padded by one row/column at the bottom/right, repeating the edge pixels, so
-    a (T, 33, 65, 3) input is stored and read back as (T, 34, 66, 3). The file is written to a
-    temporary file in the same folder and moved into place atomically. Returns the path.
+    A (T, 33, 65, 3) input is stored and read back as (T, 34, 66, 3) (yuv420p pads odd sizes). The
+    file appears atomically. Returns the path.
     """
-    p = Path(path)
-    if preset not in X264_PRESETS:
-        raise ValueError(f"{p}: unknown x264 preset {preset!r}; expected one of {', '.join(X264_PRESETS)}")
     if isinstance(frames, np.ndarray):
-        arr = frames
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"frames must be (T, H, W, 3), got shape {arr.shape}")
-        seq: Sequence[np.ndarray] = arr
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (T, H, W, 3), got shape {frames.shape}")
+        seq: Sequence[np.ndarray] = frames
     else:
         seq = list(frames)
     if len(seq) == 0:
         raise ValueError("frames is empty")
-    first = np.asarray(seq[0])
-    if first.ndim != 3 or first.shape[-1] != 3 or first.dtype != np.uint8:
-        raise ValueError(f"each frame must be (H, W, 3) uint8, got {first.shape} {first.dtype}")
-    height, width = first.shape[:2]
-    pad_h, pad_w = height % 2, width % 2
-    rate = _fps_fraction(fps)
-    audio_f: np.ndarray | None = None
-    if audio is not None:
-        audio_f = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-        if audio_f.ndim != 1:
-            raise ValueError(f"audio must be (N,) mono, got shape {audio_f.shape}")
-        if audio_f.shape[0] == 0:
-            audio_f = None
-
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fmt = {".mov": "mov", ".mkv": "matroska"}.get(p.suffix.lower(), "mp4")
-    tmp = _temp_sibling(p)
-    try:
-        with _wrap_errors(p, "writing video failed"), av.open(str(tmp), mode="w", format=fmt) as out:
-            vstream = out.add_stream("libx264", rate=rate)
-            vstream.width, vstream.height = width + pad_w, height + pad_h
-            vstream.pix_fmt = "yuv420p"
-            vstream.options = {"crf": str(int(crf)), "preset": str(preset)}
-            astream = None
-            samples = audio_f if audio_f is not None else np.zeros(0, dtype=np.float32)
-            if audio_f is not None:
-                astream = out.add_stream("aac", rate=int(sample_rate))
-                astream.layout = "mono"
-            a_pos = 0
-
-            def encode_audio_until(end: int) -> None:
-                nonlocal a_pos
-                end = min(end, samples.shape[0])
-                if astream is None or end <= a_pos:
-                    return
-                aframe = av.AudioFrame.from_ndarray(samples[None, a_pos:end], format="fltp", layout="mono")
-                aframe.sample_rate = int(sample_rate)
-                aframe.pts = a_pos
-                aframe.time_base = Fraction(1, int(sample_rate))
-                out.mux(astream.encode(aframe))
-                a_pos = end
-
-            for i, img in enumerate(seq):
-                img = np.asarray(img)
-                if img.shape != first.shape or img.dtype != np.uint8:
-                    raise ValueError(f"frame {i} is {img.shape} {img.dtype}, expected {first.shape} uint8")
-                if pad_h or pad_w:
-                    img = np.pad(img, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-                vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                vframe.pts = i
-                out.mux(vstream.encode(vframe))
-                # interleave: the audio up to the end of this frame
-                encode_audio_until(int(round((i + 1) * sample_rate / float(rate))))
-            out.mux(vstream.encode(None))
-            if astream is not None:
-                encode_audio_until(samples.shape[0])
-                out.mux(astream.encode(None))
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return p
+    with VideoWriter(path, fps=fps, audio=audio, sample_rate=sample_rate, crf=crf, preset=preset) as writer:
+        for img in seq:
+            writer.write(img)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------- audio

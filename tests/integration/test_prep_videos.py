@@ -20,12 +20,15 @@ import numpy as np
 import pytest
 
 from mmgt.clipstore import CLIPS_DIR, META_FILE, TMP_DIR, ClipStore, read_manifest
-from mmgt.io import probe_video, read_video, write_video
+from mmgt.io import MediaError, probe_video, read_video, write_video
 from mmgt.schema import FACE, FPS, LEFT_HAND, RIGHT_HAND, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt_prep.videos import (
+    BACKGROUND_NICE,
+    ClipEncoder,
     CropBox,
     VideoPrepConfig,
     fixed_crop,
+    lower_thread_priority,
     prepare_videos,
     resample_frames,
     run,
@@ -151,6 +154,62 @@ def test_resample_frames_picks_nearest_timestamp() -> None:
     assert [k for k, _ in out] == list(range(6))
     thirty = list(resample_frames(iter([(i / 30, np.array([i])) for i in range(30)]), src_fps=30.0))
     assert len(thirty) == 25 and [int(f[0]) for _, f in thirty[:5]] == [0, 1, 2, 4, 5]
+
+
+# =========================================================================== unit: encoding
+def _moving(n: int, size: int = 64) -> list[np.ndarray]:
+    yy, xx = np.mgrid[:size, :size]
+    return [
+        np.stack([(xx * 4 + 3 * i) % 256, yy * 4 % 256, np.full_like(xx, 90)], -1).astype(np.uint8)
+        for i in range(n)
+    ]
+
+
+def test_clip_encoder_writes_frames_while_they_arrive(tmp_path: Path) -> None:
+    frames = _moving(40)  # more than the queue holds: add() waits for the encoder thread
+    encoder = ClipEncoder(tmp_path / "scratch" / "clip.mp4", "veryfast")
+    for f in frames:
+        encoder.add(f)
+    assert encoder.n == 40 and not encoder.path.exists()  # the file appears complete or not at all
+    path = encoder.finish()
+    data = read_video(path)
+    assert data.frames.shape == (40, 64, 64, 3)
+    assert np.abs(data.frames.astype(np.float32) - np.stack(frames)).mean() < 6
+    encoder.abort()  # after finish: a no-op on the thread, the file is the caller's to move
+    assert not path.exists() or path.stat().st_size > 0
+
+
+def test_clip_encoder_error_and_abort_leave_no_file(tmp_path: Path) -> None:
+    bad = ClipEncoder(tmp_path / "bad.mp4", "veryfast")
+    bad.add(_moving(1)[0])
+    bad.add(np.zeros((32, 32, 3), dtype=np.uint8))  # a frame of another size fails in the encoder thread
+    with pytest.raises(MediaError, match=r"bad\.mp4: encoding failed: frame 1 is \(32, 32, 3\)"):
+        for f in _moving(30):  # the error surfaces at the next add (or at finish)
+            bad.add(f)
+        bad.finish()
+    bad.abort()
+    dropped = ClipEncoder(tmp_path / "dropped.mp4", "veryfast")
+    for f in _moving(20):
+        dropped.add(f)
+    dropped.abort()
+    assert not dropped._thread.is_alive()
+    assert list(tmp_path.iterdir()) == []  # no video, no temporary file
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_background_threads_yield_the_cpu() -> None:
+    seen: dict[str, int] = {}
+
+    def body() -> None:
+        lower_thread_priority()
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen["thread"] == min(19, main + BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # only that thread
 
 
 def test_crops_ids_and_shards() -> None:

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from mmgt.io import (
     MediaError,
+    VideoWriter,
     iter_video_frames,
     probe_video,
     read_audio,
@@ -137,6 +138,39 @@ def test_write_video_rejects_bad_arrays(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\(T, H, W, 3\)"):
         write_video(tmp_path / "g.mp4", np.zeros((2, 8, 8), dtype=np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_video_writer_streams_the_same_video_as_write_video(tmp_path: Path) -> None:
+    frames = smooth_frames(30)
+    audio = sine(440.0, 1.2, SAMPLE_RATE)
+    with VideoWriter(tmp_path / "stream.mp4", audio=audio, preset="veryfast") as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame)
+            assert writer.n == i + 1
+            assert not (tmp_path / "stream.mp4").exists()  # appears only when complete
+    streamed = read_video(tmp_path / "stream.mp4")
+    whole = read_video(write_video(tmp_path / "whole.mp4", frames, audio=audio, preset="veryfast"))
+    np.testing.assert_array_equal(streamed.frames, whole.frames)  # same encoder settings, same frames
+    assert streamed.audio is not None and whole.audio is not None
+    np.testing.assert_array_equal(streamed.audio, whole.audio)
+
+
+def test_video_writer_errors_leave_no_file(tmp_path: Path) -> None:
+    frames = smooth_frames(4)
+    mismatch = r"frame 2 is \(32, 32, 3\) uint8, expected \(64, 64, 3\)"
+    with pytest.raises(ValueError, match=mismatch), VideoWriter(tmp_path / "mixed.mp4") as writer:
+        writer.write(frames[0])
+        writer.write(frames[1])
+        writer.write(frames[2, :32, :32])
+    with pytest.raises(RuntimeError, match="stop"), VideoWriter(tmp_path / "interrupted.mp4") as writer:
+        writer.write(frames[0])
+        raise RuntimeError("stop")
+    writer = VideoWriter(tmp_path / "aborted.mp4")
+    writer.write(frames[0])
+    writer.abort()
+    with pytest.raises(ValueError, match=r"empty\.mp4: no frames were written"):
+        VideoWriter(tmp_path / "empty.mp4").close()
+    assert list(tmp_path.iterdir()) == []  # neither targets nor temporary files
 
 
 # --------------------------------------------------------------------------- audio files

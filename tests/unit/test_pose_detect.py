@@ -143,6 +143,8 @@ def test_detector_is_deterministic_per_clip_and_picklable() -> None:
     ).frames
     with HolisticDetector() as det:
         a = det.detect_frames(frames)
+        for f in frames[::-1]:  # another history: tracked over other frames
+            det(f)
         b = det.detect_frames(frames)  # tracker reset: same input, same output
         clone = pickle.loads(pickle.dumps(det))  # settings only; builds its own graph
     np.testing.assert_array_equal(a, b)
