@@ -653,9 +653,10 @@ def plan_runs(segments: list[Segment]) -> list[_Run]:
 class Worker:
     """Per-process state: one mediapipe graph, the audio extractors, a ClipStoreWriter and a writer thread.
 
-    :meth:`process` decodes and detects in the calling thread and hands each finished clip (H.264
-    encoding, features, checksums, rename) to one background thread, so a clip is written while the
-    next one is detected (at most one write in flight). Progress goes to ``emit`` as events
+    :meth:`process` decodes and detects in the calling thread; each open clip's frames go to its
+    :class:`ClipEncoder` as they are detected, and each finished clip (encoder flush, audio, features,
+    checksums, rename) goes to one background thread, so a clip is written while the next one is
+    detected (at most one write in flight). Progress goes to ``emit`` as events
     ``("clip", pid, {id, status, error, n_frames, silent_audio})`` and ``("frames", pid, n)``, possibly
     from the writer thread. Call :meth:`flush` to wait for the last write.
     """
@@ -1266,8 +1267,8 @@ def run(cfg: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "CropBox",
     "ClipEncoder",
+    "CropBox",
     "Segment",
     "SourceTask",
     "VideoPrepConfig",
@@ -1276,6 +1277,7 @@ __all__ = [
     "discover",
     "expand_windows",
     "fixed_crop",
+    "lower_thread_priority",
     "missing_fraction",
     "person_crop",
     "plan_runs",
