@@ -535,7 +535,6 @@ class ClipEncoder:
     def __init__(self, path: Path, preset: str) -> None:
         from mmgt.io import VideoWriter
 
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.n = path, 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=ENCODER_QUEUE)
         self._error: BaseException | None = None
@@ -584,7 +583,8 @@ class ClipEncoder:
         return self.path
 
     def abort(self) -> None:
-        """Stop encoding (queued frames are skipped) and delete the partial file."""
+        """Stop encoding (queued frames are skipped) and delete the file (also a finished one the
+        caller has not moved away)."""
         if self._thread.is_alive():
             self._aborted = True
             self._queue.put(_ABORT)
