@@ -16,8 +16,10 @@ place, so a clip folder either exists complete or not at all. This module only r
 
 from __future__ import annotations
 
+import fcntl
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,12 @@ POSE_VIDEO_FILE = "pose.mp4"
 """Rendered pose video of keypoint-only clips (imported poses without the source video)."""
 FEATURES_DIR = "features"
 TMP_DIR = ".tmp"
+PREPARE_LOCK = ".prepare.lock"
+"""flock'ed by :func:`ensure_store` while one process creates the store."""
+PREPARING = ".preparing"
+"""Present while :func:`ensure_store` creates the store (left by a killed run: the next call resumes)."""
+
+log = logging.getLogger(__name__)
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -190,3 +198,30 @@ class ClipStore:
 
     def speakers(self) -> list[str]:
         return sorted({r.speaker for r in self.records.values() if r.status == STATUS_OK})
+
+
+def ensure_store(root: str | Path, prepare: Callable[[Path], Any] | None) -> None:
+    """Create the clip store ``root`` with ``prepare(root)`` unless it exists; safe to call at once from
+    several processes (the jobs of a local sweep, DDP ranks, SLURM array tasks on one file system).
+
+    The first caller holds an exclusive ``flock`` on ``<root>/.prepare.lock`` while it prepares; the
+    others wait and then find the store complete (a manifest alone is not enough: the first clip's row
+    appears long before the last). A ``.preparing`` marker left by a killed run makes the next call
+    run ``prepare`` again, which resumes.
+    """
+    root = Path(root)
+    marker = root / PREPARING
+    if prepare is None or ((root / MANIFEST).is_file() and not marker.exists()):
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / PREPARE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (root / MANIFEST).is_file() and not marker.exists():
+                return  # another process made it while this one waited
+            log.info("%s: no complete clip store, creating it", root)
+            marker.touch()
+            prepare(root)
+            marker.unlink()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from mmgt.clipstore import KEYPOINTS_FILE, MANIFEST, META_FILE, TMP_DIR, ClipRecord, ClipStore, read_manifest
+from mmgt.clipstore import (
+    KEYPOINTS_FILE,
+    MANIFEST,
+    META_FILE,
+    PREPARING,
+    TMP_DIR,
+    ClipRecord,
+    ClipStore,
+    ensure_store,
+    read_manifest,
+)
 from mmgt_prep.store import ClipStoreWriter
 
 
@@ -97,3 +108,53 @@ def test_manifest_errors_name_the_file(tmp_path: Path) -> None:
     (tmp_path / MANIFEST).write_text('{"id": "a", "speaker": "s"}\nnot json\n')
     with pytest.raises(ValueError, match=r"manifest.jsonl:2"):
         read_manifest(tmp_path)
+
+
+def _slow_prepare(root: Path) -> None:
+    """A preparation whose manifest appears long before the store is complete (as a real one's)."""
+    with open(root / MANIFEST, "a") as f:
+        f.write("row 1\n")
+    time.sleep(1.5)
+    with open(root / MANIFEST, "a") as f:
+        f.write("row 2\n")
+    with open(root / "prepare_calls", "a") as f:
+        f.write("x")
+
+
+def _ensure_then_read(root: Path, out: mp.Queue) -> None:
+    ensure_store(root, _slow_prepare)
+    out.put((root / MANIFEST).read_text())
+
+
+def test_ensure_store_prepares_once_for_concurrent_processes(tmp_path: Path) -> None:
+    """Two sweep jobs start together on a missing store: one prepares, the other waits for all of it."""
+    root = tmp_path / "store"
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_ensure_then_read, args=(root, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    seen = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert seen == ["row 1\nrow 2\n"] * 2  # neither saw the half-made store
+    assert (root / "prepare_calls").read_text() == "x"
+    assert not (root / PREPARING).exists()
+
+
+def test_ensure_store_skips_a_store_and_resumes_a_killed_preparation(tmp_path: Path) -> None:
+    calls: list[Path] = []
+    ensure_store(tmp_path / "a", None)  # nothing to prepare with: nothing happens
+    assert not (tmp_path / "a").exists()
+    done = tmp_path / "done"
+    done.mkdir()
+    (done / MANIFEST).write_text("row\n")
+    ensure_store(done, calls.append)  # a store made earlier (e.g. by mmgt-prep) is left alone
+    assert calls == []
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / MANIFEST).write_text("row 1\n")
+    (killed / PREPARING).touch()  # a preparation killed half-way
+    ensure_store(killed, calls.append)
+    assert calls == [killed] and not (killed / PREPARING).exists()

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
-from mmgt.clipstore import Clip, ClipStore
+from mmgt.clipstore import Clip, ClipStore, ensure_store
 from mmgt.render import draw_pose
 from mmgt.schema import FPS
 
@@ -235,10 +235,8 @@ class VideoDataModule(pl.LightningDataModule):
         }
 
     def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` when it does not exist (multi-process safe writer)."""
-        if self.prepare is not None and not (self.root / "manifest.jsonl").is_file():
-            log.info("%s: no clip store, creating it", self.root)
-            self.prepare(self.root)
+        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes)."""
+        ensure_store(self.root, self.prepare)
 
     def _store(self) -> ClipStore:
         if not (self.root / "manifest.jsonl").is_file():
