@@ -225,3 +225,14 @@ def ensure_store(root: str | Path, prepare: Callable[[Path], Any] | None) -> Non
             marker.unlink()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def open_store(root: str | Path) -> ClipStore:
+    """The clip store at ``root``; a missing one is a FileNotFoundError saying how to create it."""
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"{root}: no clip store here. Create one first, e.g. "
+            f"`mmgt-prep source=toy out={root}` (toy speakers) or `mmgt-prep source=videos ...`"
+        )
+    return ClipStore(root)

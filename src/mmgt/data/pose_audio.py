@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
-from mmgt.clipstore import Clip, ClipStore, ensure_store
+from mmgt.clipstore import Clip, ensure_store, open_store
 from mmgt.schema import FPS, SAMPLES_PER_FRAME, to_model_space
 
 log = logging.getLogger(__name__)
@@ -148,18 +148,10 @@ class PoseAudioDataModule(pl.LightningDataModule):
         """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes)."""
         ensure_store(self.root, self.prepare)
 
-    def _store(self) -> ClipStore:
-        if not (self.root / "manifest.jsonl").is_file():
-            raise FileNotFoundError(
-                f"{self.root}: no clip store here. Create one first, e.g. "
-                f"`mmgt-prep source=toy out={self.root}` (toy speakers) or `mmgt-prep source=videos ...`"
-            )
-        return ClipStore(self.root)
-
     def split_dataset(self, split: str) -> PoseAudioWindows:
         """The windows of one manifest split (built once, then reused)."""
         if split not in self.datasets:
-            store = self._store()
+            store = open_store(self.root)
             clips = store.clips(split=split, speakers=self.hparams.speakers)
             if split == self.hparams.val_split and not clips:
                 clips = store.clips(split="test", speakers=self.hparams.speakers)
