@@ -16,7 +16,9 @@ Two input formats become the stored (T, 134, 3) layout of :mod:`mmgt.schema` at 
   ``hands[2 i]`` is person ``i``'s **left** hand and ``hands[2 i + 1]`` the right one, as in DWPose
   (``candidate[:, 92:113]`` stacked over ``candidate[:, 113:]``; checked on the sample: ``hands[0]``'s
   wrist lies on the body's left wrist in all 102 frames). With several people, the one with the highest
-  mean body score is kept (as EchoMimicV2 does). Loading uses pickle: only import folders you trust.
+  mean body score is kept (as EchoMimicV2 does). The per-frame pickles are read with
+  :func:`mmgt.untrusted.load_pickled_npy` (numpy arrays, scalars and plain containers only; a file that
+  names anything else is refused before it runs), so downloaded folders are safe to import.
 
 Confidence rules: DWPose scores (which exceed 1 slightly) are clipped to [0, 1]; body points DWPose
 marked invisible (``subset`` = -1, i.e. score <= 0.3) and points DWPose blanked to -1 get confidence 0;
@@ -48,6 +50,7 @@ from mmgt.schema import (
     VISIBILITY_THRESHOLD,
     from_reference_402,
 )
+from mmgt.untrusted import UntrustedFileError, load_npy, load_pickled_npy, npy_header
 
 log = logging.getLogger("mmgt_prep.importers")
 
@@ -71,15 +74,10 @@ def load_mmgt_402(path: str | Path, canvas: int = REFERENCE_CANVAS) -> np.ndarra
     frame contract. Raises :class:`ImportFormatError` naming the file for anything else.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: keypoint file not found")
-    with path.open("rb") as f:
-        if f.read(6) != b"\x93NUMPY":
-            raise ImportFormatError(f"{path}: not a .npy file (no NumPy header; empty, text or other data)")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - numpy raises several types for non-npy content
-        raise ImportFormatError(f"{path}: not a readable .npy array ({type(e).__name__}: {e})") from e
+        arr = load_npy(path, f"MMGT keypoint array (T, {NUM_KEYPOINTS * 3})")
+    except UntrustedFileError as e:
+        raise ImportFormatError(str(e)) from e
     if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] != NUM_KEYPOINTS * 3:
         raise ImportFormatError(
             f"{path}: expected an MMGT keypoint array of shape (T, {NUM_KEYPOINTS * 3}), got "
@@ -190,10 +188,9 @@ def load_echomimic_dir(folder: str | Path) -> np.ndarray:
     out = []
     for f in _frame_files(folder):
         try:
-            obj = np.load(f, allow_pickle=True)
-            d = obj.item() if isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 0 else obj
-        except Exception as e:  # noqa: BLE001 - numpy/pickle raise many types on junk
-            raise ImportFormatError(f"{f}: not a readable pose .npy ({type(e).__name__}: {e})") from e
+            d = load_pickled_npy(f)
+        except UntrustedFileError as e:
+            raise ImportFormatError(str(e)) from e
         out.append(echomimic_frame_to_coco134(d, str(f)))
     return np.stack(out)
 
@@ -253,13 +250,11 @@ def _is_echomimic_dir(folder: Path) -> bool:
     first = folder / "0.npy"
     if not first.is_file():
         return False
-    try:
-        obj = np.load(first, allow_pickle=True)
-    except Exception:  # noqa: BLE001 - a corrupt 0.npy: treat the folder as not EchoMimicV2
+    try:  # the header alone (a 0-d object array): nothing is unpickled while detecting the format
+        shape, dtype = npy_header(first)
+    except UntrustedFileError:  # a corrupt 0.npy: treat the folder as not EchoMimicV2
         return False
-    return (
-        isinstance(obj, np.ndarray) and obj.dtype == object and obj.ndim == 0 and isinstance(obj.item(), dict)
-    )
+    return shape == () and dtype.hasobject
 
 
 def discover_sources(input_path: str | Path) -> list[ImportSource]:
@@ -303,17 +298,36 @@ def render_pose_video(kps: np.ndarray, path: Path, size: int) -> None:
     write_video(path, draw_pose(kps, size), fps=FPS)
 
 
+def _import_one(src: ImportSource, record: Any, writer: Any, fps: float, canvas: int, size: int) -> Any:
+    """Load, resample and write one clip; a load failure becomes a ``failed`` row. Returns the row."""
+    from mmgt.clipstore import KEYPOINTS_FILE
+
+    try:
+        kps = load_source(src, fps, canvas)
+    except Exception as e:  # noqa: BLE001 - every failure becomes a manifest row
+        log.warning("dwpose import: %s failed: %s", src.path, e)
+        return writer.record_failure(record, f"{type(e).__name__}: {e}")
+    record.n_frames = int(kps.shape[0])
+    record.end = kps.shape[0] / FPS
+
+    def write(tmp: Path) -> None:
+        np.save(tmp / KEYPOINTS_FILE, kps.astype(np.float32))
+        render_pose_video(kps, tmp / POSE_VIDEO_FILE, size)
+
+    return writer.write_clip(record, write)
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """``mmgt-prep source=dwpose`` runner (``conf/source/dwpose.yaml``): import clips into ``cfg.out``.
 
     Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``cfg.size``); the manifest
     row has ``extra.has_video = False``. Unreadable inputs become ``failed`` rows with the reason and
-    the batch continues; clips already in the store are skipped. Returns
-    ``{ok, failed, skipped, frames, seconds, out}``.
+    the batch continues; clips already in the store are skipped, and clips another prep is making are left
+    to it. Returns ``{ok, failed, skipped, elsewhere, frames, seconds, out}``.
     """
     from tqdm.auto import tqdm
 
-    from mmgt.clipstore import KEYPOINTS_FILE, STATUS_OK, ClipRecord
+    from mmgt.clipstore import STATUS_OK, ClipRecord
     from mmgt_prep.store import ClipStoreWriter
 
     if not cfg.get("input"):
@@ -331,6 +345,7 @@ def run(cfg: Any) -> dict[str, Any]:
         "ok": 0,
         "failed": 0,
         "skipped": 0,
+        "elsewhere": 0,
         "frames": 0,
         "seconds": 0.0,
         "out": str(cfg.out),
@@ -357,23 +372,13 @@ def run(cfg: Any) -> dict[str, Any]:
         if writer.is_done(src.clip_id):
             summary["skipped"] += 1
             continue
-        try:
-            kps = load_source(src, fps, int(cfg.get("canvas", REFERENCE_CANVAS)))
-        except Exception as e:  # noqa: BLE001 - every failure becomes a manifest row
-            log.warning("dwpose import: %s failed: %s", src.path, e)
-            writer.record_failure(record, f"{type(e).__name__}: {e}")
-            summary["failed"] += 1
-            continue
-        record.n_frames = int(kps.shape[0])
-        record.end = kps.shape[0] / FPS
-
-        def write(tmp: Path, kps: np.ndarray = kps) -> None:
-            np.save(tmp / KEYPOINTS_FILE, kps.astype(np.float32))
-            render_pose_video(kps, tmp / POSE_VIDEO_FILE, size)
-
-        done = writer.write_clip(record, write)
+        with writer.claim(src.clip_id) as mine:
+            if not mine or writer.is_done(src.clip_id):  # being made, or just made, by another process
+                summary["elsewhere" if not mine else "skipped"] += 1
+                continue
+            done = _import_one(src, record, writer, fps, int(cfg.get("canvas", REFERENCE_CANVAS)), size)
         ok = done.status == STATUS_OK
         summary["ok" if ok else "failed"] += 1
-        summary["frames"] += int(kps.shape[0]) if ok else 0
+        summary["frames"] += done.n_frames if ok else 0
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary

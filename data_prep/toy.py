@@ -896,7 +896,8 @@ def generate_toy_dataset(
     """Write a toy-speaker clip store at ``out`` (video.mp4, audio.wav, keypoints.npy, events.json per clip).
 
     Clip ids are ``toy_spk{s}_{k:03d}``; clips already written (ok) are skipped, so an interrupted run
-    resumes. Splits follow :func:`split_for`. Returns ``{ok, failed, skipped, seconds, out}`` where
+    resumes, and clips another process is making (:meth:`~mmgt_prep.store.ClipStoreWriter.claim`) are left
+    to it. Splits follow :func:`split_for`. Returns ``{ok, failed, skipped, elsewhere, seconds, out}`` where
     ``seconds`` is the wall time of the call.
     """
     from tqdm import tqdm
@@ -908,7 +909,8 @@ def generate_toy_dataset(
     t0 = time.perf_counter()
     writer = ClipStoreWriter(out)
     n_frames = int(round(seconds * FPS))
-    summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "seconds": 0.0, "out": str(out)}
+    summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "seconds": 0.0}
+    summary["out"] = str(out)
     bar = tqdm(total=n_speakers * clips_per_speaker, desc="toy speakers", unit="clip", disable=not progress)
     for spk in range(n_speakers):
         style = speaker_style(seed, spk)
@@ -938,7 +940,14 @@ def generate_toy_dataset(
                 np.save(tmp / KEYPOINTS_FILE, clip.keypoints)
                 (tmp / EVENTS_FILE).write_text(json.dumps(clip.events, indent=1, sort_keys=True) + "\n")
 
-            done = writer.write_clip(record, write)
+            with writer.claim(clip_id) as mine:
+                if not mine:
+                    summary["elsewhere"] += 1
+                    continue
+                if writer.is_done(clip_id):  # another process finished it since this one looked
+                    summary["skipped"] += 1
+                    continue
+                done = writer.write_clip(record, write)
             summary["ok" if done.status == STATUS_OK else "failed"] += 1
     bar.close()
     summary["seconds"] = round(time.perf_counter() - t0, 3)

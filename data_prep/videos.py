@@ -99,6 +99,8 @@ ENCODER_QUEUE = 16
 """Frames that may wait for a clip's encoder thread (bounded RAM: 16 x 0.79 MB at 512 x 512)."""
 BACKGROUND_NICE = 10
 """Niceness added to the encoder and writer threads (Linux: per thread, inherited by libx264's)."""
+ELSEWHERE = "elsewhere"
+"""Event status of a clip that another prep on the same store makes (its source is claimed there)."""
 
 
 # =========================================================================== configuration
@@ -709,7 +711,17 @@ class Worker:
         self.frames_detected = 0
         self._written = set()
         try:
-            self._process(task)
+            with self.writer.claim(source_id(task.rel)) as mine:
+                if mine:  # the manifest was re-read: clips another prep finished since discovery are done
+                    for seg in task.pending:
+                        seg.done = self.writer.is_done(seg.clip_id)
+                        if seg.done:
+                            self._elsewhere(seg)
+                else:  # another prep is making this source: its clips are left to it
+                    for seg in task.pending:
+                        self._elsewhere(seg)
+                    return
+                self._process(task)
         except Exception as e:  # noqa: BLE001 - the whole source failed: a row per unwritten clip
             reason = f"{type(e).__name__}: {e}"
             tb = traceback.format_exc(limit=4)
@@ -718,6 +730,11 @@ class Worker:
                     self._fail(task, seg, reason, tb)
         finally:
             self.emit(("frames", self.pid, self.frames_detected))
+
+    def _elsewhere(self, seg: Segment) -> None:
+        """``seg`` is (being) made by another process on the store: reported, not made here."""
+        self._written.add(seg.clip_id)
+        self.emit(("clip", self.pid, {"id": seg.clip_id, "status": ELSEWHERE, "error": None, "n_frames": 0}))
 
     def _fail(self, task: SourceTask, seg: Segment, reason: str, tb: str | None = None) -> None:
         record = seg.record(task.rel, self.cfg.size, {"traceback": tb} if tb else None)
@@ -1118,7 +1135,11 @@ def _clean_stale_scratch(root: Path) -> None:
 def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
     """Build/resume the clip store ``cfg.out`` from ``cfg.input``; returns the run summary.
 
-    Summary: ``ok``/``failed``/``skipped`` clip counts of this run, ``silent_audio`` (ok clips flagged
+    Sources are claimed one at a time (:meth:`~mmgt_prep.store.ClipStoreWriter.claim`), so concurrent preps
+    on one store split the sources instead of repeating them.
+
+    Summary: ``ok``/``failed``/``skipped`` clip counts of this run, ``elsewhere`` (clips another prep made
+    or is making), ``silent_audio`` (ok clips flagged
     silent), ``frames`` (25 fps frames through mediapipe), ``frames_per_s``, ``seconds`` (wall),
     ``sources`` (tasks run), ``shard``, ``workers``, ``out`` and the first ``failures`` (id, error).
     """
@@ -1140,7 +1161,8 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
             build_extractor(spec)
     writer = ClipStoreWriter(out, retry_failed=cfg.retry_failed)
     _clean_stale_scratch(out)
-    summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "silent_audio": 0, "frames": 0}
+    summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "silent_audio": 0}
+    summary["frames"] = 0
     failures: list[dict[str, str]] = []
     for t in tasks:
         for seg in t.segments:
@@ -1173,13 +1195,16 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
             summary["frames"] += event[2]
         elif kind == "clip":
             clip = event[2]
+            bar.update(1)
+            if clip["status"] == ELSEWHERE:
+                summary["elsewhere"] += 1
+                return
             summary["ok" if clip["status"] == STATUS_OK else "failed"] += 1
             if clip["status"] != STATUS_OK:
                 failures.append({"id": clip["id"], "error": clip["error"]})
             if clip.get("silent_audio"):
                 summary["silent_audio"] += 1
                 log.warning("%s: silent audio (flagged extra.silent_audio)", clip["id"])
-            bar.update(1)
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(fps=f"{summary['frames'] / elapsed:.1f}", failed=summary["failed"])
 
@@ -1202,7 +1227,7 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
             drain()
     elif order:
         _run_pool(cfg, order, handle)
-    unfinished = n_clips - (summary["ok"] + summary["failed"] - n_prefailed)
+    unfinished = n_clips - (summary["ok"] + summary["failed"] + summary["elsewhere"] - n_prefailed)
     if unfinished:
         log.error("%d clips were not processed (worker processes died?); rerun to make them", unfinished)
         summary["unfinished"] = unfinished

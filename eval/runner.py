@@ -73,6 +73,7 @@ import torch.distributed as dist
 
 from mmgt.io import MediaError, read_audio, read_video
 from mmgt.schema import KEYPOINT_DIMS, NUM_KEYPOINTS, SAMPLE_RATE
+from mmgt.untrusted import load_npy
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, value_directions
 
 __all__ = [
@@ -315,9 +316,9 @@ def _pixel_conversion(path: Path) -> str | None:
 
 def _load_keypoints(path: Path, n_frames: int, max_frames: int | None) -> np.ndarray:
     try:
-        kp = np.load(path, allow_pickle=False)
+        kp = load_npy(path, "keypoints (T, 134, 3)")
     except (OSError, ValueError) as e:
-        raise MetricInputError(f"{path}: cannot read keypoints: {e}") from e
+        raise MetricInputError(f"cannot read keypoints: {e}") from e
     if kp.ndim != 3 or kp.shape[1:] != (NUM_KEYPOINTS, KEYPOINT_DIMS):
         raise MetricInputError(
             f"{path}: keypoints must be (T, {NUM_KEYPOINTS}, {KEYPOINT_DIMS}), got shape {kp.shape}"
@@ -347,9 +348,13 @@ def load_sample(
             if max_frames is not None and frames.shape[0] >= max_frames:
                 audio = audio[: int(round(frames.shape[0] / data.fps * SAMPLE_RATE))]
             audio_source = str(entry.audio)
-    keypoints = None
+    keypoints, keypoints_error = None, None
     if entry.keypoints is not None:
-        keypoints = _load_keypoints(entry.keypoints, frames.shape[0], max_frames)
+        try:  # invalid keypoints skip only the keypoint metrics (VideoSample.keypoints_error says why)
+            keypoints = _load_keypoints(entry.keypoints, frames.shape[0], max_frames)
+        except MetricInputError as e:
+            keypoints_error = str(e)
+            log.warning("%s: %s; keypoint metrics skip this video", name, e)
     if resize and frames.shape[1:3] != (resize, resize):
         import cv2
 
@@ -366,7 +371,17 @@ def load_sample(
         "keypoints": str(entry.keypoints) if entry.keypoints is not None else None,
         "conversions": conversions,
     }
-    return VideoSample(name=name, frames=frames, fps=float(data.fps), audio=audio, keypoints=keypoints), info
+    if keypoints_error:
+        info["keypoints_error"] = keypoints_error
+    sample = VideoSample(
+        name=name,
+        frames=frames,
+        fps=float(data.fps),
+        audio=audio,
+        keypoints=keypoints,
+        keypoints_error=keypoints_error,
+    )
+    return sample, info
 
 
 # --------------------------------------------------------------------------- distributed helpers

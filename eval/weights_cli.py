@@ -112,6 +112,7 @@ def cmd_train_fgd(args: argparse.Namespace) -> int:
     """Train the FGD pose autoencoder on the keypoints of a clip store (or any folder of keypoints.npy)."""
     import numpy as np
 
+    from mmgt.clipstore import MANIFEST, ClipStore
     from mmgt_eval.metrics.gesture import (
         load_keypoint_files,
         pose_windows,
@@ -121,21 +122,8 @@ def cmd_train_fgd(args: argparse.Namespace) -> int:
     from mmgt_eval.weights import get_spec
 
     root = Path(args.store)
-    manifest = root / "manifest.jsonl"
-    if args.split and manifest.is_file():  # a clip store: its last manifest row per clip decides
-        import json
-
-        rows = {}
-        for line in manifest.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rows[row["id"]] = row
-        paths = [
-            root / "clips" / r["speaker"] / r["id"] / "keypoints.npy"
-            for r in rows.values()
-            if r.get("status") == "ok" and r.get("split") == args.split
-        ]
-        keypoints = [np.load(p) for p in sorted(paths) if p.is_file()]
+    if args.split and (root / MANIFEST).is_file():  # a clip store: its last manifest row per clip decides
+        keypoints = [clip.keypoints() for clip in ClipStore(root).clips(split=args.split)]
     else:
         keypoints = load_keypoint_files(root)
     if not keypoints:

@@ -58,6 +58,7 @@ class VideoSample:
         fps: frame rate of ``frames``.
         audio: (N,) float32 mono at 16 kHz, or ``None`` when the file has no audio track.
         keypoints: (T, 134, 3) stored-layout keypoints when available.
+        keypoints_error: why a keypoint file beside the video could not be used (then ``keypoints`` is None).
     """
 
     name: str
@@ -65,6 +66,11 @@ class VideoSample:
     fps: float
     audio: np.ndarray | None
     keypoints: np.ndarray | None = None
+    keypoints_error: str | None = None
+
+    def missing_keypoints(self, metric: str) -> str:
+        """Why ``metric`` cannot score this video's keypoints (for :class:`VideoSkipped`)."""
+        return f"{metric}: {self.keypoints_error or 'no keypoints (keypoints .npy beside the video)'}"
 
     def __post_init__(self) -> None:
         validate_frames(self.frames, self.name)

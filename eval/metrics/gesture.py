@@ -69,6 +69,7 @@ from torch import Tensor, nn
 from torchmetrics.utilities import dim_zero_cat
 
 from mmgt import schema as S
+from mmgt.untrusted import load_npy
 from mmgt_eval.frechet import frechet_distance, gaussian_stats, stats_from_sums
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
 
@@ -859,7 +860,7 @@ def load_keypoint_files(root: str | os.PathLike, pattern: str = "**/keypoints.np
         raise FileNotFoundError(f"{root}: no files match {pattern!r}")
     out = []
     for p in paths:
-        kps = np.load(p)
+        kps = load_npy(p, "keypoints (T, 134, 3)")
         S.validate_keypoints(kps, source=str(p))
         out.append(kps.astype(np.float32))
     return out
@@ -1158,9 +1159,7 @@ class FrechetGestureDistance(torchmetrics.Metric):
 # =========================================================================== runner adapters
 def _keypoints_of(sample: VideoSample, metric: str) -> np.ndarray:
     if sample.keypoints is None:
-        raise VideoSkipped(
-            sample.name, f"{metric}: no keypoints (keypoints.npy next to the video) for this video"
-        )
+        raise VideoSkipped(sample.name, sample.missing_keypoints(metric))
     return _check_keypoints(sample.keypoints, f"{sample.name} keypoints")
 
 

@@ -411,7 +411,9 @@ class _FrameMetricAdapter:
         """Score the pair; returns ``{name: per-video mean}``."""
         if reference is None:
             raise MetricInputError(f"{generated.name}: {self.name} needs the reference video")
-        self.state.update(generated.frames, reference.frames, generated.name, reference.name)
+        self.state.update(
+            generated.frames, reference.frames, f"generated {generated.name}", f"reference {reference.name}"
+        )
         assert self.state.last_frames is not None
         return {self.name: float(self.state.last_frames.mean())}
 

@@ -148,7 +148,7 @@ class LipAudioMetric:
         if audio is None:
             raise VideoSkipped(generated.name, "lip_audio: no audio track (generated or reference)")
         if generated.keypoints is None:
-            raise VideoSkipped(generated.name, "lip_audio: no keypoints for this video")
+            raise VideoSkipped(generated.name, generated.missing_keypoints("lip_audio"))
         out: dict[str, float] = {}
         if self.score_reference and reference is not None and reference.keypoints is not None:
             self.reference.update(reference.keypoints, audio, reference.fps)

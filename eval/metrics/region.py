@@ -142,10 +142,13 @@ class RegionErrorMetric:
         if reference is None:
             raise VideoSkipped(generated.name, f"{self.name}: needs a reference video")
         if reference.keypoints is None:
-            raise VideoSkipped(generated.name, f"{self.name}: the reference has no keypoints")
+            raise VideoSkipped(generated.name, reference.missing_keypoints(f"{self.name} (reference)"))
         g, r, kps = generated.frames, reference.frames, reference.keypoints
         if g.shape[1:] != r.shape[1:]:
-            raise MetricInputError(f"{generated.name}: frame size {g.shape[1:3]} vs reference {r.shape[1:3]}")
+            raise MetricInputError(
+                f"{generated.name}: generated frames are {g.shape[1:3]} (H, W) but the reference's are "
+                f"{r.shape[1:3]}"
+            )
         n = min(len(g), len(r), len(kps))
         if self.frame_policy == "error" and not (len(g) == len(r) == len(kps)):
             raise MetricInputError(

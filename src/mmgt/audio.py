@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, num_frames_for_samples
+from mmgt.untrusted import load_npy
 
 if TYPE_CHECKING:
     from mmgt.clipstore import Clip
@@ -714,7 +715,7 @@ def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache
     expected = (n_frames, *extractor.feature_shape())
     if path.is_file():
         try:
-            cached = np.load(path)
+            cached = load_npy(path, f"cached audio features {extractor.name!r}")
         except (ValueError, OSError, EOFError) as e:
             log.warning("%s: unreadable cached features (%s); recomputing", path, e)
         else:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mmgt.schema import validate_keypoints
+from mmgt.untrusted import check_name, inside, load_npy
 
 MANIFEST = "manifest.jsonl"
 CLIPS_DIR = "clips"
@@ -79,32 +80,45 @@ class ClipRecord:
         return rec
 
 
-def clip_relpath(speaker: str, clip_id: str) -> Path:
-    """Path of a clip folder relative to the store root."""
-    return Path(CLIPS_DIR) / speaker / clip_id
+def clip_relpath(speaker: str, clip_id: str, source: str = "clip") -> Path:
+    """Path of a clip folder relative to the store root; ``speaker`` and ``clip_id`` must be safe names
+    (:func:`mmgt.untrusted.check_name`, an UntrustedFileError naming ``source`` otherwise)."""
+    return Path(CLIPS_DIR) / check_name(speaker, "speaker", source) / check_name(clip_id, "id", source)
 
 
 def read_manifest(root: str | Path) -> dict[str, ClipRecord]:
     """All clips of a store, keyed by id; for ids with several rows the last row wins.
 
+    A last line without its newline that is not valid JSON is a row torn by a killed writer: it is
+    ignored with a warning (the writer cuts it off before its next append).
+
     Raises:
         FileNotFoundError: if ``root`` has no manifest.
-        ValueError: naming the file and line if a row is not valid JSON.
+        ValueError: naming the file and line if a row is not valid JSON, or its ``id`` / ``speaker``
+            is not a safe name (no ``..``, no ``/``: a clip folder must stay inside the store).
     """
     path = Path(root) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no clip-store manifest here (run `mmgt-prep` to create a store)")
     records: dict[str, ClipRecord] = {}
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
+    lines = path.read_bytes().split(b"\n")  # the last item is b"" when the file ends with a newline
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.decode("utf-8", errors="replace").strip()
+        if not line:
+            continue
+        source = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError(f"a row must be a JSON object, got {type(row).__name__}")
+            rec = ClipRecord.from_dict(row)
+        except (json.JSONDecodeError, TypeError) as e:
+            if lineno == len(lines):  # no newline after it: torn by a killed append
+                log.warning("%s: ignoring a torn last manifest row (a writer was killed mid-append)", source)
                 continue
-            try:
-                rec = ClipRecord.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError) as e:
-                raise ValueError(f"{path}:{lineno}: malformed manifest row ({e})") from e
-            records[rec.id] = rec
+            raise ValueError(f"{source}: malformed manifest row ({e})") from e
+        clip_relpath(rec.speaker, rec.id, source)
+        records[rec.id] = rec
     return records
 
 
@@ -113,7 +127,9 @@ class Clip:
 
     def __init__(self, root: Path, record: ClipRecord) -> None:
         self.record = record
-        self.dir = root / clip_relpath(record.speaker, record.id)
+        self.dir = inside(
+            root, clip_relpath(record.speaker, record.id), f"{root / MANIFEST} (clip {record.id})"
+        )
 
     def __repr__(self) -> str:
         return f"Clip({self.record.id!r}, speaker={self.record.speaker!r}, frames={self.record.n_frames})"
@@ -136,11 +152,12 @@ class Clip:
         return self.dir / KEYPOINTS_FILE
 
     def feature_path(self, name: str) -> Path:
-        return self.dir / FEATURES_DIR / f"{name}.npy"
+        """``features/<name>.npy``; ``name`` (an extractor's name) must be a safe file name."""
+        return self.dir / FEATURES_DIR / f"{check_name(name, 'feature name', str(self.dir), extra='+')}.npy"
 
     def keypoints(self) -> np.ndarray:
-        """(T, 134, 3) float32 keypoints."""
-        kps = np.load(self.keypoints_path)
+        """(T, 134, 3) float32 keypoints; a truncated, non-numeric or NaN file is an error naming it."""
+        kps = load_npy(self.keypoints_path, "keypoints (T, 134, 3)")
         validate_keypoints(kps, str(self.keypoints_path))
         return kps.astype(np.float32, copy=False)
 
@@ -159,7 +176,7 @@ class Clip:
     def features(self, name: str) -> np.ndarray | None:
         """Cached audio features ``name`` (T, ...) or None when not cached."""
         path = self.feature_path(name)
-        return np.load(path) if path.is_file() else None
+        return load_npy(path, f"audio features {name!r}") if path.is_file() else None
 
 
 class ClipStore:

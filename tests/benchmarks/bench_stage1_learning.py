@@ -82,7 +82,7 @@ def main() -> None:
     if ckpt.is_file():
         import torch
 
-        steps = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+        steps = int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
     print(
         f"\nStage I learning evidence: tiny SMGA, {args.minutes:g} min training ({steps} steps), "
         f"{res['generation']['clips']} held-out clips, {time.perf_counter() - t0:.0f} s in all"

@@ -92,7 +92,9 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
         f"{n_total} PNGs {args.size}x{args.size}, dims={args.dims}, weights={weights}"
     )
 
-    with mock.patch.object(pfi, "load_state_dict_from_url", side_effect=lambda *a, **k: torch.load(weights)):
+    with mock.patch.object(
+        pfi, "load_state_dict_from_url", side_effect=lambda *a, **k: torch.load(weights, weights_only=True)
+    ):
         pfid_model = pfi.InceptionV3([BLOCK_INDEX_BY_DIM[args.dims]])
     ours = FID(weights, dims=args.dims, batch_size=args.batch_size)
 

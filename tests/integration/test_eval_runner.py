@@ -68,6 +68,32 @@ class MadAdapter:
         return [self.abs_sum, self.count]
 
 
+class KeypointFramesAdapter:
+    """Keypoint frames of the generated video: a metric that needs keypoints and nothing else."""
+
+    name = "kp"
+    higher_is_better = True
+    needs_reference = False
+
+    def __init__(self) -> None:
+        self.frames = torchmetrics.SumMetric().set_dtype(torch.float64)
+
+    def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
+        if generated.keypoints is None:
+            raise VideoSkipped(generated.name, generated.missing_keypoints("kp"))
+        self.frames.update(torch.tensor(float(len(generated.keypoints)), dtype=torch.float64))
+        return {"kp_frames": float(len(generated.keypoints))}
+
+    def compute(self) -> dict[str, float]:
+        return {"kp_frames": float(self.frames.compute())}
+
+    def protocol(self) -> dict:
+        return {"definition": "keypoint frames of the generated videos"}
+
+    def metric_states(self) -> list[torchmetrics.Metric]:
+        return [self.frames]
+
+
 class ProbeAdapter:
     """No reference: a random draw (tests per-video seeding), frame count, keypoints and audio presence."""
 
@@ -357,12 +383,13 @@ def test_bad_input_is_declared_or_an_error(tmp_path):
     write_video(gen / "short.mp4", _frames(7, n=3))
     write_video(ref / "broken.mp4", _frames(8))
     (gen / "broken.mp4").write_bytes(b"not a video at all" * 10)
-    np.save(gen / "ok2.npy", np.zeros((T, 17, 3), np.float32))  # malformed keypoints: unreadable pair
+    np.save(gen / "ok2.npy", np.zeros((T, 17, 3), np.float32))  # malformed keypoints: keypoint metrics skip
     write_video(ref / "nan.mp4", _frames(9))
     write_video(gen / "nan.mp4", _frames(9))
-    np.save(gen / "nan.npy", np.full((T, 134, 3), np.nan, np.float32))  # NaN keypoints: unreadable too
+    np.save(gen / "nan.npy", np.full((T, 134, 3), np.nan, np.float32))  # NaN keypoints: the same
+    np.save(gen / "ok.npy", np.full((T, 134, 3), 0.5, np.float32))
 
-    metrics = {"mad": MadAdapter(min_frames=5), "audio": AudioAdapter()}
+    metrics = {"mad": MadAdapter(min_frames=5), "audio": AudioAdapter(), "kp": KeypointFramesAdapter()}
     res = evaluate(gen, ref, metrics, progress=False, results_path=tmp_path / "r.json")
     per, skips = res["per_video"], res["skips"]
     assert per["gray"]["generated"]["conversions"][0].startswith("grayscale video (gray)")
@@ -372,14 +399,18 @@ def test_bad_input_is_declared_or_an_error(tmp_path):
     kinds = {(s["video"], s["metric"]): s["kind"] for s in skips}
     assert kinds[("count", "mad")] == "input_error"
     assert kinds[("short", "mad")] == "skipped"
-    assert kinds[("broken", None)] == "unreadable" and kinds[("ok2", None)] == "unreadable"
-    assert kinds[("nan", None)] == "unreadable"
+    assert kinds[("broken", None)] == "unreadable"
     assert kinds[("ok", "audio")] == "skipped"  # no audio track, no wav: declared, never NaN
     reasons = {(s["video"], s["metric"]): s["reason"] for s in skips}
-    assert "broken.mp4" in reasons[("broken", None)] and "(T, 134, 3)" in reasons[("ok2", None)]
-    assert "NaN" in reasons[("nan", None)]
+    assert "broken.mp4" in reasons[("broken", None)]
+    # invalid keypoints skip only the keypoint metric, naming the file; pixel metrics still score the pair
+    assert kinds[("ok2", "kp")] == "skipped" and kinds[("nan", "kp")] == "skipped"
+    assert "ok2.npy" in reasons[("ok2", "kp")] and "(T, 134, 3)" in reasons[("ok2", "kp")]
+    assert "nan.npy" in reasons[("nan", "kp")] and "NaN" in reasons[("nan", "kp")]
+    assert "mad" in per["nan"]["scores"] and per["nan"]["generated"]["keypoints_error"]
+    assert per["ok"]["scores"]["kp"] == {"kp_frames": float(T)}
     assert "vs reference" in reasons[("count", "mad")]
-    assert res["metrics"]["mad"]["n_videos"] == 3 and res["metrics"]["mad"]["n_skipped"] == 5
+    assert res["metrics"]["mad"]["n_videos"] == 5 and res["metrics"]["mad"]["n_skipped"] == 3
     # every video lacks audio: the metric fails visibly instead of reporting NaN
     assert res["metrics"]["audio"]["status"] == "failed" and "values" not in res["metrics"]["audio"]
     assert res["failed_metrics"] == ["audio"]

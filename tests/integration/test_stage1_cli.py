@@ -80,7 +80,7 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.is_file(), proc.stdout.read()[-3000:]
-    saved_step = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    saved_step = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
     assert 20 <= saved_step < 200
     before = _scalars(killed, "train/loss")
     _train(killed, data, *every, f"ckpt_path={ckpt}", "trainer.max_steps=" + str(saved_step + 30))
@@ -89,7 +89,7 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
     # the loss curve continues: the resumed losses are those of a trained model, not of a fresh one
     first = np.mean([before[s] for s in sorted(before)[:10]])
     assert np.mean([after[s] for s in sorted(after)[:10]]) < first
-    final = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    final = torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved_step < final["global_step"] <= saved_step + 30  # checkpoints kept coming after the resume
 
 

@@ -201,9 +201,9 @@ def test_frame_conversion_and_mismatch_policies():
 
     metric = I.SSIMMetric()
     gen, ref = videos(8, t=5, size=24)
-    with pytest.raises(MetricInputError, match="genA has 5 frames but refB has 4"):
+    with pytest.raises(MetricInputError, match="generated genA has 5 frames but reference refB has 4"):
         metric.update(vs("genA", gen), vs("refB", ref[:4]))
-    with pytest.raises(MetricInputError, match=r"genA is \(24, 24\).*refB is \(16, 16\)"):
+    with pytest.raises(MetricInputError, match=r"generated genA is \(24, 24\).*reference refB is \(16, 16\)"):
         metric.update(vs("genA", gen), vs("refB", ref[:, :16, :16]))
     truncating = I.PSNRMetric(frame_policy="truncate")
     out = truncating.update(vs("g", gen), vs("r", ref[:4]))

@@ -146,7 +146,7 @@ def test_detector_is_deterministic_per_clip_and_picklable() -> None:
         for f in frames[::-1]:  # another history: tracked over other frames
             det(f)
         b = det.detect_frames(frames)  # tracker reset: same input, same output
-        clone = pickle.loads(pickle.dumps(det))  # settings only; builds its own graph
+        clone = pickle.loads(pickle.dumps(det))  # trusted-pickle: own object (settings only)
     np.testing.assert_array_equal(a, b)
     with clone:
         assert clone.settings == det.settings

@@ -114,5 +114,5 @@ def load_exported(model_dir: str | Path, device: str = "cpu") -> tuple[SMGATrans
             f"{EXPORT_META}, as written by `mmgt-train experiment=smga_toy` into <run>/export)"
         )
     meta = json.loads(meta_path.read_text())
-    net = SMGATransformer.from_pretrained(path, local_files_only=True).to(device).eval()
+    net = SMGATransformer.from_pretrained(path, local_files_only=True, use_safetensors=True).to(device).eval()
     return net, PoseDiffusion(**meta.get("diffusion", {})), meta

@@ -176,7 +176,7 @@ class SMGALitModule(pl.LightningModule):
     def export(self, out_dir: str | Path) -> Path:
         """``save_pretrained`` the network and write what generation needs (``mmgt_stage1.json``)."""
         out = Path(out_dir)
-        self.net.save_pretrained(out)
+        self.net.save_pretrained(out, safe_serialization=True)
         meta = {
             "audio_features": self.hparams.audio_features,
             "diffusion": self.hparams.diffusion or {},

@@ -29,6 +29,7 @@ from torch import Tensor
 from mmgt.masks import MaskConfig, motion_masks, resize_masks, static_masks
 from mmgt.schema import VISIBILITY_THRESHOLD
 from mmgt.stage2.attention import RegionMasks
+from mmgt.untrusted import UntrustedFileError, class_path, resolve_class
 
 Size = tuple[int, int]
 
@@ -61,7 +62,7 @@ class MaskGuidance:
 
     def config(self) -> dict[str, Any]:
         """``_target_`` + constructor arguments (recorded in the export)."""
-        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
+        return {"_target_": class_path(type(self))}
 
 
 class _BoxMasks(MaskGuidance):
@@ -119,20 +120,25 @@ class NoAudioGuidance(UnmaskedGuidance):
     uses_audio = False
 
 
-def build_guidance(config: dict[str, Any]) -> MaskGuidance:
-    """Rebuild a guidance from :meth:`MaskGuidance.config` (export metadata) without Hydra."""
-    import importlib
+GUIDANCE_CLASSES: dict[str, type[MaskGuidance]] = {
+    class_path(c): c for c in (MotionMaskGuidance, StaticMaskGuidance, UnmaskedGuidance, NoAudioGuidance)
+}
+"""The classes an export may name (class path -> class): :func:`build_guidance` imports nothing else."""
 
+
+def build_guidance(config: dict[str, Any], source: str = "export metadata") -> MaskGuidance:
+    """Rebuild a guidance from :meth:`MaskGuidance.config` (export metadata) without Hydra; the
+    ``_target_`` must be one of :data:`GUIDANCE_CLASSES` (an UntrustedFileError naming ``source`` else)."""
     cfg = dict(config)
-    target = cfg.pop("_target_")
-    module, _, name = target.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, MaskGuidance)):
-        raise ValueError(f"{target} is not a MaskGuidance class")
-    return cls(**cfg)
+    cls = resolve_class(cfg.pop("_target_", None), GUIDANCE_CLASSES, f"{source}: mask_guidance")
+    try:
+        return cls(**cfg)
+    except TypeError as e:
+        raise UntrustedFileError(f"{source}: mask_guidance arguments do not fit {cls.__name__}: {e}") from e
 
 
 __all__ = [
+    "GUIDANCE_CLASSES",
     "MaskGuidance",
     "MotionMaskGuidance",
     "NoAudioGuidance",

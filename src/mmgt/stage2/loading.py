@@ -268,7 +268,7 @@ def save_export(components: Stage2Components, out_dir: str | Path, meta: Mapping
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name in COMPONENT_NAMES:
-        getattr(components, name).save_pretrained(out / name)
+        getattr(components, name).save_pretrained(out / name, safe_serialization=True)
     (out / EXPORT_META).write_text(json.dumps(dict(meta), indent=2, default=str) + "\n")
     return out
 
@@ -281,6 +281,17 @@ _CLASSES = {
     "pose_guider": PoseGuider,
     "audio_proj": AudioProjModel,
 }
+
+
+def _load_part(export_dir: Path, name: str) -> Any:
+    """One exported component from its ``save_pretrained`` folder: safetensors only (no pickled weights)."""
+    try:
+        return _CLASSES[name].from_pretrained(export_dir / name, local_files_only=True, use_safetensors=True)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"{export_dir / name}: cannot load the exported {name} (exports hold safetensors weights; "
+            f"pickled .bin weights are refused): {e}"
+        ) from e
 
 
 def load_export(export_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Stage2Components, dict]:
@@ -296,7 +307,7 @@ def load_export(export_dir: str | Path, device: str | torch.device = "cpu") -> t
             f"{', '.join(missing) or EXPORT_META}"
         )
     meta = json.loads(meta_path.read_text())
-    parts = {n: _CLASSES[n].from_pretrained(path / n, local_files_only=True) for n in COMPONENT_NAMES}
+    parts = {n: _load_part(path, n) for n in COMPONENT_NAMES}
     components = Stage2Components(**parts).to(device).eval()
     return components, meta
 
@@ -313,7 +324,7 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
             raise ValueError(f"unknown component {name!r}; choose from {COMPONENT_NAMES}")
         if not (path / name / "config.json").is_file():
             raise FileNotFoundError(f"{path / name}: no exported {name} to initialise from")
-        source = _CLASSES[name].from_pretrained(path / name, local_files_only=True)
+        source = _load_part(path, name)
         result = getattr(components, name).load_state_dict(source.state_dict(), strict=False)
         bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if ".processor.branches." not in k]
         if bad:
