@@ -46,6 +46,7 @@ __all__ = [
     "iter_video_frames",
     "probe_video",
     "read_audio",
+    "read_audio_native",
     "read_video",
     "resample_audio",
     "write_audio",
@@ -372,6 +373,10 @@ X264_PRESETS: tuple[str, ...] = (
 """libx264's speed presets, fastest first."""
 
 
+_CHANNEL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+"""FFmpeg's default channel layout per channel count (AAC tracks of :class:`VideoWriter`)."""
+
+
 class VideoWriter:
     """Stream (H, W, 3) uint8 RGB frames into an H.264 (libx264, yuv420p) mp4, one :meth:`write` at a time.
 
@@ -382,8 +387,9 @@ class VideoWriter:
     docs/prep.md); ``threads`` is libx264's thread count (0: its default, ~1.5 x the cores; use 1
     when many encoders run at once, as in ``mmgt-prep``).
 
-    ``audio`` (N,) float mono at ``sample_rate`` is clipped to [-1, 1] and muxed as an AAC track as
-    given (neither trimmed nor padded to the video length), interleaved with the frames. yuv420p needs
+    ``audio`` (N,) mono or (N, C) float at ``sample_rate`` (any rate AAC takes, e.g. 16 / 44.1 / 48 kHz)
+    is clipped to [-1, 1] and muxed as an AAC track with its C channels, as given (neither trimmed nor
+    padded to the video length), interleaved with the frames. yuv420p needs
     even sizes: an odd height or width is padded by one row/column at the bottom/right, repeating the
     edge pixels. Every frame must have the first frame's size.
     """
@@ -406,12 +412,12 @@ class VideoWriter:
         self.rate = _fps_fraction(fps)
         self.crf, self.preset, self.sample_rate = int(crf), str(preset), int(sample_rate)
         self.threads = int(threads)
-        self._audio = np.zeros(0, dtype=np.float32)
+        self._audio = np.zeros((1, 0), dtype=np.float32)  # (C, N) planar
         if audio is not None:
             audio_f = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-            if audio_f.ndim != 1:
-                raise ValueError(f"audio must be (N,) mono, got shape {audio_f.shape}")
-            self._audio = audio_f
+            if audio_f.ndim not in (1, 2) or (audio_f.ndim == 2 and not 1 <= audio_f.shape[1] <= 8):
+                raise ValueError(f"{self.path}: audio must be (N,) or (N, C <= 8), got shape {audio_f.shape}")
+            self._audio = np.ascontiguousarray(audio_f.reshape(audio_f.shape[0], -1).T)
         self.n = 0
         self._shape: tuple[int, ...] | None = None
         self._pad = (0, 0)
@@ -433,15 +439,17 @@ class VideoWriter:
             vstream.pix_fmt = "yuv420p"
             vstream.options = {"crf": str(self.crf), "preset": self.preset, "threads": str(self.threads)}
             self._vstream = vstream
-            if self._audio.shape[0]:
+            if self._audio.shape[1]:
                 self._astream = self._out.add_stream("aac", rate=self.sample_rate)
-                self._astream.layout = "mono"
+                self._astream.layout = _CHANNEL_LAYOUTS[self._audio.shape[0]]
 
     def _encode_audio_until(self, end: int) -> None:
-        end = min(end, self._audio.shape[0])
+        end = min(end, self._audio.shape[1])
         if self._astream is None or end <= self._a_pos:
             return
-        frame = av.AudioFrame.from_ndarray(self._audio[None, self._a_pos : end], format="fltp", layout="mono")
+        layout = self._astream.layout.name
+        chunk = np.ascontiguousarray(self._audio[:, self._a_pos : end])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
         frame.sample_rate = self.sample_rate
         frame.pts = self._a_pos
         frame.time_base = Fraction(1, self.sample_rate)
@@ -477,7 +485,7 @@ class VideoWriter:
             with _wrap_errors(self.path, "writing video failed"):
                 self._out.mux(self._vstream.encode(None))
                 if self._astream is not None:
-                    self._encode_audio_until(self._audio.shape[0])
+                    self._encode_audio_until(self._audio.shape[1])
                     self._out.mux(self._astream.encode(None))
                 self._out.close()
                 self._out = None
@@ -582,6 +590,41 @@ def read_audio(path: PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         else:
             return resample_audio(data.mean(axis=1, dtype=np.float32), int(sr), sample_rate)
     return _read_audio_av(p, sample_rate)
+
+
+def read_audio_native(path: PathLike) -> tuple[np.ndarray, int]:
+    """Read audio (or a video's audio track) as it is: ((N, C) float32, sample rate) - no resampling, no
+    downmix (what generated videos carry, so that 44.1 kHz stereo speech stays 44.1 kHz stereo)."""
+    p = _check_file(path)
+    if p.suffix.lower() in _SOUNDFILE_SUFFIXES:
+        try:
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        except sf.SoundFileError:
+            pass
+        else:
+            return data, int(sr)
+    with _open_input(p) as container:
+        if not container.streams.audio:
+            raise _fail(p, "no audio stream")
+        stream = container.streams.audio[0]
+        chunks, rate = [], None
+        with _wrap_errors(p, "decoding audio failed (file truncated or corrupt?)"):
+            for frame in container.decode(stream):
+                x = frame.to_ndarray()
+                n_ch = len(frame.layout.channels)
+                x = x.reshape(n_ch, -1) if frame.format.is_planar else x.reshape(-1, n_ch).T
+                rate = rate or int(frame.sample_rate)
+                x = _to_float(x)
+                if frame.sample_rate != rate:
+                    x = resample_audio(x, int(frame.sample_rate), rate)
+                chunks.append(x)
+        if rate is None:
+            raise _fail(p, "no decodable audio")
+        audio = np.concatenate(chunks, axis=1).T
+        declared = _declared_duration(stream)
+        if declared is not None and 0 < audio.shape[0] - int(round(declared * rate)) <= _MAX_CODEC_PADDING:
+            audio = audio[: int(round(declared * rate))]
+        return np.ascontiguousarray(audio, dtype=np.float32), rate
 
 
 def write_audio(path: PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:

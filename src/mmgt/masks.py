@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -276,6 +276,23 @@ def motion_masks(kps: Tensor | Any, size: Size, cfg: MaskConfig = _DEFAULT_CONFI
         else:
             channels.append(masks[..., base.index(r), :, :])
     return torch.stack(channels, dim=-3)
+
+
+def iter_motion_masks(
+    kps: Tensor | Any, size: Size, cfg: MaskConfig = _DEFAULT_CONFIG, chunk: int = 16
+) -> Iterator[Tensor]:
+    """:func:`motion_masks` of keypoints (T, 134, 3) in consecutive pieces (<= ``chunk``, R, H, W): memory
+    O(chunk) for any T, and exactly the full call's values (each piece is computed with the
+    ``smooth_frames // 2`` neighbouring frames of temporal context on both sides)."""
+    cfg = cfg if cfg is not None else _DEFAULT_CONFIG
+    kps = _as_keypoints(kps)
+    if kps.ndim != 3:
+        raise ValueError(f"iter_motion_masks: expected keypoints (T, 134, 3), got {tuple(kps.shape)}")
+    half, n = cfg.smooth_frames // 2, kps.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        lo, hi = max(0, start - half), min(n, stop + half)
+        yield motion_masks(kps[lo:hi], size, cfg)[start - lo : stop - lo]
 
 
 def resize_masks(masks: Tensor | Any, resolutions: Sequence[Size]) -> list[Tensor]:

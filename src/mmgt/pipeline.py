@@ -1,7 +1,8 @@
 """End-to-end MMGT generation: the only place that chains Stage I and Stage II.
 
 * :func:`generate_from_audio` - speech audio + reference image (+ its pose) -> Stage I keypoints (any
-  length) -> Stage II video frames; what ``mmgt-generate stage=full`` runs.
+  length) -> Stage II video frames; :func:`stream_from_audio` yields the frames in pieces (what
+  ``mmgt-generate stage=full`` runs, writing them as they come).
 * :func:`generate_clip` / :func:`generate_split` - Stage II on the clips of a clip store with their own
   (ground-truth) poses and audio and a reference frame of the clip: videos named ``<speaker>/<id>.mp4``
   (audio muxed, keypoints ``.npy`` beside), paired by name with the store's ``<speaker>/<id>/video.mp4`` by
@@ -14,7 +15,7 @@ keypoints, Stage II renders them to the pose video and turns them into motion ma
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def stage1_keypoints(
     )
 
 
-def generate_from_audio(
+def stream_from_audio(
     audio: np.ndarray,
     ref_image: np.ndarray,
     ref_pose: np.ndarray,
@@ -83,7 +84,7 @@ def generate_from_audio(
     pose_options: dict[str, Any] | None = None,
     video_options: dict[str, Any] | None = None,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, Iterator[np.ndarray]]:
     """Both stages: audio (N,) 16 kHz + reference image (H, W, 3) uint8 and its pose (134, 3).
 
     Args:
@@ -91,7 +92,8 @@ def generate_from_audio(
         pose_options / video_options: keyword arguments of :func:`stage1_keypoints` / the pipeline call.
 
     Returns:
-        frames (T, S, S, 3) uint8 and keypoints (T, 134, 3), T = round(duration x 25).
+        keypoints (T, 134, 3), T = round(duration x 25), and an iterator of the frames in decoded pieces
+        (n, S, S, 3) uint8 (Stage II runs as it is consumed).
     """
     from mmgt.stage2.pipeline import Stage2Pipeline
 
@@ -102,8 +104,16 @@ def generate_from_audio(
         if isinstance(video_model, Stage2Pipeline)
         else Stage2Pipeline.from_pretrained(video_model, device)
     )
-    frames = pipe(ref_image, kps, audio=audio, ref_keypoints=ref_pose, seed=seed, **(video_options or {}))
-    return frames, kps
+    frames = pipe.iter_frames(
+        ref_image, kps, audio=audio, ref_keypoints=ref_pose, seed=seed, **(video_options or {})
+    )
+    return kps, frames
+
+
+def generate_from_audio(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`stream_from_audio`, frames collected: (frames (T, S, S, 3) uint8, keypoints (T, 134, 3))."""
+    kps, frames = stream_from_audio(*args, **kwargs)
+    return np.concatenate(list(frames)), kps
 
 
 def generate_clip(pipe: Any, clip: Any, ref_frame: int = 0, seed: int = 0, **options: Any) -> np.ndarray:
@@ -162,4 +172,5 @@ __all__: Sequence[str] = (
     "generate_split",
     "read_image",
     "stage1_keypoints",
+    "stream_from_audio",
 )

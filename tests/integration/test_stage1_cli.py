@@ -176,5 +176,38 @@ def test_bad_references_are_clear_errors(export_dir: Path, tmp_path: Path) -> No
         _generate(export_dir, tmp_path / "o2", audio, ref_keypoints=str(bad))
     with pytest.raises(ValueError, match="exactly one of"):
         _generate(export_dir, tmp_path / "o3", audio, ref_keypoints=str(bad), ref_image=str(empty))
+    good = tmp_path / "ref.npy"
+    np.save(good, np.full((134, 3), 0.5, np.float32))
     with pytest.raises(FileNotFoundError, match="not a Stage I export"):
-        _generate(tmp_path, tmp_path / "o4", audio, ref_keypoints=str(bad))
+        _generate(tmp_path, tmp_path / "o4", audio, ref_keypoints=str(good))
+
+
+def test_pose_outputs_stream_keep_the_audio_and_are_never_partial(export_dir: Path, tmp_path: Path) -> None:
+    """masks.npy equals the whole-clip masks; the input's own rate and channels are muxed; a taken output
+    is refused unless overwrite=true; a failed run leaves nothing behind."""
+    import av
+    import torch
+
+    from mmgt.atomic import OutputExistsError
+    from mmgt.masks import motion_masks
+
+    ref = tmp_path / "ref.npy"
+    np.save(ref, np.full((134, 3), 0.5, np.float32))
+    audio = tmp_path / "stereo.wav"
+    sf.write(audio, np.random.default_rng(3).normal(0, 0.1, (int(1.6 * 44100), 2)).astype(np.float32), 44100)
+    out = tmp_path / "o"
+    _generate(export_dir, out, audio, ref_keypoints=str(ref), mask_size=16)
+    kps = np.load(out / "keypoints.npy")
+    np.testing.assert_array_equal(np.load(out / "masks.npy"), motion_masks(torch.from_numpy(kps), 16).numpy())
+    with av.open(str(out / "pose.mp4")) as c:
+        assert (c.streams.audio[0].rate, c.streams.audio[0].channels) == (44100, 2)
+    with pytest.raises(OutputExistsError, match=r"o: folder exists and is not empty; set overwrite=true"):
+        _generate(export_dir, out, audio, ref_keypoints=str(ref))
+    (out / "mine.txt").write_text("a user's file")
+    _generate(export_dir, out, audio, ref_keypoints=str(ref), overwrite="true")
+    assert not (out / "mine.txt").exists() and (out / "preview.mp4").is_file()
+    with pytest.raises(OutputExistsError, match="exists and is a file"):
+        _generate(export_dir, ref, audio, ref_keypoints=str(ref))
+    with pytest.raises(ValueError):  # fails while writing (size 0): no folder, no parents, no temporaries
+        _generate(export_dir, tmp_path / "new" / "deeper", audio, ref_keypoints=str(ref), size=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "ref.npy", "stereo.wav"]

@@ -248,3 +248,60 @@ def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Pat
     assert ref["summary"]["psnr/psnr"] > res["summary"]["psnr/psnr"]
     with pytest.raises(ValueError, match="kind must be one of mean_frame, reference_frame"):
         still_baseline(store, tmp_path / "bad", "median_frame")
+
+
+def test_exports_are_safetensors_and_pickled_weights_are_refused(
+    exports: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from mmgt.stage2.loading import load_export
+
+    files = [p.name for p in exports["video"].rglob("*") if p.is_file()]
+    assert files and not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
+    assert sum(f.endswith(".safetensors") for f in files) == len(COMPONENT_NAMES)
+    assert (exports["pose"] / "diffusion_pytorch_model.safetensors").is_file()
+    pickled = tmp_path / "export"
+    shutil.copytree(exports["video"], pickled)
+    part = pickled / "pose_guider"
+    weights = part / "diffusion_pytorch_model.safetensors"
+    from safetensors.torch import load_file
+
+    torch.save(load_file(weights), part / "diffusion_pytorch_model.bin")  # the same weights, pickled
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="pose_guider: cannot load the exported pose_guider"):
+        load_export(pickled)
+
+
+def test_video_outputs_keep_the_audio_refuse_taken_paths_and_leave_nothing_on_failure(
+    exports: dict[str, Path], tmp_path: Path
+) -> None:
+    import av
+    import soundfile as sf
+
+    from mmgt.atomic import OutputExistsError
+    from mmgt_prep.toy import generate_clip, speaker_style
+
+    clip = generate_clip(speaker_style(0, 1), 1.0, 64, np.random.default_rng(0))
+    np.save(tmp_path / "poses.npy", clip.keypoints)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "ref.png"), cv2.cvtColor(clip.frames[0], cv2.COLOR_RGB2BGR))
+    audio = tmp_path / "stereo48k.wav"
+    sf.write(audio, np.random.default_rng(0).normal(0, 0.1, (48000, 2)).astype(np.float32), 48000)
+    args = {"stage": "video", "audio": str(audio), "ref_image": str(tmp_path / "ref.png")}
+    args["keypoints"] = str(tmp_path / "poses.npy")
+    out = tmp_path / "v.mp4"
+    res = _generate(exports, out, **args)
+    assert res["frames"] == 25 and out.with_suffix(".keypoints.npy").is_file()
+    with av.open(str(out)) as c:
+        assert (c.streams.audio[0].rate, c.streams.audio[0].channels) == (48000, 2)
+    with pytest.raises(OutputExistsError, match=r"v\.mp4: file exists; set overwrite=true"):
+        _generate(exports, out, **args)
+    assert _generate(exports, out, overwrite="true", **args)["frames"] == 25
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(OutputExistsError, match="exists and is a folder"):
+        _generate(exports, tmp_path / "dir.mp4", **args)
+    with pytest.raises(ValueError, match="steps must be >= 1"):  # fails: no video, no poses, no folder
+        _generate(exports, tmp_path / "new" / "x.mp4", video_steps=0, **args)
+    assert not (tmp_path / "new").exists()

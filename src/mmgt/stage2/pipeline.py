@@ -32,7 +32,7 @@ Sampling (fixing the original's limits):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,36 @@ class Stage2Pipeline:
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
-        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints); arguments override the export defaults."""
+        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints); arguments override the export defaults.
+
+        :meth:`iter_frames` takes the same arguments and yields the frames in decoded pieces instead.
+        """
+        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        return np.concatenate(list(self.iter_frames(**options)))
+
+    @torch.no_grad()
+    def iter_frames(
+        self,
+        ref_image: np.ndarray,
+        keypoints: np.ndarray,
+        audio: np.ndarray | None = None,
+        audio_features: np.ndarray | None = None,
+        ref_keypoints: np.ndarray | None = None,
+        *,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        context_frames: int | None = None,
+        context_overlap: int | None = None,
+        context_batch: int | None = None,
+        closed_loop: bool | None = None,
+        decode_chunk: int | None = None,
+        pose_cache: str | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> Iterator[np.ndarray]:
+        """As :meth:`__call__`, yielding (<= decode_chunk, S, S, 3) uint8 pieces in order as they are decoded
+        (denoising runs first, over the whole clip): the caller can write them out, so that memory does
+        not hold the decoded video."""
         kps = np.asarray(keypoints, np.float32)
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
             raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
@@ -219,15 +248,18 @@ class Stage2Pipeline:
                 raise ValueError(f"audio features cover {len(feats)} frames, the poses {n}")
             feats = feats[:n]
         ref_kps = kps[0] if ref_keypoints is None else np.asarray(ref_keypoints, np.float32)
-        return self.generate(
+        decode_every = int(opts.pop("decode_chunk"))
+        latents = self.denoise(
             square_image(ref_image, self.size),
             feats,
             torch.from_numpy(kps),
             torch.from_numpy(ref_kps),
             seed=seed,
             progress=progress,
+            decode_chunk=decode_every,
             **opts,
         )
+        yield from self.decode(latents, decode_every)
 
     @torch.no_grad()
     def generate(
@@ -248,7 +280,32 @@ class Stage2Pipeline:
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
-        """Tensor-level generation (also used for the training samples).
+        """Tensor-level generation (also used for the training samples): :meth:`denoise`, then the
+        decoded frames (T, S, S, 3) uint8 (arguments as :meth:`denoise`)."""
+        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        latents = self.denoise(**options)
+        return np.concatenate(list(self.decode(latents, decode_chunk)))
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        ref_image: Tensor,
+        audio_features: Tensor | None,
+        keypoints: Tensor,
+        ref_keypoints: Tensor,
+        *,
+        steps: int,
+        guidance_scale: float,
+        context_frames: int,
+        context_overlap: int,
+        context_batch: int = 1,
+        closed_loop: bool = False,
+        decode_chunk: int = 8,
+        pose_cache: str = "device",
+        seed: int = 0,
+        progress: bool = True,
+    ) -> Tensor:
+        """The denoised latent video (1, C, T, h, w); sets :attr:`last_stats`.
 
         Args:
             ref_image: (1, 3, S, S) in [-1, 1].
@@ -257,13 +314,15 @@ class Stage2Pipeline:
                 masks); ref_keypoints: (134, 3).
 
         Returns:
-            (T, S, S, 3) uint8 frames.
+            latents (1, C, T, h, w) for :meth:`decode`.
         """
         from tqdm.auto import tqdm
 
         comps, dev = self.components, self.device
         den = comps.denoiser
         n = keypoints.shape[0]
+        if int(steps) < 1:
+            raise ValueError(f"Stage2Pipeline: steps must be >= 1, got {steps}")
         cfg = guidance_scale != 1.0
         scheduler = make_scheduler(self.meta["noise_scheduler"])
         scheduler.set_timesteps(int(steps), device=dev)
@@ -353,11 +412,6 @@ class Stage2Pipeline:
                     acc[:, :, i : i + 64], t, latents[:, :, i : i + 64]
                 ).prev_sample
 
-        flat_latents = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
-        frames = np.empty((n, self.size, self.size, 3), np.uint8)
-        for i in range(0, n, decode_chunk):
-            chunk = decode_latents(comps.vae, flat_latents[i : i + decode_chunk])
-            frames[i : i + len(chunk)] = tensor_to_frames(chunk.cpu()).numpy()
         self.last_stats = {
             "frames": n,
             "steps": int(steps),
@@ -366,7 +420,15 @@ class Stage2Pipeline:
             "unet_frame_evals": evals,
             "unet_frame_evals_per_frame": evals / n,
         }
-        return frames
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: Tensor, decode_chunk: int = 8) -> Iterator[np.ndarray]:
+        """Latents (1, C, T, h, w) -> (<= decode_chunk, S, S, 3) uint8 frames, VAE-decoded piece by piece."""
+        flat = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
+        for i in range(0, flat.shape[0], int(decode_chunk)):
+            chunk = decode_latents(self.components.vae, flat[i : i + int(decode_chunk)])
+            yield np.ascontiguousarray(tensor_to_frames(chunk.cpu()).numpy())
 
     def _pose_chunk(self, keypoints: Tensor) -> Tensor:
         """Keypoints (f, 134, 3) -> rendered pose frames (f, 3, S, S) in [0, 1] (PoseGuider input)."""
