@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import time
 import traceback
@@ -43,6 +44,11 @@ from mmgt.untrusted import check_name
 
 log = logging.getLogger(__name__)
 
+FAULT_ENV = "MMGT_FAULT_INJECT"
+"""Fault injection for the fault tests: ``manifest_append:N`` makes the N-th manifest append of this process
+write half its row and then SIGKILL the process group (a prep killed mid-append, at a chosen moment)."""
+_appends = 0
+
 CLAIMS_DIR = "claims"
 """Under ``<root>/.tmp``: one ``<key>.lock`` per unit of work being made (:meth:`ClipStoreWriter.claim`)."""
 TORN_FILE = MANIFEST + ".torn"
@@ -57,6 +63,20 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _inject_torn_append(f: Any, line: bytes) -> None:
+    """The ``manifest_append:N`` fault of :data:`FAULT_ENV` (a no-op unless that variable asks for it)."""
+    global _appends
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec.startswith("manifest_append:"):
+        return
+    _appends += 1
+    if _appends == int(spec.split(":", 1)[1]):
+        f.write(line[: len(line) // 2])
+        f.flush()
+        os.fsync(f.fileno())
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
 class ClipStoreWriter:
     """Writes clips into a store at ``root``.
 
@@ -68,6 +88,10 @@ class ClipStoreWriter:
     def __init__(self, root: str | Path, retry_failed: bool = False) -> None:
         self.root = Path(root)
         self.retry_failed = retry_failed
+        if self.root.exists() and not self.root.is_dir():
+            raise FileExistsError(
+                f"{self.root}: exists and is a file, not a clip-store folder; give another out="
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / TMP_DIR).mkdir(exist_ok=True)
         self.manifest_path = self.root / MANIFEST
@@ -195,6 +219,7 @@ class ClipStoreWriter:
             try:
                 self._cut_torn_tail(f)
                 f.seek(0, os.SEEK_END)
+                _inject_torn_append(f, line)
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())

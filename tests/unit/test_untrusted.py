@@ -171,6 +171,12 @@ def test_two_concurrent_preps_split_the_work_and_make_each_clip_once(tmp_path: P
     assert not (tmp_path / ".tmp" / "claims").exists()
 
 
+def test_a_store_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("not a folder")
+    with pytest.raises(FileExistsError, match="store: exists and is a file, not a clip-store folder"):
+        ClipStoreWriter(tmp_path / "store")
+
+
 def test_a_claim_is_exclusive_and_released(tmp_path: Path) -> None:
     a, b = ClipStoreWriter(tmp_path), ClipStoreWriter(tmp_path)
     with a.claim("src1") as mine_a, b.claim("src1") as mine_b, b.claim("src2") as other:
