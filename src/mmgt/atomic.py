@@ -43,6 +43,12 @@ def check_new_output(path: PathLike, overwrite: bool, kind: str = "file") -> Pat
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _parents_removed_on_error(path: Path) -> Iterator[None]:
     """Create ``path``'s missing parents; on an exception remove those of them that are still empty."""
@@ -70,9 +76,7 @@ def atomic_file(path: PathLike) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
         os.close(fd)
         tmp = Path(name)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the final file gets the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
         try:
             yield tmp
             os.replace(tmp, p)
@@ -94,6 +98,7 @@ def staged_folder(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     p = check_new_output(path, overwrite, "folder")
     with _parents_removed_on_error(p):
         tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the final folder gets the usual permissions
         try:
             yield tmp
             if p.exists():

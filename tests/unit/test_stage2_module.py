@@ -151,6 +151,9 @@ def test_fit_validate_export_and_generate(tmp_path: Path, toy_store: Path) -> No
         enable_model_summary=False,
     )
     trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")  # resuming loads it with weights_only=True
+    ckpt = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 1 and ckpt["hyper_parameters"]["process"] == "video"
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     assert "val/sample" in events.Tags()["images"]  # generated | truth | pose + masks video

@@ -166,6 +166,13 @@ class VideoClips(Dataset):
         }
 
 
+def _plain(value: Any) -> Any:
+    """Config values as plain Python (a Hydra DictConfig would make checkpoints need weights_only=False)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
 class VideoDataModule(pl.LightningDataModule):
     """Stage II samples from a clip store, split by the manifest.
 
@@ -206,6 +213,8 @@ class VideoDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["prepare"])
+        for key, value in self.hparams.items():  # checkpoints hold plain values (resume with weights_only)
+            self.hparams[key] = _plain(value)
         self.root = Path(root)
         self.prepare = prepare
         self.extractor = build_extractor(audio_features)

@@ -148,6 +148,8 @@ class Stage2LitModule(pl.LightningModule):
                 "pose_guider",
                 "audio_proj",
                 "mask_guidance",
+                "optimizer",  # factories: the checkpoint keeps plain values only (resume with weights_only)
+                "scheduler",
             ],
         )
         self.components = Stage2Components(
