@@ -19,6 +19,9 @@ from mmgt.schema import VISIBILITY_THRESHOLD, from_model_space, to_model_space
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.network import SMGATransformer
 
+EXPORT_META = "mmgt_stage1.json"
+"""Written next to the exported network: what generation needs besides the weights."""
+
 
 def smooth_seams(kps: np.ndarray, boundaries: list[int], seam: int) -> np.ndarray:
     """Replace x, y within ``seam`` frames of each boundary by a centred moving average.
@@ -102,10 +105,17 @@ def generate_pose_sequence(
     return smooth_seams(seq, boundaries, seam).astype(np.float32)
 
 
+def save_exported(net: SMGATransformer, out_dir: str | Path, meta: dict) -> Path:
+    """Write a Stage I export: ``save_pretrained`` of the network + ``mmgt_stage1.json`` (``meta``: the audio
+    feature spec, ``diffusion`` kwargs, ``sample_steps``, ``guidance``, ``eta``, ``fps``, ``sample_rate``)."""
+    out = Path(out_dir)
+    net.save_pretrained(out)
+    (out / EXPORT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return out
+
+
 def load_exported(model_dir: str | Path, device: str = "cpu") -> tuple[SMGATransformer, PoseDiffusion, dict]:
     """Load a Stage I export (``save_pretrained`` folder + ``mmgt_stage1.json``) for generation."""
-    from mmgt.stage1.module import EXPORT_META
-
     path = Path(model_dir)
     meta_path = path / EXPORT_META
     if not (path / "config.json").is_file() or not meta_path.is_file():
