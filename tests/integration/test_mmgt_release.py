@@ -279,7 +279,7 @@ def test_doc_walkthrough_converts_the_fixtures_and_generates_a_video(tmp_path: P
         ["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    frames = read_video(tmp_path / "video.mp4")
+    frames = read_video(tmp_path / "video.mp4").frames
     summary = json.loads(run.stdout[run.stdout.index("{") :])
     assert frames.shape[1:] == (int(_import_flags(_configs())[1]),) * 2 + (3,)
     assert len(frames) == summary["frames"] and (tmp_path / "video.keypoints.npy").is_file()
