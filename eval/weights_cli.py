@@ -9,6 +9,8 @@ Examples::
     mmgt-weights fetch inception_fid --dir /data/weights
     mmgt-weights fetch syncnet_v2 --url file:///mnt/mirror/syncnet_v2.model
     mmgt-weights train-fgd outputs/data/pats --window 34 --epochs 50   # the FGD pose autoencoder
+    mmgt-weights import-mmgt MMGT_pretrained outputs/mmgt_release --pretrained-dir pretrained_weights
+                                      # the released MMGT checkpoints -> a Stage I and a Stage II export
 
 The folder is ``--dir``, else ``$MMGT_WEIGHTS``, else ``~/.cache/mmgt/weights``.
 """
@@ -148,6 +150,48 @@ def cmd_train_fgd(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_mmgt(args: argparse.Namespace) -> int:
+    """The released MMGT folder -> ``<out>/stage1`` and ``<out>/stage2`` exports (:mod:`mmgt.release`)."""
+    import json
+
+    from mmgt.release import import_release
+
+    folders = {
+        "unet": args.unet,
+        "vae": args.vae,
+        "image_encoder": args.image_encoder,
+        "speech_encoder": args.wav2vec2,
+        "motion_adapter": args.motion_adapter,
+        "wavlm": args.wavlm,
+    }
+    audio_proj = {"hidden_dim": args.audio_hidden, "tokens": args.audio_tokens, "token_dim": args.audio_dim}
+    try:
+        written = import_release(
+            args.src,
+            args.out,
+            pretrained_dir=args.pretrained_dir,
+            folders=folders,
+            process=args.process,
+            stage1="stage1" in args.parts,
+            stage2="stage2" in args.parts,
+            stage1_heads=args.stage1_heads,
+            stage1_audio_features=json.loads(args.stage1_audio_features)
+            if args.stage1_audio_features
+            else None,
+            motion_heads=args.motion_heads,
+            size=args.size,
+            audio_margin=args.audio_margin,
+            audio_proj=audio_proj,
+            inference=args.inference,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"mmgt-weights import-mmgt: {e}", file=sys.stderr)
+        return 2
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmgt-weights",
@@ -184,6 +228,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", default=None, help="weights folder (default: $MMGT_WEIGHTS or ~/.cache/mmgt/weights)"
     )
     p.set_defaults(func=cmd_train_fgd)
+    p = sub.add_parser(
+        "import-mmgt",
+        help="convert the released MMGT checkpoints into a Stage I and a Stage II export",
+        description="Reads SRC/stage_1/audio2pose_best_model.pt and SRC/stage_2/process_{1,2}/*.pth (the "
+        "MMGT_pretrained release) strictly, takes what the release lacks from local pretrained folders and "
+        "writes OUT/stage1 (mmgt-generate pose_model=) and OUT/stage2 (video_model=, model.init_from=). "
+        "See docs/reproduce-mmgt.md.",
+    )
+    p.add_argument("src", help="the release folder (MMGT_pretrained)")
+    p.add_argument("out", help="output folder: <out>/stage1 and <out>/stage2")
+    p.add_argument(
+        "--pretrained-dir",
+        default="pretrained_weights",
+        help="folder with stable-diffusion-v1-5/unet, sd-vae-ft-mse, "
+        "sd-image-variations-diffusers/image_encoder, wav2vec2-base-960h, wavlm-large (and optionally "
+        "animatediff-motion-adapter-v1-5-2)",
+    )
+    for flag, what in (
+        ("--unet", "SD-1.5 UNet folder"),
+        ("--vae", "VAE folder"),
+        ("--image-encoder", "CLIP image encoder folder"),
+        ("--wav2vec2", "wav2vec2 folder (Stage II audio features)"),
+        ("--wavlm", "WavLM folder (Stage I audio features)"),
+        ("--motion-adapter", "AnimateDiff MotionAdapter folder (process 1 only: initial motion modules)"),
+    ):
+        p.add_argument(flag, default=None, help=f"{what} (default: the usual name under --pretrained-dir)")
+    p.add_argument("--process", default="auto", choices=["auto", "1", "2"], help="Stage II weights to import")
+    p.add_argument("--parts", nargs="+", default=["stage1", "stage2"], choices=["stage1", "stage2"])
+    p.add_argument("--inference", default="original", choices=["original", "corrected"],
+                   help="generation settings written into the Stage II export")  # fmt: skip
+    p.add_argument("--size", type=int, default=512, help="frame side the release was trained at")
+    p.add_argument("--audio-margin", type=int, default=2, help="audio window +-m frames")
+    p.add_argument("--motion-heads", type=int, default=8, help="motion-module heads (mm_sd_v15_v2: 8)")
+    p.add_argument("--stage1-heads", type=int, default=8, help="SMGA attention heads (release: 8)")
+    p.add_argument("--stage1-audio-features", default=None, help="JSON audio spec for the Stage I export")
+    p.add_argument(
+        "--audio-hidden", type=int, default=512, help="process 1 only: fresh AudioProj hidden width"
+    )
+    p.add_argument("--audio-tokens", type=int, default=32, help="process 1 only: fresh AudioProj tokens")
+    p.add_argument("--audio-dim", type=int, default=768, help="process 1 only: audio token width")
+    p.set_defaults(func=cmd_import_mmgt)
     return parser
 
 

@@ -16,6 +16,13 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 from mmgt.config import CONFIG_DIR, setup_project_root  # noqa: E402
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "samples"
+REFERENCE_FIXTURES = Path(
+    os.environ.get(
+        "MMGT_REFERENCE_FIXTURES",
+        Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mmgt_reference",
+    )
+)
+"""Outputs of the original MMGT code (``$MMGT_REFERENCE_FIXTURES``; default ../shared/fixtures/...)."""
 
 
 def samples_path(name: str) -> Path:
@@ -23,6 +30,14 @@ def samples_path(name: str) -> Path:
     path = SAMPLES_DIR / name
     if not path.exists():
         pytest.skip(f"sample media not available: {path}")
+    return path
+
+
+def reference_fixture(*parts: str) -> Path:
+    """A path inside the MMGT reference fixtures; skips the calling test when it is absent."""
+    path = REFERENCE_FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"MMGT reference fixtures not available: {path}")
     return path
 
 

@@ -15,9 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmgt.schema import VISIBILITY_THRESHOLD, from_model_space, to_model_space
+from mmgt.schema import (
+    VISIBILITY_THRESHOLD,
+    from_model_space,
+    from_reference_402,
+    to_model_space,
+    to_reference_402,
+)
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.network import SMGATransformer
+
+EXPORT_META = "mmgt_stage1.json"
+"""Written next to the exported network: what generation needs besides the weights."""
 
 
 def smooth_seams(kps: np.ndarray, boundaries: list[int], seam: int) -> np.ndarray:
@@ -74,7 +83,16 @@ def generate_pose_sequence(
     if len(feats) < len(padded):  # edge-pad the audio of the tail window (then trimmed)
         padded[len(feats) :] = feats[-1] if len(feats) else 0.0
     gen = torch.Generator(device=device).manual_seed(seed)
-    cond = torch.from_numpy(to_model_space(np.asarray(ref_pose, np.float32))).to(device)
+    # the network's pose layout: model space (134, 3), or the original's 402-d vector (reference models)
+    reference = getattr(net.config, "input_layout", "model") == "reference402"
+    to_net = to_reference_402 if reference else to_model_space
+    from_net = from_reference_402 if reference else from_model_space
+    cond = torch.from_numpy(np.ascontiguousarray(to_net(np.asarray(ref_pose, np.float32)))).to(device)
+
+    def model(vec: torch.Tensor) -> torch.Tensor:
+        """(..., 402) reference vectors -> (..., 134, 3) model space."""
+        return torch.from_numpy(to_model_space(from_net(vec.float().cpu()).numpy())).to(device)
+
     pieces = []
     for w in range(n_windows):
         audio = torch.from_numpy(padded[w * window : (w + 1) * window]).to(device)
@@ -82,30 +100,38 @@ def generate_pose_sequence(
         cands = diffusion.sample(
             net,
             audio,
-            cond.unsqueeze(0).expand(best_of, -1, -1),
+            cond.unsqueeze(0).expand(best_of, *cond.shape),
             steps=steps,
             guidance=guidance,
             eta=eta,
             generator=gen,
         )
-        if best_of > 1:
-            vis = (cond[:, 2] > 0.5).float()
-            gap = (((cands[:, 0, :, :2] - cond[None, :, :2]) ** 2).sum(-1) * vis).sum(-1)
+        if best_of > 1:  # compared in model space
+            prev, first = (cond, cands[:, 0]) if not reference else (model(cond), model(cands[:, 0]))
+            vis = (prev[:, 2] > 0.5).float()
+            gap = (((first[:, :, :2] - prev[None, :, :2]) ** 2).sum(-1) * vis).sum(-1)
             best = cands[int(gap.argmin())]
         else:
             best = cands[0]
         pieces.append(best)
         cond = best[-1]
-    seq = from_model_space(torch.cat(pieces).float().cpu()).numpy()[:total]
+    seq = from_net(torch.cat(pieces).float().cpu()).numpy()[:total]
     seq[..., 2] = (seq[..., 2] >= VISIBILITY_THRESHOLD).astype(np.float32)
     boundaries = [w * window for w in range(1, n_windows) if w * window < total]
     return smooth_seams(seq, boundaries, seam).astype(np.float32)
 
 
+def save_exported(net: SMGATransformer, out_dir: str | Path, meta: dict) -> Path:
+    """Write a Stage I export: ``save_pretrained`` of the network + ``mmgt_stage1.json`` (``meta``: the audio
+    feature spec, ``diffusion`` kwargs, ``sample_steps``, ``guidance``, ``eta``, ``fps``, ``sample_rate``)."""
+    out = Path(out_dir)
+    net.save_pretrained(out, safe_serialization=True)
+    (out / EXPORT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return out
+
+
 def load_exported(model_dir: str | Path, device: str = "cpu") -> tuple[SMGATransformer, PoseDiffusion, dict]:
     """Load a Stage I export (``save_pretrained`` folder + ``mmgt_stage1.json``) for generation."""
-    from mmgt.stage1.module import EXPORT_META
-
     path = Path(model_dir)
     meta_path = path / EXPORT_META
     if not (path / "config.json").is_file() or not meta_path.is_file():

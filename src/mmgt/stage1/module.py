@@ -7,7 +7,6 @@ comes from the DataModule. EMA is Lightning's ``EMAWeightAveraging`` callback (`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,8 @@ from mmgt.masks import MaskConfig, motion_masks
 from mmgt.render import add_caption, draw_pose, overlay_masks, side_by_side
 from mmgt.schema import FPS, SAMPLE_RATE, from_model_space, lip_opening
 from mmgt.stage1.diffusion import PoseDiffusion
+from mmgt.stage1.generate import save_exported
 from mmgt.stage1.network import SMGATransformer
-
-EXPORT_META = "mmgt_stage1.json"
-"""Written next to the exported network: what generation needs besides the weights."""
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -175,8 +172,6 @@ class SMGALitModule(pl.LightningModule):
     # ------------------------------------------------------------------ export
     def export(self, out_dir: str | Path) -> Path:
         """``save_pretrained`` the network and write what generation needs (``mmgt_stage1.json``)."""
-        out = Path(out_dir)
-        self.net.save_pretrained(out, safe_serialization=True)
         meta = {
             "audio_features": self.hparams.audio_features,
             "diffusion": self.hparams.diffusion or {},
@@ -186,5 +181,4 @@ class SMGALitModule(pl.LightningModule):
             "fps": FPS,
             "sample_rate": SAMPLE_RATE,
         }
-        (out / EXPORT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        return out
+        return save_exported(self.net, out_dir, meta)

@@ -45,6 +45,17 @@ from torch import Tensor, nn
 FULL_REGION: str = "full"
 """Branch region meaning "everywhere" (mask of ones; no mask tensor needed)."""
 
+DERIVED_BRANCH_REGIONS: dict[str, tuple[float, str]] = {"full_plus_lips": (1.0, "lips")}
+"""Branch regions computed from a mask region: name -> (offset, region), mask = offset + M_region.
+``full_plus_lips`` (values in [1, 2]) is the first branch of the original MMGT inference script."""
+
+
+def mask_regions_of(branches: Sequence[str]) -> tuple[str, ...]:
+    """Mask regions the branches need (``full`` none, derived ones their source), in first-use order."""
+    needed = (DERIVED_BRANCH_REGIONS[b][1] if b in DERIVED_BRANCH_REGIONS else b for b in branches)
+    return tuple(dict.fromkeys(r for r in needed if r != FULL_REGION))
+
+
 PLACEMENTS: dict[str, str] = {"down": "down_blocks.", "mid": "mid_block.", "up": "up_blocks."}
 """Placement name -> module-path prefix of the UNet blocks it covers."""
 
@@ -73,9 +84,14 @@ class RegionMasks:
         return sorted(self._by_tokens)
 
     def get(self, region: str, n_tokens: int) -> Tensor | None:
-        """(N, n_tokens, 1) mask of ``region`` at the level with ``n_tokens`` tokens; None for ``full``."""
+        """(N, n_tokens, 1) mask of ``region`` at the level with ``n_tokens`` tokens; None for ``full``.
+
+        A derived branch region (:data:`DERIVED_BRANCH_REGIONS`) is its offset plus its source mask."""
         if region == FULL_REGION:
             return None
+        if region in DERIVED_BRANCH_REGIONS:
+            offset, source = DERIVED_BRANCH_REGIONS[region]
+            return offset + self.get(source, n_tokens)
         if n_tokens not in self._by_tokens:
             raise ValueError(
                 f"no motion mask with {n_tokens} tokens (h*w); have levels with {self.token_counts} tokens"
@@ -111,12 +127,17 @@ class Stage2AttentionContext:
         reference_keep: (B,) bool; False = that sample attends without the reference (CFG, dropout).
         audio_tokens: (B * F, N, D_a) audio tokens per frame (None: no audio, the MM-HAA branches are off).
         region_masks: masks of the MM-HAA branches' regions (None: every branch unmasked).
+        branch_regions / branch_weights: this forward's mask region and weight of each audio branch (None:
+            the denoiser's configured ``audio_branches`` / ``motion_scale``); generation passes the
+            export's ``inference`` values here (the original used other masks and weights at inference).
     """
 
     reference_states: dict[str, Tensor] | None = None
     reference_keep: Tensor | None = None
     audio_tokens: Tensor | None = None
     region_masks: RegionMasks | None = None
+    branch_regions: Sequence[str] | None = None
+    branch_weights: Sequence[float] | None = None
     written: list[str] = field(default_factory=list)
 
 
@@ -182,11 +203,14 @@ class ReferenceWriteAttnProcessor:
 class ReferenceReadAttnProcessor:
     """Denoiser self-attention over the frame's tokens and the reference tokens of the same module path.
 
-    Reads ``context.reference_states`` and ``context.reference_keep``.
+    Reads ``context.reference_states`` and ``context.reference_keep``. ``bank_dtype`` (e.g.
+    ``torch.float16``, the original's reference bank) rounds the reference tokens to that dtype before they
+    are used in the dtype of the hidden states (None: used as written).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, bank_dtype: torch.dtype | None = None) -> None:
         self.name = name
+        self.bank_dtype = bank_dtype
 
     def __call__(
         self,
@@ -214,6 +238,8 @@ class ReferenceReadAttnProcessor:
                 f"{self.name}: batch {n} is not a multiple of the reference batch {ref.shape[0]}"
             )
         frames = n // ref.shape[0]
+        if self.bank_dtype is not None:
+            ref = ref.to(self.bank_dtype)
         ref = ref.to(hidden_states.dtype).repeat_interleave(frames, dim=0)
         keys = torch.cat([hidden_states, ref], dim=1)
         mask = None
@@ -323,28 +349,64 @@ class MMHAAAttnProcessor(nn.Module):
         out = _layer_attention(attn, hidden_states, states)
         if context is None or context.audio_tokens is None:
             return out
-        return out + self.audio_attention(hidden_states, context.audio_tokens, context.region_masks)
+        regions, weights = branch_settings(context, self.regions, self.motion_scale, self.name)
+        return out + self.audio_attention(
+            hidden_states, context.audio_tokens, context.region_masks, regions, weights
+        )
 
     def audio_attention(
-        self, hidden_states: Tensor, audio_tokens: Tensor, region_masks: RegionMasks | None
+        self,
+        hidden_states: Tensor,
+        audio_tokens: Tensor,
+        region_masks: RegionMasks | None,
+        regions: Sequence[str] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> Tensor:
         """sum_r w_r * M_r * branch_r(hidden_states, audio_tokens): (N, L, C)."""
         n, length, _ = hidden_states.shape
-        if audio_tokens.ndim != 3 or audio_tokens.shape[0] != n:
-            raise ValueError(
-                f"{self.name}: audio tokens must be (N={n}, T_a, D_a) per frame, "
-                f"got {tuple(audio_tokens.shape)}"
-            )
+        check_audio_tokens(audio_tokens, n, self.name)
+        regions = self.regions if regions is None else regions
+        weights = self.motion_scale if weights is None else weights
         total = torch.zeros_like(hidden_states)
-        for region, weight, branch in zip(self.regions, self.motion_scale, self.branches, strict=True):
+        for region, weight, branch in zip(regions, weights, self.branches, strict=True):
             h = branch(hidden_states, audio_tokens)
-            mask = None if region_masks is None else region_masks.get(region, length)
+            mask = branch_mask(region_masks, region, length, n, self.name)
             if mask is not None:
-                if mask.shape[0] != n:
-                    raise ValueError(f"{self.name}: masks have {mask.shape[0]} rows for a batch of {n}")
                 h = h * mask.to(h.dtype)
             total = total + weight * h
         return total
+
+
+def check_audio_tokens(audio_tokens: Tensor, n: int, name: str) -> None:
+    """Raise unless the audio tokens are (N = n, T_a, D_a), one row per frame."""
+    if audio_tokens.ndim != 3 or audio_tokens.shape[0] != n:
+        raise ValueError(
+            f"{name}: audio tokens must be (N={n}, T_a, D_a) per frame, got {tuple(audio_tokens.shape)}"
+        )
+
+
+def branch_settings(
+    context: Stage2AttentionContext, regions: Sequence[str], weights: Sequence[float], name: str
+) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """This forward's (regions, weights) of the audio branches: the context's overrides or the defaults."""
+    out_r = tuple(regions if context.branch_regions is None else context.branch_regions)
+    out_w = tuple(float(w) for w in (weights if context.branch_weights is None else context.branch_weights))
+    if len(out_r) != len(regions) or len(out_w) != len(regions):
+        raise ValueError(
+            f"{name}: {len(regions)} audio branches, but the context gives regions {list(out_r)} and "
+            f"weights {list(out_w)}"
+        )
+    return out_r, out_w
+
+
+def branch_mask(
+    region_masks: RegionMasks | None, region: str, n_tokens: int, n: int, name: str
+) -> Tensor | None:
+    """(N, n_tokens, 1) mask of a branch region (None: unmasked), checked against the batch N."""
+    mask = None if region_masks is None else region_masks.get(region, n_tokens)
+    if mask is not None and mask.shape[0] != n:
+        raise ValueError(f"{name}: masks have {mask.shape[0]} rows for a batch of {n}")
+    return mask
 
 
 def spatial_attention_paths(processor_keys: Sequence[str]) -> list[str]:

@@ -14,10 +14,13 @@ One denoising step over a clip of F frames. Inputs:
 Architecture: ``self.unet`` is a real diffusers ``UNetMotionModel`` (SD-style spatial blocks with
 AnimateDiff motion modules after every spatial layer; ``from_unet2d`` builds it from an SD UNet and a
 ``MotionAdapter``). Its spatial processors are replaced (module-path keyed ``set_attn_processor``):
-every ``attn1`` reads the ReferenceNet states, ``attn2`` is MM-HAA in the blocks listed in
-``audio_placement`` (``down`` / ``mid`` / ``up``) and plain image cross-attention elsewhere. Motion modules
-keep diffusers' processors. The forward runs the UNet's own sub-modules (time embedding, ``conv_in``,
-blocks, output head) explicitly, because the pose features enter between ``conv_in`` and the first block.
+every ``attn1`` reads the ReferenceNet states, ``attn2`` is plain image cross-attention. The audio enters
+as the configured design (``audio_module``, :mod:`mmgt.stage2.audio_modules`): MM-HAA ``attn2``
+processors in the blocks listed in ``audio_placement`` (default) or the released MMGT's separate audio
+transformers between the down blocks' spatial transformers and motion modules. The motion modules'
+input GroupNorm is the configured ``motion_norm`` (:mod:`mmgt.stage2.motion_norm`: per frame or over the
+clip). The forward runs the UNet's own sub-modules (time embedding, ``conv_in``, blocks, output head)
+explicitly, because the pose features enter between ``conv_in`` and the first block.
 
 Zero initialisation: the audio branches' output projections (always) and the motion modules' ``proj_out``
 (fresh modules, as AnimateDiff), so a freshly built denoiser equals the image UNet it was made from;
@@ -31,7 +34,7 @@ motion modules' activations stored.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -44,18 +47,26 @@ from torch.utils.checkpoint import checkpoint
 
 from mmgt.masks import KNOWN_REGIONS
 from mmgt.stage2.attention import (
+    DERIVED_BRANCH_REGIONS,
     FULL_REGION,
     PLACEMENTS,
     CrossAttnProcessor,
     MMHAAAttnProcessor,
     ReferenceReadAttnProcessor,
     Stage2AttentionContext,
-    placement_of,
+    branch_settings,
+    mask_regions_of,
     spatial_attention_paths,
 )
+from mmgt.stage2.audio_modules import AudioModuleDesign, build_audio_module
+from mmgt.stage2.motion_norm import build_motion_norm, install_motion_norm, motion_norm_config
 
-BRANCH_REGIONS: tuple[str, ...] = (FULL_REGION, *KNOWN_REGIONS)
-"""Valid MM-HAA branch regions: ``full`` (unmasked) or a motion-mask region of :mod:`mmgt.masks`."""
+BRANCH_REGIONS: tuple[str, ...] = (FULL_REGION, *KNOWN_REGIONS, *DERIVED_BRANCH_REGIONS)
+"""Valid audio branch regions: ``full`` (unmasked), a motion-mask region of :mod:`mmgt.masks`, or a
+derived one (``full_plus_lips`` = 1 + lips, the original inference's first branch)."""
+
+BANK_DTYPES: dict[str, torch.dtype] = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+"""``reference_dtype`` names: the dtype the reference states are rounded to when read."""
 
 
 class MMGTDenoiser(ModelMixin, ConfigMixin):
@@ -66,8 +77,15 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
         audio_dim: channels of the audio tokens (the AudioProjModel's output width).
         audio_branches: mask region of each MM-HAA branch, in order (``full``, ``background``,
             ``face_hands``, ``lips``, ``hands``, ``face``); empty = no audio modules.
-        motion_scale: weight of each branch (train and test use the same weights).
-        audio_placement: UNet parts that get MM-HAA: any of ``down``, ``mid``, ``up``.
+        motion_scale: weight of each branch (generation may override regions and weights per forward,
+            :class:`~mmgt.stage2.attention.Stage2AttentionContext`; by default train and test agree).
+        audio_placement: UNet parts that get audio modules: any of ``down``, ``mid``, ``up``.
+        audio_module: the audio design, a ``{"_target_": ...}`` dict or an
+            :class:`~mmgt.stage2.audio_modules.AudioModuleDesign` (None: MM-HAA processors).
+        motion_norm: the motion modules' GroupNorm, ``{"_target_": ...}`` or the class (None: over the
+            clip, diffusers' statistics, which exports without this entry were trained with).
+        reference_dtype: round the reference states to this dtype when read (``float16``: the original's
+            reference bank; None: as written).
     """
 
     _supports_gradient_checkpointing = True
@@ -80,6 +98,9 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
         audio_branches: Sequence[str] = ("background", "face_hands", "lips"),
         motion_scale: Sequence[float] | None = None,
         audio_placement: Sequence[str] = ("down",),
+        audio_module: Mapping[str, Any] | AudioModuleDesign | None = None,
+        motion_norm: Mapping[str, Any] | type[nn.GroupNorm] | None = None,
+        reference_dtype: str | None = None,
     ) -> None:
         super().__init__()
         branches = tuple(str(b) for b in audio_branches)
@@ -92,34 +113,44 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
         placement = tuple(str(p) for p in audio_placement)
         if any(p not in PLACEMENTS for p in placement):
             raise ValueError(f"audio_placement {list(placement)}: choose from {list(PLACEMENTS)}")
+        if reference_dtype is not None and reference_dtype not in BANK_DTYPES:
+            raise ValueError(f"reference_dtype {reference_dtype!r}: choose from {list(BANK_DTYPES)} or null")
+        design = build_audio_module(audio_module)
+        norm = build_motion_norm(motion_norm)
+        self.register_to_config(audio_module=design.config(), motion_norm=motion_norm_config(norm))
         config = {k: v for k, v in dict(unet_config).items() if not k.startswith("_")}
         self.unet = UNetMotionModel(**config)
+        install_motion_norm(self.unet, norm)
         for name, module in self.unet.named_modules():
             if name.endswith("motion_modules") and isinstance(module, nn.ModuleList):
                 for motion in module:
                     nn.init.zeros_(motion.proj_out.weight)
                     nn.init.zeros_(motion.proj_out.bias)
         self.branches, self.scale, self.placement = branches, scale, placement
+        self.audio_design = design
         self.gradient_checkpointing = False
         self._gradient_checkpointing_func = partial(checkpoint, use_reentrant=False)
-        self._install_processors(int(audio_dim))
+        self._install_processors(int(audio_dim), BANK_DTYPES.get(reference_dtype or ""))
 
     # ------------------------------------------------------------------ processors
-    def _install_processors(self, audio_dim: int) -> None:
+    def _install_processors(self, audio_dim: int, bank_dtype: torch.dtype | None) -> None:
         procs: dict[str, Any] = dict(self.unet.attn_processors)
-        modules = dict(self.unet.named_modules())
         for path in spatial_attention_paths(list(procs)):
             key = f"{path}.processor"
             if path.endswith("attn1"):
-                procs[key] = ReferenceReadAttnProcessor(path)
-            elif self.branches and placement_of(path) in self.placement:
-                attn = modules[path]
-                procs[key] = MMHAAAttnProcessor(
-                    path, attn.query_dim, audio_dim, attn.heads, self.branches, self.scale
-                )
+                procs[key] = ReferenceReadAttnProcessor(path, bank_dtype)
             else:
                 procs[key] = CrossAttnProcessor()
-        self.unet.set_attn_processor(procs)
+        self.audio_design.install(
+            self.unet,
+            procs,
+            audio_dim=audio_dim,
+            branches=self.branches,
+            motion_scale=self.scale,
+            placement=self.placement,
+        )
+        # attentions of modules the design added keep their own processors
+        self.unet.set_attn_processor({**self.unet.attn_processors, **procs})
 
     @property
     def audio_processor_names(self) -> list[str]:
@@ -131,9 +162,14 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
         ]
 
     @property
+    def audio_module_names(self) -> list[str]:
+        """Module paths of the released design's audio modules (``down_blocks.<i>.audio_modules.<j>``)."""
+        return [n for n, m in self.unet.named_modules() if n.split(".")[-2:-1] == ["audio_modules"]]
+
+    @property
     def mask_regions(self) -> tuple[str, ...]:
         """Regions whose masks the branches need (``full`` needs none), in first-use order."""
-        return tuple(dict.fromkeys(b for b in self.branches if b != FULL_REGION))
+        return mask_regions_of(self.branches)
 
     @property
     def latent_channels(self) -> int:
@@ -213,7 +249,18 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
 
         residuals: tuple[Tensor, ...] = (hidden,)
         for block in unet.down_blocks:
-            if getattr(block, "has_cross_attention", False):
+            if hasattr(block, "audio_modules"):
+                hidden, res = self._run(
+                    partial(down_block_forward, block),
+                    hidden_states=hidden,
+                    temb=emb,
+                    encoder_hidden_states=states,
+                    num_frames=frames,
+                    context=context,
+                    branches=self.branches,
+                    motion_scale=self.scale,
+                )
+            elif getattr(block, "has_cross_attention", False):
                 hidden, res = self._run(
                     block,
                     hidden_states=hidden,
@@ -260,3 +307,43 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
             hidden = unet.conv_act(unet.conv_norm_out(hidden))
         hidden = unet.conv_out(hidden)
         return hidden.reshape(batch, frames, *hidden.shape[1:]).permute(0, 2, 1, 3, 4)
+
+
+def down_block_forward(
+    block: nn.Module,
+    hidden_states: Tensor,
+    temb: Tensor,
+    encoder_hidden_states: Tensor,
+    num_frames: int,
+    context: Stage2AttentionContext | None,
+    branches: Sequence[str],
+    motion_scale: Sequence[float],
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """diffusers' ``CrossAttnDownBlockMotion.forward`` with the block's ``audio_modules`` (the released
+    design) between each spatial transformer and its motion module; hidden states (B * F, C, h, w).
+
+    Without audio tokens in ``context`` the audio modules are skipped (the model without audio)."""
+    kwargs = {"context": context}
+    out: tuple[Tensor, ...] = ()
+    audio = None if context is None else context.audio_tokens
+    if audio is not None:
+        regions, weights = branch_settings(context, branches, motion_scale, "audio_modules")
+    for resnet, attn, audio_module, motion in zip(
+        block.resnets, block.attentions, block.audio_modules, block.motion_modules, strict=True
+    ):
+        hidden_states = resnet(input_tensor=hidden_states, temb=temb)
+        hidden_states = attn(
+            hidden_states=hidden_states,
+            encoder_hidden_states=encoder_hidden_states,
+            cross_attention_kwargs=kwargs,
+            return_dict=False,
+        )[0]
+        if audio is not None:
+            hidden_states = audio_module(hidden_states, audio, context.region_masks, regions, weights)
+        hidden_states = motion(hidden_states, num_frames=num_frames)
+        out = (*out, hidden_states)
+    if block.downsamplers is not None:
+        for downsampler in block.downsamplers:
+            hidden_states = downsampler(hidden_states=hidden_states)
+        out = (*out, hidden_states)
+    return hidden_states, out

@@ -30,6 +30,7 @@ metadata: audio features, sizes, scheduler, mask guidance, inference defaults).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import MotionAdapter, UNetMotionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
 from mmgt.stage2.denoiser import MMGTDenoiser
@@ -175,13 +177,17 @@ def build_denoiser(
     audio_branches: Sequence[str] = ("background", "face_hands", "lips"),
     motion_scale: Sequence[float] | None = None,
     audio_placement: Sequence[str] = ("down",),
+    audio_module: Any = None,
+    motion_norm: Any = None,
+    reference_dtype: str | None = None,
 ) -> MMGTDenoiser:
     """The denoiser from an SD UNet (folder or ``UNet2DConditionModel`` config) + motion modules.
 
     ``motion_adapter``: a local ``MotionAdapter`` folder (pretrained AnimateDiff modules) or a MotionAdapter
     config (fresh modules, their ``proj_out`` zero-initialised so that the video UNet starts as the image
     UNet). The UNet weights are copied with diffusers' ``UNetMotionModel.from_unet2d``; every key of the
-    result must load (only the MM-HAA branches, which are new, may be missing).
+    result must load (only the audio modules, which are new, may be missing). ``audio_module``,
+    ``motion_norm``, ``reference_dtype``: the variants of :class:`MMGTDenoiser` (None: its defaults).
     """
     unet2d = load_unet2d(pretrained) if pretrained is not None else None
     if unet2d is None:
@@ -205,9 +211,12 @@ def build_denoiser(
         audio_branches=list(audio_branches),
         motion_scale=None if motion_scale is None else list(motion_scale),
         audio_placement=list(audio_placement),
+        audio_module=audio_module,
+        motion_norm=motion_norm,
+        reference_dtype=reference_dtype,
     )
     result = denoiser.unet.load_state_dict(motion.state_dict(), strict=False)
-    missing = [k for k in result.missing_keys if ".processor.branches." not in k]
+    missing = [k for k in result.missing_keys if not _is_audio_key(k)]
     if missing or result.unexpected_keys:
         raise ValueError(
             f"build_denoiser: UNet weights do not fit the denoiser (missing {missing[:5]}, unexpected "
@@ -263,6 +272,10 @@ def build_audio_proj(
 
 
 # --------------------------------------------------------------------------- export
+def _is_audio_key(key: str) -> bool:
+    return any(re.search(p, key) for p in AUDIO_PARAMETER_PATTERNS)
+
+
 def save_export(components: Stage2Components, out_dir: str | Path, meta: Mapping[str, Any]) -> Path:
     """``save_pretrained`` every component into ``out_dir/<name>/`` and write ``mmgt_stage2.json``."""
     out = Path(out_dir)
@@ -315,8 +328,9 @@ def load_export(export_dir: str | Path, device: str | torch.device = "cpu") -> t
 def load_export_weights(components: Stage2Components, export_dir: str | Path, parts: Sequence[str]) -> None:
     """Initialise ``parts`` of ``components`` from an earlier export (video-level from image-level).
 
-    Keys must match exactly, except MM-HAA branch keys (``.processor.branches.``) of the denoiser, which
-    may be absent on either side (a different audio placement / hierarchy); anything else raises.
+    Keys must match exactly, except audio-module keys of the denoiser (``.processor.branches.``,
+    ``.audio_modules.``: :data:`~mmgt.stage2.audio_modules.AUDIO_PARAMETER_PATTERNS`), which may be absent
+    on either side (another audio design, placement or hierarchy); anything else raises.
     """
     path = Path(export_dir)
     for name in parts:
@@ -326,6 +340,6 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
             raise FileNotFoundError(f"{path / name}: no exported {name} to initialise from")
         source = _load_part(path, name)
         result = getattr(components, name).load_state_dict(source.state_dict(), strict=False)
-        bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if ".processor.branches." not in k]
+        bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not _is_audio_key(k)]
         if bad:
             raise ValueError(f"{path / name}: weights do not fit the configured {name}: {bad[:6]}")

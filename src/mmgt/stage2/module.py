@@ -41,6 +41,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from mmgt.schema import FPS, SAMPLE_RATE
 from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import (
     Stage2Components,
@@ -56,7 +57,7 @@ from mmgt.stage2.reference_net import ReferenceNet
 
 log = logging.getLogger(__name__)
 
-AUDIO_PARAMETERS: tuple[str, ...] = (r"^audio_proj\.", r"\.processor\.branches\.")
+AUDIO_PARAMETERS: tuple[str, ...] = (r"^audio_proj\.", *AUDIO_PARAMETER_PATTERNS)
 """Parameters of the audio path (frozen when the mask guidance uses no audio)."""
 
 
@@ -96,6 +97,8 @@ class Stage2LitModule(pl.LightningModule):
         process: ``image`` or ``video`` (recorded in the export).
         use_audio: feed audio tokens (video-level) or not (image-level).
         trainable / frozen: regular expressions over component parameter names.
+        also_frozen: more frozen patterns, set by a variant (the released MMGT froze the ReferenceNet's
+            ``up_blocks.3``) independently of the process's ``frozen``.
         init_from: an earlier Stage II export whose ``init_parts`` initialise this model.
         noise_scheduler: ``DDPMScheduler`` keyword arguments (also the inference schedule).
         min_snr_gamma: γ of min-SNR weighting (None = uniform).
@@ -123,6 +126,7 @@ class Stage2LitModule(pl.LightningModule):
         use_audio: bool = False,
         trainable: Sequence[str] = (r"^reference_net\.", r"^denoiser\.", r"^pose_guider\."),
         frozen: Sequence[str] = (),
+        also_frozen: Sequence[str] = (),
         init_from: str | None = None,
         init_parts: Sequence[str] = ("reference_net", "denoiser", "pose_guider"),
         noise_scheduler: dict[str, Any] | None = None,
@@ -174,7 +178,7 @@ class Stage2LitModule(pl.LightningModule):
         self.noise_scheduler = DDPMScheduler(**(noise_scheduler or {}))
         self.optimizer_factory = optimizer or (lambda params: adamw(params))
         self.scheduler_factory = scheduler
-        self.trainable_names = self._select_trainable(trainable, frozen)
+        self.trainable_names = self._select_trainable(trainable, [*frozen, *also_frozen])
         if gradient_checkpointing:
             self.components.denoiser.enable_gradient_checkpointing()
             self.components.reference_net.enable_gradient_checkpointing()

@@ -43,7 +43,7 @@ from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from torch import Tensor
 
-from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.attention import Stage2AttentionContext, mask_regions_of
 from mmgt.stage2.components import (
     Stage2Components,
     audio_windows,
@@ -66,8 +66,12 @@ DEFAULT_INFERENCE: dict[str, Any] = {
     "closed_loop": False,
     "decode_chunk": 8,
     "pose_cache": "device",
+    "audio_branches": None,
+    "motion_scale": None,
 }
-"""Inference defaults when the export's metadata has none."""
+"""Inference defaults when the export's metadata has none. ``audio_branches`` / ``motion_scale``: the mask
+region and weight of each audio branch at generation (None: the denoiser's training ones; the released
+MMGT used 1 + lips and 1 : 1 : 2 here)."""
 
 
 POSE_CACHES: tuple[str, ...] = ("device", "cpu", "none")
@@ -277,6 +281,8 @@ class Stage2Pipeline:
         closed_loop: bool = False,
         decode_chunk: int = 8,
         pose_cache: str = "device",
+        audio_branches: Sequence[str] | None = None,
+        motion_scale: Sequence[float] | None = None,
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
@@ -302,6 +308,8 @@ class Stage2Pipeline:
         closed_loop: bool = False,
         decode_chunk: int = 8,
         pose_cache: str = "device",
+        audio_branches: Sequence[str] | None = None,
+        motion_scale: Sequence[float] | None = None,
         seed: int = 0,
         progress: bool = True,
     ) -> Tensor:
@@ -359,9 +367,12 @@ class Stage2Pipeline:
             tokens = torch.cat([comps.audio_proj(windows[:, i : i + 64]) for i in range(0, n, 64)], dim=1)[
                 0
             ]  # (T, N, C)
+            regions = mask_regions_of(audio_branches) if audio_branches else den.mask_regions
             masks = self.guidance(
-                keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), den.mask_regions
+                keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), regions
             )
+        branch_regions = tuple(audio_branches) if audio_branches else None
+        branch_weights = tuple(float(x) for x in motion_scale) if motion_scale else None
 
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         latents = torch.randn((1, den.latent_channels, n, h, w), generator=gen).to(dev)
@@ -396,7 +407,12 @@ class Stage2Pipeline:
                     tok_w = None if tok_w is None else torch.cat([torch.zeros_like(tok_w), tok_w])
                     mask_w = None if mask_w is None else mask_w.repeat(2)
                 context = Stage2AttentionContext(
-                    reference_states=states_w, reference_keep=keep, audio_tokens=tok_w, region_masks=mask_w
+                    reference_states=states_w,
+                    reference_keep=keep,
+                    audio_tokens=tok_w,
+                    region_masks=mask_w,
+                    branch_regions=branch_regions,
+                    branch_weights=branch_weights,
                 )
                 pred = den(scheduler.scale_model_input(lat, t), t, emb_w, pose_w, context)
                 evals += pred.shape[0] * f
