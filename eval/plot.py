@@ -62,7 +62,8 @@ def plot_table(table: Table, columns: list[str] | None = None, sig: int = 3) -> 
 
     cols = [c for c in table.columns if columns is None or c.key in columns]
     if not cols:
-        raise TableError("plot: no column to draw" + (f" among {columns}" if columns else ""))
+        among = f" among {columns}" if columns else ""
+        raise TableError(f"plot: nothing to draw{among}: no evaluated run reports a value (see the table)")
     rows = [r for r in table.rows if not r.reference]
     refs = [r for r in table.rows if r.reference]
     if not rows:

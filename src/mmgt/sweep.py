@@ -18,6 +18,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from mmgt_eval.table import error_line
+
 RESULTS_FILE = "results.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 MULTIRUN_FILE = "multirun.yaml"
@@ -33,12 +35,6 @@ class FailedJob:
 
     folder: Path
     error: str
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    """An error on one line (Hydra's InstantiationException puts the cause on the next lines)."""
-    line = " ".join(s.strip() for s in str(text).splitlines() if s.strip()) or "failed (no error recorded)"
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def failed_jobs(sweep_dir: str | Path) -> tuple[list[FailedJob], int]:
@@ -72,7 +68,7 @@ def failed_jobs(sweep_dir: str | Path) -> tuple[list[FailedJob], int]:
             failed.append(FailedJob(job, f"{results}: unreadable ({e})"))
             continue
         if run.get("status") == "failed":
-            failed.append(FailedJob(job, _one_line(run.get("error") or "")))
+            failed.append(FailedJob(job, error_line(run.get("error"), limit=400)))
     return failed, seen
 
 

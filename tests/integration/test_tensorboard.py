@@ -106,7 +106,8 @@ def test_stage2_short_run_logs_a_final_sample_and_no_stray_point(tmp_path: Path)
         output_dir=tmp_path / "run",
     )
     with open_dict(cfg):  # a random tiny VAE instead of fitting the toy one
-        cfg.model.vae = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae)
+        tiny = OmegaConf.load(CONFIG_DIR / "model" / "stage2" / "scale" / "tiny.yaml")
+        cfg.model.vae = OmegaConf.to_container(tiny.vae)
         cfg.data.samples_per_clip = 2
         cfg.data.val_samples_per_clip = 1
     result = train(cfg)
