@@ -9,23 +9,27 @@ Examples::
 **Input.** A ``runs`` entry is a sweep folder (searched recursively for ``results.json``; a folder holding
 one is a job folder and is not searched further; hidden folders are skipped), a single job folder or a
 ``results.json`` file. A results file is mmgt-eval's format (:mod:`mmgt_eval.runner`), optionally with the
-sweep runner's ``run`` object ``{status, error, overrides, seed, name, seconds}``. A job folder with
-``.hydra/overrides.yaml`` but no ``results.json`` is listed as a failed run (the job did not finish).
-Reference rows (``reference=``) are plain results files (or folders holding one), labelled by their folder
-name or, with ``reference={label: path}``, by the label.
+sweep runner's ``run`` object ``{status, error, overrides, seed, name, named, evaluated, seconds}``; a run
+with ``evaluated: false`` was trained but not evaluated. A job folder with ``.hydra/overrides.yaml`` but no
+``results.json`` is listed as not evaluated when it holds an ``export/`` (trained by an older version), else
+as a failed run (the job did not finish). Reference rows (``reference=``) are plain results files (or
+folders holding one), labelled by their folder name or, with ``reference={label: path}``, by the label.
 
 **Rows.** One per configuration: ``run.name``, else the job's overrides without the seed keys
-(``seed_keys``; sorted, comma-joined; none left -> ``default``), else the folder name. Cells are the mean
-± sample standard deviation (ddof 1) over the configuration's successful runs (seeds); one run shows its
-value only; a cell with fewer values than the row's ``n`` says so (``n=k``). Failed runs are excluded from
-the means and listed under the table; a configuration whose runs all failed shows ``failed``. Order:
-``baseline`` (default ``default``) first, the other configurations sorted by name, reference rows last.
+(``seed_keys``; sorted, comma-joined; none left -> ``default``), else the folder name. A row is labelled
+by the overrides that differ between the configurations compared (:func:`row_labels`: no seed, no paths,
+nothing all rows share), or by ``run.name`` when ``run_name`` chose it. Cells are the mean ± sample standard
+deviation (ddof 1) over the configuration's evaluated runs (seeds); one run shows its value only; a cell
+with fewer values than the row's ``n`` says so (``n=k``). Failed and not-evaluated runs are excluded from the
+means and listed under the table; a configuration without an evaluated run shows ``failed`` (if one of its
+runs failed) or ``not evaluated``. Order: ``baseline`` (default ``default``) first, the other configurations
+sorted by label, reference rows last.
 
 **Columns.** ``<metric>/<value>`` keys of the results' ``metrics.<m>.values``, chosen and ordered by
 ``metrics`` (exact keys or shell patterns such as ``sync/*``); by default every value that has a direction.
-Directions come from each metric entry's ``value_higher_is_better`` (written by the runner), else a built-in
-table of the library's value names (:data:`KNOWN_VALUE_DIRECTIONS`), else count-like names (``*_n_*``,
-``*_videos`` ...) have none, else the metric's ``higher_is_better``. The best mean of each directed column
+Directions come from each metric entry's ``value_higher_is_better`` (written by the runner from the
+adapters' declarations: the one source of truth); for an entry without it, count-like names (``*_n_*``,
+``*_videos`` ...) have none, others the metric's ``higher_is_better``. The best mean of each directed column
 among the (non-reference) configurations is marked (bold in Markdown and LaTeX, ``:best`` = 1 in CSV) when
 at least two configurations have a value; columns without a direction are never marked.
 
@@ -35,8 +39,9 @@ compactly (scalar settings, an 8-hex fingerprint of the whole object); when resu
 ``PROTOCOL MISMATCH`` with the differing settings and which rows use which variant.
 
 Outputs (atomic writes): ``table.md`` (also printed), ``table.tex`` (booktabs tabular, escaped; notes as
-``%`` comments), ``table.csv`` (one line per configuration: ``<key>:mean``, ``:std``, ``:n``, ``:best``).
-This module imports neither torch nor Hydra; Hydra is used only inside :func:`main`.
+``%`` comments), ``table.csv`` (one line per configuration: ``<key>:mean``, ``:std``, ``:n``, ``:best``),
+and with ``plot=FILE.png`` a figure (:mod:`mmgt_eval.plot`). This module imports neither torch nor Hydra;
+Hydra is used only inside :func:`main`.
 """
 
 from __future__ import annotations
@@ -53,16 +58,18 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
+from mmgt_eval.labels import row_labels
+
 __all__ = [
     "FORMATS",
-    "KNOWN_VALUE_DIRECTIONS",
+    "NOT_EVALUATED",
     "RESULTS_FILE",
     "Cell",
     "Column",
@@ -73,6 +80,7 @@ __all__ = [
     "build_table",
     "collect",
     "config_name",
+    "error_line",
     "find_results",
     "format_csv",
     "format_latex",
@@ -80,7 +88,9 @@ __all__ = [
     "format_number",
     "load_result",
     "main",
+    "row_labels",
     "run",
+    "value_direction",
     "write_outputs",
 ]
 
@@ -89,43 +99,9 @@ log = logging.getLogger("mmgt_eval")
 RESULTS_FILE = "results.json"
 FORMATS: tuple[str, ...] = ("md", "tex", "csv")
 
-KNOWN_VALUE_DIRECTIONS: dict[str, bool | None] = {
-    "fid": False,
-    "fid_n_real": None,
-    "fid_n_generated": None,
-    "fvd": False,
-    "fvd_n_real_clips": None,
-    "fvd_n_generated_clips": None,
-    "fvd_skipped_real": None,
-    "fvd_skipped_generated": None,
-    "sync_c": True,
-    "sync_d": False,
-    "sync_offset_abs_mean": None,
-    "sync_n_scored": None,
-    "sync_skipped_no_audio": None,
-    "sync_skipped_no_face": None,
-    "sync_skipped_too_short": None,
-    "bas": True,
-    "bas_clips": None,
-    "bas_skipped": None,
-    "bas_reference": None,
-    "bas_reference_clips": None,
-    "diversity": True,
-    "diversity_reference": None,
-    "fgd": False,
-    "fgd_windows_generated": None,
-    "fgd_windows_reference": None,
-    "psnr": True,
-    "psnr_videos": None,
-    "psnr_frames": None,
-    "ssim": True,
-    "ssim_videos": None,
-    "ssim_frames": None,
-    "lpips": False,
-    "lpips_videos": None,
-    "lpips_frames": None,
-}
-"""Directions of the library adapters' values, for results written before ``value_higher_is_better``."""
+NOT_EVALUATED = "not_evaluated"
+"""``RunResult.status`` of a run that was trained but not evaluated (shown as "not evaluated")."""
+STATUSES = ("ok", "failed", NOT_EVALUATED)
 
 _COUNT_LIKE = re.compile(r"(?:^|_)(?:n|num|count|videos|frames|clips|windows|skipped|offset)(?:_|$)")
 _LONG_SETTING = 40  # protocol strings longer than this are left out of the compact line (not the fingerprint)
@@ -142,11 +118,13 @@ class RunResult:
 
     Attributes:
         path: the ``results.json`` (for a job without results: the job folder).
-        name: configuration name (the row).
+        name: configuration name (the row it belongs to).
         seed: the run's seed, when known.
-        status: ``"ok"`` or ``"failed"``.
+        status: ``"ok"``, ``"failed"`` or ``"not_evaluated"`` (:data:`NOT_EVALUATED`: trained, no results).
         error: why the run failed.
         reference: a reference row (never ranked).
+        named: ``name`` was chosen by the user (``run_name``, a reference label): it is the row's label.
+        overrides: the job's overrides (what the row label is made of).
         values: ``{"<metric>/<value>": float}`` of the metrics whose status is ok.
         directions: ``{"<metric>/<value>": True | False | None}`` (higher is better / lower / none).
         protocol: the run-level protocol object, if any.
@@ -160,6 +138,7 @@ class RunResult:
     status: str = "ok"
     error: str | None = None
     reference: bool = False
+    named: bool = False
     overrides: tuple[str, ...] = ()
     values: dict[str, float] = field(default_factory=dict)
     directions: dict[str, bool | None] = field(default_factory=dict)
@@ -222,12 +201,11 @@ def _number(value: Any, where: str) -> float:
 
 
 def value_direction(value: str, declared: Mapping[str, Any] | None, metric_flag: Any) -> bool | None:
-    """Direction of a value: declared in the results, else known, else count-like (None), else the metric."""
+    """Direction of a value: declared in the results (``value_higher_is_better``), else count-like (None),
+    else the metric's ``higher_is_better``."""
     if declared is not None and value in declared:
         d = declared[value]
         return None if d is None else bool(d)
-    if value in KNOWN_VALUE_DIRECTIONS:
-        return KNOWN_VALUE_DIRECTIONS[value]
     if _COUNT_LIKE.search(value):
         return None
     return None if metric_flag is None else bool(metric_flag)
@@ -280,6 +258,8 @@ def load_result(
     status = str(run_info.get("status", "ok"))
     if status not in ("ok", "failed"):
         raise TableError(f"{path}: run.status must be 'ok' or 'failed', got {status!r}")
+    if status == "ok" and run_info.get("evaluated") is False:
+        status = NOT_EVALUATED  # trained; its results hold no metrics
 
     metrics = data.get("metrics")
     if status == "ok" and not isinstance(metrics, dict):
@@ -316,6 +296,7 @@ def load_result(
         status=status,
         error=None if run_info.get("error") is None else str(run_info["error"]),
         reference=reference,
+        named=bool(label) or reference or bool(run_info.get("named")),
         overrides=tuple(str(o) for o in overrides or ()),
         values=values,
         directions=directions,
@@ -327,13 +308,16 @@ def load_result(
 
 
 def _unfinished_job(job_dir: Path, seed_keys: Sequence[str]) -> RunResult:
+    """A job folder without results: trained and exported (an older mmgt-train without ``evaluate`` wrote
+    none) -> not evaluated; otherwise failed."""
     overrides = _read_overrides(job_dir) or []
+    trained = (job_dir / "export").is_dir()
     return RunResult(
         path=job_dir,
         name=config_name(overrides, seed_keys),
         seed=_seed_from(overrides, seed_keys),
-        status="failed",
-        error=f"no {RESULTS_FILE} in {job_dir} (the job did not finish?)",
+        status=NOT_EVALUATED if trained else "failed",
+        error=None if trained else f"no {RESULTS_FILE} in {job_dir} (the job did not finish?)",
         overrides=tuple(overrides),
     )
 
@@ -453,7 +437,10 @@ class Cell:
 
 @dataclass
 class Row:
-    """One configuration (or reference result)."""
+    """One configuration (or reference result).
+
+    ``name`` is the row's label (:func:`row_labels`), ``config`` the configuration name its runs share.
+    """
 
     name: str
     reference: bool
@@ -461,15 +448,22 @@ class Row:
     failed: list[RunResult]
     cells: dict[str, Cell]
     best: set[str] = field(default_factory=set)
+    unevaluated: list[RunResult] = field(default_factory=list)
+    config: str = ""
+    short: str = ""
+    """The label with shortened override keys (``mask_guidance=none``), for figures; else ``name``."""
 
     @property
     def n(self) -> int:
-        """Successful runs."""
+        """Evaluated (successful) runs."""
         return len(self.runs)
 
     @property
     def status(self) -> str:
-        return "failed" if not self.runs else "ok"
+        """``ok`` (an evaluated run), else ``failed`` (a failed run), else ``not_evaluated``."""
+        if self.runs:
+            return "ok"
+        return "failed" if self.failed else NOT_EVALUATED
 
 
 @dataclass
@@ -483,6 +477,7 @@ class Table:
     protocol_lines: list[str]
     protocol_mismatch: bool
     notes: list[str]
+    unevaluated_runs: list[RunResult] = field(default_factory=list)
 
 
 def _select_columns(
@@ -592,21 +587,33 @@ def build_table(
     metrics: Sequence[str] | None = None,
     baseline: str | None = "default",
     on_missing: str = "error",
+    seed_keys: Sequence[str] = ("seed",),
 ) -> Table:
-    """Group results into rows (configurations), choose columns, mark the best, check protocols.
+    """Group results into rows (configurations), label them, choose columns, mark the best, check protocols.
 
     ``on_missing``: what a requested ``metrics`` key that no result reports does - ``error`` (listing what
-    is available) or ``keep`` (an empty column, with a note under the table).
+    is available) or ``keep`` (an empty column, with a note under the table). ``baseline``: a row label or
+    configuration name listed first.
     """
     if not results:
         raise TableError("no results to tabulate")
     if on_missing not in ("error", "keep"):
         raise TableError(f"on_missing_metric must be 'error' or 'keep', got {on_missing!r}")
     columns, notes = _select_columns([r for r in results if r.status == "ok"], metrics, on_missing)
+    by_config: dict[str, list[RunResult]] = {}
+    for r in results:
+        if not r.reference:
+            by_config.setdefault(r.name, []).append(r)
+    labels = row_labels(by_config, seed_keys)
+    shorts = row_labels(by_config, seed_keys, short=True)
+    configs = {label: name for name, label in labels.items()}
+    results = [r if r.reference else replace(r, name=labels[r.name]) for r in results]  # runs show labels
     groups: dict[tuple[bool, str], list[RunResult]] = {}
     for r in results:
         groups.setdefault((r.reference, r.name), []).append(r)
-    run_names = sorted({n for ref, n in groups if not ref}, key=lambda n: (n != baseline, n))
+    run_names = sorted(
+        {n for ref, n in groups if not ref}, key=lambda n: (baseline not in (n, configs[n]), n)
+    )
     ref_names = list(dict.fromkeys(n for ref, n in groups if ref))
     rows: list[Row] = []
     for ref, names in ((False, run_names), (True, ref_names)):
@@ -614,7 +621,13 @@ def build_table(
             members = groups[(ref, name)]
             ok = [r for r in members if r.status == "ok"]
             cells = {c.key: Cell(tuple(r.values[c.key] for r in ok if c.key in r.values)) for c in columns}
-            rows.append(Row(name, ref, ok, [r for r in members if r.status != "ok"], cells))
+            failed = [r for r in members if r.status == "failed"]
+            unevaluated = [r for r in members if r.status == NOT_EVALUATED]
+            config = name if ref else configs[name]
+            short = name if ref else shorts[config]
+            rows.append(
+                Row(name, ref, ok, failed, cells, unevaluated=unevaluated, config=config, short=short)
+            )
             seeds = [r.seed for r in members if r.seed is not None]
             dup = sorted({s for s in seeds if seeds.count(s) > 1})
             if dup:
@@ -634,6 +647,7 @@ def build_table(
             if m == best:
                 row.best.add(c.key)
     failed_runs = [r for row in rows for r in row.failed]
+    unevaluated_runs = [r for row in rows for r in row.unevaluated]
     failed_metrics = [
         (r, m, err) for row in rows for r in row.runs for m, err in sorted(r.failed_metrics.items())
     ]
@@ -643,7 +657,9 @@ def build_table(
         log.warning(
             "mmgt-table: the results disagree on the evaluation protocol:\n%s", "\n".join(protocol_lines)
         )
-    return Table(columns, rows, failed_runs, failed_metrics, protocol_lines, mismatch, notes)
+    return Table(
+        columns, rows, failed_runs, failed_metrics, protocol_lines, mismatch, notes, unevaluated_runs
+    )
 
 
 # --------------------------------------------------------------------------- number formatting
@@ -693,8 +709,8 @@ def _cell_texts(table: Table, sig: int, inf: str) -> dict[tuple[int, str], tuple
         decimals = _column_decimals((row.cells[c.key].mean for row in table.rows), sig)
         for i, row in enumerate(table.rows):
             cell = row.cells[c.key]
-            if row.status == "failed":
-                out[(i, c.key)] = ("failed", False)
+            if row.status != "ok":
+                out[(i, c.key)] = (STATUS_TEXT[row.status], False)
                 continue
             if cell.n == 0:
                 out[(i, c.key)] = ("–", False)
@@ -706,6 +722,17 @@ def _cell_texts(table: Table, sig: int, inf: str) -> dict[tuple[int, str], tuple
                 text += f" (n={cell.n})"
             out[(i, c.key)] = (text, c.key in row.best)
     return out
+
+
+STATUS_TEXT = {"ok": "ok", "failed": "failed", NOT_EVALUATED: "not evaluated"}
+"""How a row or run status is written in the tables."""
+
+
+def _n_text(row: Row) -> str:
+    """The ``n`` cell: evaluated runs, plus the failed and not-evaluated ones."""
+    extra = [f"+{len(row.failed)} failed"] if row.failed else []
+    extra += [f"+{len(row.unevaluated)} not evaluated"] if row.unevaluated else []
+    return str(row.n) + (f" ({', '.join(extra)})" if extra else "")
 
 
 def _arrow(c: Column, up: str, down: str) -> str:
@@ -720,13 +747,25 @@ def _legend(table: Table) -> str:
     )
 
 
+def error_line(error: str | None, limit: int = 300) -> str:
+    """An error message on one line, without its traceback (Hydra's InstantiationException puts the cause
+    on the lines after its first)."""
+    kept = []
+    for line in (error or "").strip().splitlines():
+        if line.startswith("Traceback"):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    text = " ".join(kept) or "failed (no error recorded)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _failure_lines(table: Table) -> list[str]:
-    lines = []
-    for r in table.failed_runs:
-        err = (r.error or "failed (no error recorded)").strip().splitlines() or ["failed"]
-        first = err[0] if len(err[0]) <= 300 else err[0][:297] + "..."
-        lines.append(f"{r.label}: {first} ({r.path})")
-    return lines
+    return [f"{r.label}: {error_line(r.error)} ({r.path})" for r in table.failed_runs]
+
+
+def _unevaluated_lines(table: Table) -> list[str]:
+    return [f"{r.label} ({r.path})" for r in table.unevaluated_runs]
 
 
 def _metric_failure_lines(table: Table) -> list[str]:
@@ -755,14 +794,19 @@ def format_markdown(table: Table, sig: int = 3) -> str:
         for c in table.columns:
             text, best = texts[(i, c.key)]
             cells.append(f"**{text}**" if best else text)
-        n = str(row.n) + (f" (+{len(row.failed)} failed)" if row.failed else "")
-        lines.append("| " + " | ".join([_md_escape(row.name), n, *cells]) + " |")
+        lines.append("| " + " | ".join([_md_escape(row.name), _n_text(row), *cells]) + " |")
     lines += ["", _legend(table)]
     if table.failed_runs:
         lines += [
             "",
             "Failed runs (excluded from the means):",
             *(f"- {_md_escape(s)}" for s in _failure_lines(table)),
+        ]
+    if table.unevaluated_runs:
+        lines += [
+            "",
+            "Not evaluated (trained, no evaluation results; add e.g. evaluate=stage1):",
+            *(f"- {_md_escape(s)}" for s in _unevaluated_lines(table)),
         ]
     if table.failed_metrics:
         lines += ["", "Failed metrics:", *(f"- {s}" for s in _metric_failure_lines(table))]
@@ -837,6 +881,7 @@ def format_latex(table: Table, sig: int = 3) -> str:
     lines += [r"\bottomrule", r"\end{tabular}"]
     for title, items in (
         ("failed runs (excluded from the means)", _failure_lines(table)),
+        ("not evaluated (trained, no evaluation results)", _unevaluated_lines(table)),
         ("failed metrics", _metric_failure_lines(table)),
         ("notes", table.notes),
         (
@@ -858,10 +903,11 @@ def _csv_number(x: float | None) -> str:
 
 
 def format_csv(table: Table) -> str:
-    """One line per configuration: name, kind, status, n, failures, then mean, std, n, best per column."""
+    """One line per configuration: label, kind, status, n, failures, not-evaluated runs, then mean, std, n,
+    best per column."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    head = ["configuration", "kind", "status", "n", "n_failed", "failed_seeds"]
+    head = ["configuration", "kind", "status", "n", "n_failed", "failed_seeds", "n_not_evaluated"]
     for c in table.columns:
         head += [f"{c.key}:mean", f"{c.key}:std", f"{c.key}:n", f"{c.key}:best"]
     w.writerow(head)
@@ -873,6 +919,7 @@ def format_csv(table: Table) -> str:
             row.n,
             len(row.failed),
             " ".join(str(r.seed) for r in row.failed if r.seed is not None),
+            len(row.unevaluated),
         ]
         for c in table.columns:
             cell = row.cells[c.key]
@@ -933,7 +980,7 @@ def _cfg_list(value: Any) -> list[str] | None:
 
 
 def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Collect, build, write: ``{"table", "markdown", "paths"}`` for a composed ``conf/table.yaml``."""
+    """Collect, build, write, plot: ``{"table", "markdown", "paths"}`` for a composed ``conf/table.yaml``."""
     runs = _as_list(cfg["runs"], "runs")
     reference = cfg.get("reference")
     if reference is not None and not isinstance(reference, Mapping):
@@ -949,6 +996,7 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         _cfg_list(cfg.get("metrics")),
         baseline=cfg.get("baseline", "default"),
         on_missing=cfg.get("on_missing_metric", "error"),
+        seed_keys=seed_keys,
     )
     policy = cfg.get("on_protocol_mismatch", "warn")
     if policy not in ("warn", "error"):
@@ -962,6 +1010,10 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
         first = Path(runs[0])
         out = first if first.is_dir() else first.parent
     paths = write_outputs(table, out, formats, sig)
+    if cfg.get("plot"):
+        from mmgt_eval.plot import save_plot
+
+        paths["plot"] = save_plot(table, cfg["plot"])
     return {"table": table, "markdown": format_markdown(table, sig), "paths": paths}
 
 

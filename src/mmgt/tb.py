@@ -1,8 +1,12 @@
-"""TensorBoard helpers that need no extra dependency: videos as animated GIF image summaries."""
+"""TensorBoard helpers that need no extra dependency: videos as animated GIF image summaries, the writer and
+a validation batch for the stages' sample videos, and the hyperparameters of a finished run with its final
+metrics (the HParams view)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,4 +30,66 @@ def add_video(writer, tag: str, frames: np.ndarray, fps: float, step: int) -> No
     """
     t, h, w, _ = frames.shape
     image = Summary.Image(height=h, width=w, colorspace=3, encoded_image_string=gif_bytes(frames, fps))
-    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+def tensorboard_writer(loggers: Any) -> Any:
+    """The ``SummaryWriter`` of the first ``TensorBoardLogger`` among ``loggers``, or None."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+def first_val_batch(module: Any) -> Any:
+    """The first batch of the DataModule's validation loader on ``module``'s device (None without one).
+
+    For a sample at the end of training, when no validation step is running.
+    """
+    from pytorch_lightning.utilities import move_data_to_device
+
+    datamodule = getattr(module.trainer, "datamodule", None)
+    if datamodule is None or not hasattr(datamodule, "val_dataloader"):
+        return None
+    batch = next(iter(datamodule.val_dataloader()), None)
+    return None if batch is None else move_data_to_device(batch, module.device)
+
+
+def flat_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+    """Nested dict -> ``{"a/b": value}`` with values TensorBoard accepts (others, None included, as text)."""
+    out: dict[str, bool | int | float | str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flat_hparams(value, f"{name}/"))
+        elif isinstance(value, bool | int | float | str):
+            out[name] = value
+        else:
+            out[name] = str(value)
+    return out
+
+
+def log_final_hparams(
+    writer,  # noqa: ANN001 - a SummaryWriter (TensorBoardLogger.experiment)
+    params: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    new_scalars: Mapping[str, float],
+    step: int,
+) -> None:
+    """Hyperparameters of a finished run for TensorBoard's HParams view, without touching the curves.
+
+    ``TensorBoardLogger.log_hyperparams(params, metrics)`` writes every metric as a scalar at step 0 (a stray
+    first point on each loss curve). Here the HParams summaries list every metric of ``metrics`` (the view
+    shows the last value of each metric's scalar series); only ``new_scalars`` (values that have no series
+    yet, e.g. the evaluation's ``eval/...``) are written, at ``step`` (the run's final step).
+    """
+    from torch.utils.tensorboard.summary import hparams
+
+    for key, value in new_scalars.items():
+        writer.add_scalar(key, float(value), step)
+    exp, ssi, sei = hparams(flat_hparams(params), {k: float(v) for k, v in metrics.items()})
+    for summary in (exp, ssi, sei):
+        writer._get_file_writer().add_summary(summary, step)  # reopened after fit closed it
+    writer.flush()

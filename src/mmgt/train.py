@@ -9,10 +9,11 @@ Examples::
 
 The run folder (``outputs/train/runs/<time>/``, multiruns ``outputs/train/multiruns/<time>/<overrides>/``)
 receives checkpoints, TensorBoard events (hyperparameters with the final metrics, for the HParams view),
-the exported network (``export/``, ``save_pretrained`` format, what ``mmgt-generate`` loads) and, with an
-``evaluate`` node, the generated test videos and ``results.json`` (mmgt-eval's results plus a ``run``
-block; docs/experiments.md). A failing job of a multirun writes ``results.json`` with ``status: failed``
-and the error, and the sweep goes on; a single run re-raises.
+the exported network (``export/``, ``save_pretrained`` format, what ``mmgt-generate`` loads) and
+``results.json``: its ``run`` block (docs/experiments.md; ``evaluated: false`` without an ``evaluate`` node)
+plus, with an ``evaluate`` node, mmgt-eval's results of the generated test videos. A failing job of a
+multirun writes ``results.json`` with ``status: failed`` and the error, and the sweep goes on; at its end
+:class:`mmgt.sweep.SweepReport` lists the failed jobs and exits 1. A single run re-raises.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mmgt.config import CONFIG_DIR, run_dirname, setup_project_root
 from mmgt.evaluation import scalar_summary, write_run_results
+from mmgt.tb import log_final_hparams
 
 log = logging.getLogger("mmgt.train")
 
@@ -53,8 +55,11 @@ def job_overrides() -> list[str]:
     return [str(o) for o in HydraConfig.get().overrides.task]
 
 
-def run_info(cfg: DictConfig, status: str, seconds: float, error: str | None = None) -> dict[str, Any]:
-    """The ``run`` block of results.json: status, error, overrides, seed and the configuration name."""
+def run_info(
+    cfg: DictConfig, status: str, seconds: float, error: str | None = None, evaluated: bool = True
+) -> dict[str, Any]:
+    """The ``run`` block of results.json: status, error, overrides, seed, the configuration name (``named``:
+    given by ``run_name``) and whether the run was evaluated."""
     overrides = job_overrides()
     excluded = [*SEED_KEYS, *(cfg.get("run_name_exclude") or [])]
     return {
@@ -63,6 +68,8 @@ def run_info(cfg: DictConfig, status: str, seconds: float, error: str | None = N
         "overrides": overrides,
         "seed": int(cfg.seed),
         "name": cfg.get("run_name") or run_dirname(overrides, excluded, max_len=10_000),
+        "named": bool(cfg.get("run_name")),
+        "evaluated": evaluated,
         "seconds": round(seconds, 1),
     }
 
@@ -117,11 +124,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         results = evaluator(export_dir=result["export"], datamodule=datamodule, out_dir=out_dir)
         info = run_info(cfg, "ok", time.perf_counter() - started)
         result["results"] = str(write_run_results(out_dir, info, results))
-        metrics.update(scalar_summary(results))
+        evaluated = scalar_summary(results)
+        metrics.update(evaluated)
         result["summary"] = results.get("summary", {})
+    else:  # trained, not evaluated: mmgt-table and the sweep report read this
+        info = run_info(cfg, "ok", time.perf_counter() - started, evaluated=False)
+        result["results"] = str(write_run_results(out_dir, info))
+        evaluated = {}
     # hyperparameters with the final metrics: TensorBoard's HParams view compares the runs of a sweep
+    step, params = trainer.global_step, _hparams(cfg)
     for lg in trainer.loggers:
-        lg.log_hyperparams(_hparams(cfg), metrics=metrics)
+        if isinstance(lg, pl.loggers.TensorBoardLogger):
+            log_final_hparams(lg.experiment, params, metrics, new_scalars=evaluated, step=step)
+        else:
+            lg.log_hyperparams(params, metrics=metrics, step=step)
         lg.finalize("success")
     return result
 

@@ -53,6 +53,7 @@ def compose(experiment: str, out: Path, name: str, overrides: list[str]) -> Any:
         cfg.paths.data_dir = str(out / "data")
         cfg.trainer.enable_progress_bar = False
         cfg.model.sample_every_n_epochs = 0
+        cfg.model.sample_at_end = False  # the figures time training only
     return cfg
 
 

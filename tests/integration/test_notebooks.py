@@ -174,9 +174,16 @@ def test_compare_runs_runs(toy_sweep, kernel, tmp_path, monkeypatch):
     monkeypatch.setenv("MMGT_REFERENCE", str(toy_sweep.parent / "ground_truth"))
     nb = _execute("02_compare_runs.ipynb", kernel, tmp_path)
     text = _text(nb)
-    assert "5 runs in 2 configurations (1 failed), 1 reference rows" in text
+    assert "5 runs in 2 configurations (1 failed, 0 not evaluated), 1 reference rows" in text
     assert "| configuration | n | psnr/psnr ↑ | ssim/ssim ↑ |" in text
     assert "| default | 2 | **" in text and "| mask_guidance=none | 2 (+1 failed) |" in text
     assert "mask_guidance=none (seed 2): RuntimeError: out of memory" in text
     assert "| *reference* |" in text and "| ground_truth | 1 | 100.0 | 1.000 |" in text
-    assert _images(nb) == 2  # metric plot, sample frames
+    assert _images(nb) == 2  # the mmgt-table figure, sample frames
+    plot = next(
+        out["data"]["image/png"]
+        for cell in nb.cells
+        if cell.cell_type == "code" and "plot_table" in cell.source
+        for out in cell.outputs
+    )
+    assert len(plot) > 20_000  # a real figure (base64 PNG), not an empty axes

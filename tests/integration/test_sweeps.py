@@ -1,6 +1,7 @@
 """Sweeps for real, through the CLI: a Hydra multirun whose failing jobs are recorded while the others
-finish, run folders named by their overrides, results.json + TensorBoard hparams per job, mmgt-table over
-the sweep; the submitit_local launcher; a 2-process CPU DDP training run."""
+finish, then named with their errors and a non-zero exit status; run folders named by their overrides,
+results.json + TensorBoard hparams per job, mmgt-table over the sweep; the submitit_local launcher (a failing
+job too); a 2-process CPU DDP training run."""
 
 from __future__ import annotations
 
@@ -76,11 +77,31 @@ def _hparams_metrics(run: Path) -> set[str]:
     return tags
 
 
+def _assert_failures_reported(
+    proc: subprocess.CompletedProcess,
+    sweep: Path,
+    failed: list[str],
+    n_jobs: int,
+    experiment: str = "sweep_test",
+) -> None:
+    """The end of the sweep names every failed job folder with its error, and only those."""
+    report = proc.stderr[proc.stderr.index("mmgt-train: ") :]
+    assert report.startswith(f"mmgt-train: {len(failed)} of {n_jobs} sweep jobs failed"), report
+    lines = report.splitlines()[1:]
+    assert len(lines) == len(failed), report
+    for name, line in zip(sorted(failed), sorted(lines), strict=True):
+        assert line.startswith(f"  {sweep / f'experiment={experiment},{name}'}: "), line
+        assert "stacking='nonsense', expected one of" in line, line  # the cause, not only Hydra's wrapper
+
+
 @pytest.mark.slow
 def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -> None:
     proc = _run(["-m", "model.net.stacking=both,nonsense", "seed=0,1"], tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(tmp_path)
+    _assert_failures_reported(
+        proc, sweep, ["model.net.stacking=nonsense,seed=0", "model.net.stacking=nonsense,seed=1"], 4
+    )
     jobs = {p.name: p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")}
     names = [f"model.net.stacking={s},seed={k}" for s in ("both", "nonsense") for k in (0, 1)]
     expected = {f"experiment=sweep_test,{n}" for n in names}
@@ -117,12 +138,15 @@ def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -
 @pytest.mark.slow
 def test_submitit_local_runs_a_two_job_sweep(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    proc = _run(["-m", "hydra/launcher=submitit_local", "seed=0,1"], tmp_path, experiment="sweep_train")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    args = ["-m", "hydra/launcher=submitit_local", "model.net.stacking=both,nonsense"]
+    proc = _run(args, tmp_path, experiment="sweep_train")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep = _sweep_dir(tmp_path)
-    for seed in (0, 1):
-        job = sweep / f"experiment=sweep_train,seed={seed}"
-        assert (job / "export" / "config.json").is_file(), sorted(p.name for p in sweep.iterdir())
+    _assert_failures_reported(proc, sweep, ["model.net.stacking=nonsense"], 2, experiment="sweep_train")
+    job = sweep / "experiment=sweep_train,model.net.stacking=both"
+    assert (job / "export" / "config.json").is_file(), sorted(p.name for p in sweep.iterdir())
+    run = json.loads((job / "results.json").read_text())["run"]  # trained, not evaluated: kept, and says so
+    assert run["status"] == "ok" and run["evaluated"] is False
     assert list((sweep / ".submitit").rglob("*_log.out"))  # the jobs ran under submitit
 
 

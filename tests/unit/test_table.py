@@ -22,7 +22,7 @@ from mmgt_eval.metrics.base import VideoSample
 from mmgt_eval.metrics.image import PSNRMetric, SSIMMetric
 from mmgt_eval.runner import RunProtocol, evaluate
 from mmgt_eval.table import (
-    KNOWN_VALUE_DIRECTIONS,
+    RunResult,
     TableError,
     build_table,
     collect,
@@ -32,6 +32,7 @@ from mmgt_eval.table import (
     format_number,
     load_result,
     main,
+    row_labels,
     run,
     value_direction,
 )
@@ -199,30 +200,33 @@ def test_runner_writes_per_value_directions(sweep):
     assert ref["metrics"]["psnr"]["values"]["psnr"] == "inf"  # identical frames, max_db=None
 
 
-def test_known_directions_match_the_library_adapters():
+def test_library_adapters_declare_their_main_values_direction():
+    """The adapters' declarations are the one source of the directions (the runner copies them into the
+    results; the table has no table of its own that could drift)."""
     from mmgt_eval.metrics.fid import FIDAdapter
     from mmgt_eval.metrics.fvd import FVDAdapter
     from mmgt_eval.metrics.gesture import BASMetric, DiversityMetric, FGDMetric
     from mmgt_eval.metrics.image import LPIPSMetric
+    from mmgt_eval.metrics.lip_audio import LipAudioMetric
+    from mmgt_eval.metrics.region import RegionErrorMetric
     from mmgt_eval.metrics.sync import SyncAdapter
 
     adapters = [FIDAdapter, FVDAdapter, SyncAdapter, BASMetric, DiversityMetric, FGDMetric]
     adapters += [PSNRMetric, SSIMMetric, LPIPSMetric]
     for cls in adapters:
-        declared = cls.value_higher_is_better
         main_value = "sync_c" if cls is SyncAdapter else cls.name
-        assert declared[main_value] == cls.higher_is_better, cls
-        for key, direction in declared.items():
-            assert KNOWN_VALUE_DIRECTIONS[key] == direction, (cls.name, key)
-    assert SyncAdapter.value_higher_is_better["sync_c"] is True
+        assert cls.value_higher_is_better[main_value] == cls.higher_is_better, cls
     assert SyncAdapter.value_higher_is_better["sync_d"] is False
+    assert LipAudioMetric.value_higher_is_better["lip_audio_r_reference"] is None  # context, not a score
+    mouth = RegionErrorMetric(region="lips", name="mouth")
+    assert mouth.value_higher_is_better == {"mouth_psnr": True, "mouth_mse": False, "mouth_clips": None}
 
 
-def test_value_direction_fallbacks_for_older_results():
+def test_value_direction_is_declared_else_count_like_else_the_metrics():
     assert value_direction("mae", {"mae": False}, True) is False  # declared wins
-    assert value_direction("sync_d", None, True) is False  # known table beats the metric-level flag
-    assert value_direction("sync_offset_abs_mean", None, True) is None
-    assert value_direction("mad_n_videos", None, False) is None  # count-like
+    assert value_direction("sync_d", {"sync_d": False}, True) is False
+    assert value_direction("sync_offset_abs_mean", None, True) is None  # count-like
+    assert value_direction("mad_n_videos", None, False) is None
     assert value_direction("mad", None, False) is False  # else the metric's flag
     assert value_direction("mad", None, None) is None
 
@@ -478,3 +482,158 @@ def test_a_missing_metric_is_an_error_or_an_empty_column(sweep):
     assert [c.key for c in table.columns] == ["psnr/psnr", "lip_audio/lip_audio_r"]
     assert any("lip_audio/lip_audio_r: no result reports" in n for n in table.notes)
     assert "lip_audio/lip_audio_r" in format_markdown(table)
+
+
+# --------------------------------------------------------------------------- not evaluated, labels, plot
+def _trained_job(sweep: Path, overrides: list[str], seed: int, evaluated: bool = False) -> Path:
+    """A job as mmgt-train leaves it without an ``evaluate`` node: a run block saying ``evaluated: false``."""
+    job = _job(sweep, [*overrides, f"seed={seed}"])
+    (job / "export").mkdir()
+    name = ",".join(sorted(overrides)) or "default"
+    run_block = {"status": "ok", "error": None, "overrides": [*overrides, f"seed={seed}"], "seed": seed}
+    run_block |= {"name": name, "named": False, "evaluated": evaluated, "seconds": 2.0}
+    (job / "results.json").write_text(json.dumps({"run": run_block}))
+    return job
+
+
+def test_not_evaluated_runs_are_told_from_failed_ones(sweep, tmp_path):
+    s = tmp_path / "sweep"
+    _scored_job(s, sweep["ref"], "default", 0)
+    _trained_job(s, [], 1)  # trained, not evaluated (this mmgt-train)
+    _trained_job(s, ["mask_guidance=none"], 0)
+    legacy = _job(s, ["mask_guidance=none", "seed=1"])  # an older mmgt-train: export/, no results.json
+    (legacy / "export").mkdir()
+    _job(s, ["mask_guidance=hands", "seed=0"])  # killed: neither
+    table = build_table(collect(s), metrics=["psnr/psnr"])
+    rows = {r.name: r for r in table.rows}
+    assert rows["default"].status == "ok" and rows["default"].n == 1 and len(rows["default"].unevaluated) == 1
+    assert (
+        rows["mask_guidance=none"].status == "not_evaluated"
+        and len(rows["mask_guidance=none"].unevaluated) == 2
+    )
+    assert rows["mask_guidance=hands"].status == "failed"
+    md = format_markdown(table)
+    assert "| default | 1 (+1 not evaluated) | " in md
+    assert "| mask_guidance=none | 0 (+2 not evaluated) | not evaluated |" in md
+    assert "| mask_guidance=hands | 0 (+1 failed) | failed |" in md
+    assert "Not evaluated (trained, no evaluation results; add e.g. evaluate=stage1):" in md
+    assert "- mask_guidance=none (seed 0) (" in md and "- mask_guidance=none (seed 1) (" in md
+    failed = md.split("Failed runs (excluded from the means):")[1].split("Not evaluated")[0]
+    assert "mask_guidance=hands (seed 0)" in failed and "mask_guidance=none" not in failed
+    by = {r["configuration"]: r for r in csv.DictReader(io.StringIO(format_csv(table)))}
+    assert (
+        by["mask_guidance=none"]["status"] == "not_evaluated"
+        and by["mask_guidance=none"]["n_not_evaluated"] == "2"
+    )
+    assert by["mask_guidance=hands"]["status"] == "failed" and by["default"]["n_not_evaluated"] == "1"
+    assert "not evaluated" in format_latex(table)
+
+
+def _result(name: str, overrides: list[str], seed: int = 0, named: bool = False) -> RunResult:
+    return RunResult(
+        Path(f"/r/{name}/{seed}/results.json"),
+        name,
+        seed,
+        overrides=(*overrides, f"seed={seed}"),
+        named=named,
+    )
+
+
+def test_row_labels_are_the_overrides_that_differ_without_paths():
+    common = ["experiment=smga", "evaluate=stage1", "evaluate.steps=2", "trainer.max_time=00:00:30:00"]
+    common += ["data.root=/home/me/stores/real", "paths.output_dir=/home/me/out", "hydra.run.dir=/x"]
+    groups = {
+        f"{c},model.net.stacking={v}": [_result("g", [*common, f"model.net.stacking={v}"], s) for s in (0, 1)]
+        for c, v in (("a", "both"), ("b", "reference"))
+    }
+    labels = row_labels(groups)
+    assert sorted(labels.values()) == ["model.net.stacking=both", "model.net.stacking=reference"]
+    # two keys differ, one run of a configuration has its own init_from (left out of its label): the rest
+    two = {
+        "x1": [_result("x1", [*common, "model.lr=1", "model.init_from=/a/run1/export"])],
+        "x2": [_result("x2", [*common, "model.lr=2", "model.init_from=/a/run2/export"])],
+        "x3": [
+            _result("x3", [*common, "model.lr=2", "model.depth=4", "model.init_from=/a/run2/export"], 0),
+            _result("x3", [*common, "model.lr=2", "model.depth=4", "model.init_from=/b/run3/export"], 1),
+        ],
+    }
+    assert row_labels(two) == {
+        "x1": "model.init_from=run1/export,model.lr=1",
+        "x2": "model.init_from=run2/export,model.lr=2",
+        "x3": "model.depth=4,model.lr=2",
+    }
+    # one configuration: the experiment; a run_name keeps its name; no overrides: the name
+    assert row_labels({"only": [_result("only", common)]}) == {"only": "experiment=smga"}
+    named = {"mine": [_result("mine", [*common, "run_name=mine"], named=True)], "x1": two["x1"]}
+    assert row_labels(named)["mine"] == "mine"
+    assert row_labels({"plain": [RunResult(Path("/p/results.json"), "plain")]}) == {"plain": "plain"}
+    # labels that would coincide fall back to the names
+    same = {"n1": [_result("n1", ["seed=0"])], "n2": [_result("n2", ["hydra.job.name=x"])]}
+    assert row_labels(same) == {"n1": "n1", "n2": "n2"}
+
+
+def test_table_rows_are_labelled_by_what_differs(sweep, tmp_path):
+    s = tmp_path / "sweep"
+    for name in NOISE:
+        for seed in (0, 1):
+            job = _scored_job(s, sweep["ref"], name, seed)
+            extra = ["experiment=stage2_video", "evaluate.max_clips=2", f"data.root={tmp_path}/store"]
+            data = json.loads((job / "results.json").read_text())
+            overrides = [*extra, *([] if name == "default" else [name]), f"seed={seed}"]
+            data["run"] = {
+                "status": "ok",
+                "overrides": overrides,
+                "seed": seed,
+                "name": ",".join(overrides[:-1]),
+            }
+            (job / "results.json").write_text(json.dumps(data))
+    table = build_table(collect(s), metrics=["psnr/psnr"], baseline="default")
+    assert [r.name for r in table.rows] == ["default", "mask_guidance=none"]
+    assert table.rows[1].config.startswith("experiment=stage2_video,evaluate.max_clips=2,data.root=")
+    assert str(tmp_path) not in format_markdown(table).split("Protocol")[0].split("Failed")[0]
+
+
+def test_plot_draws_one_readable_panel_per_column(sweep, tmp_path):
+    from mmgt_eval.plot import plot_table, save_plot
+
+    table = build_table(
+        collect(sweep["sweep"], {"ground truth": sweep["gt"]}), ["psnr/psnr", "ssim/ssim", "pixel/mae"]
+    )
+    fig = plot_table(table)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["psnr/psnr", "ssim/ssim", "pixel/mae"]
+    assert (
+        panels[0].get_xlabel().startswith("psnr  (↑ higher is better)\n")
+        and "lower is better" in panels[2].get_xlabel()
+    )
+    labels = [t.get_text() for t in panels[0].get_yticklabels()]
+    assert labels == [
+        "default\nn = 2",
+        "mask_guidance=hands\nn = 0 (+1 failed)",
+        "mask_guidance=none\nn = 2 (+1 failed)",
+    ]
+    rows = {r.name: r for r in table.rows}
+    for ax, key in zip(panels, ["psnr/psnr", "ssim/ssim", "pixel/mae"], strict=True):
+        lo, hi = ax.get_xlim()
+        for name in NOISE:  # every mean ± std is on the scale
+            cell = rows[name].cells[key]
+            assert lo < cell.mean - cell.std and cell.mean + cell.std < hi, (key, name, lo, hi)
+        texts = [t.get_text() for t in ax.texts]
+        assert "failed" in texts  # the configuration whose only run failed says so
+    # a reference that cannot be drawn (PSNR ∞) is written under the axis; the others are dashed lines
+    assert panels[0].get_xlabel().endswith("\nreference off scale: ground truth = ∞")
+    for ax, value in ((panels[1], 1.0), (panels[2], 0.0)):
+        assert [ln.get_xdata()[0] for ln in ax.lines if ln.get_linestyle() == "--"] == [
+            pytest.approx(value, abs=1e-5)
+        ]
+    assert any(c.get_label() for c in panels[0].containers)  # error bars drawn
+    out = save_plot(table, tmp_path / "figs" / "compare.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    with pytest.raises(TableError, match="give a .png, .pdf or .svg"):
+        save_plot(table, tmp_path / "compare.jpg")
+
+
+def test_cli_plot_option(sweep, tmp_path):
+    cfg = compose_config("table", [f"runs={sweep['sweep']}", f"out={tmp_path}", f"plot={tmp_path / 'p.png'}"])
+    result = run(cfg)
+    assert result["paths"]["plot"] == tmp_path / "p.png" and (tmp_path / "p.png").is_file()

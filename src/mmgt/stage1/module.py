@@ -21,6 +21,7 @@ from mmgt.schema import FPS, SAMPLE_RATE, from_model_space, lip_opening
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.generate import save_exported
 from mmgt.stage1.network import SMGATransformer
+from mmgt.tb import add_video, first_val_batch, tensorboard_writer
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,6 +42,7 @@ class SMGALitModule(pl.LightningModule):
         optimizer: partial taking ``params``.
         scheduler: optional partial taking ``optimizer`` (stepped per step).
         sample_every_n_epochs: sample a validation window, log lip sync and a video every N epochs.
+        sample_at_end: do the same once at the end of every training (short runs have no sampling epoch).
         sample_steps, guidance, eta: DDIM settings of those samples.
         audio_features: the extractor spec, recorded in the export for generation.
         standardize_audio, standardize_pose: set the network's standardisation from the training data
@@ -56,6 +58,7 @@ class SMGALitModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         sample_every_n_epochs: int = 5,
+        sample_at_end: bool = True,
         sample_steps: int = 20,
         guidance: float = 2.0,
         eta: float = 1.0,
@@ -76,6 +79,7 @@ class SMGALitModule(pl.LightningModule):
         self.diffusion = PoseDiffusion(**(diffusion or {}))
         self.optimizer_factory = optimizer or (lambda params: torch.optim.AdamW(params, lr=2e-4))
         self.scheduler_factory = scheduler
+        self._sampled_step: int | None = None  # global step of the last logged sample
 
     def setup(self, stage: str) -> None:
         """Before fitting: standardise audio and poses with the training set's statistics (saved in the
@@ -111,15 +115,30 @@ class SMGALitModule(pl.LightningModule):
             {f"val/{k}": v for k, v in losses.items()}, batch_size=batch["pose"].shape[0], sync_dist=True
         )
         if batch_idx == 0 and self._sampling_epoch():
-            self._log_samples(batch)
+            r = self._log_samples(batch)
+            self.log("val/lip_r_gt", r, batch_size=batch["pose"].shape[0])
 
     def _sampling_epoch(self) -> bool:
         n = self.hparams.sample_every_n_epochs
         return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
 
+    def on_train_end(self) -> None:
+        """A sample of the first validation batch at the final step (with the EMA weights, when used)."""
+        if not self.hparams.sample_at_end or not self.trainer.is_global_zero:
+            return
+        if self._sampled_step == self.global_step:
+            return  # the last validation epoch sampled already
+        batch = first_val_batch(self)
+        if batch is None:
+            return
+        r = self._log_samples(batch)
+        writer = tensorboard_writer(self.loggers)
+        if writer is not None:  # self.log is not allowed here
+            writer.add_scalar("val/lip_r_gt", r, self.global_step)
+
     @torch.no_grad()
-    def _log_samples(self, batch: dict[str, Any]) -> None:
-        """Sample the batch; log lip sync vs ground truth, and one pose video with mask overlay."""
+    def _log_samples(self, batch: dict[str, Any]) -> float:
+        """Sample the batch; log one pose video with mask overlay; returns lip sync r vs ground truth."""
         gen = torch.Generator(device=self.device).manual_seed(0)
         pred = self.diffusion.sample(
             self.net,
@@ -137,12 +156,10 @@ class SMGALitModule(pl.LightningModule):
                 [pearson(lip_opening(p), lip_opening(t)) for p, t in zip(pred_kps, true_kps, strict=True)]
             )
         )
-        self.log("val/lip_r_gt", r, batch_size=len(pred_kps))
-        writer = self._tb_writer()
+        self._sampled_step = self.global_step
+        writer = tensorboard_writer(self.loggers)
         if writer is None:
-            return
-        from mmgt.tb import add_video
-
+            return r
         size = 128
         panels = []
         for name, kps in (("generated", pred_kps[0]), ("ground truth", true_kps[0])):
@@ -154,12 +171,7 @@ class SMGALitModule(pl.LightningModule):
         if datamodule is not None and hasattr(datamodule, "split_dataset"):
             wave = datamodule.split_dataset(datamodule.hparams.val_split).waveform(0)
             writer.add_audio("val/sample_audio", torch.from_numpy(wave)[None], self.global_step, SAMPLE_RATE)
-
-    def _tb_writer(self):  # noqa: ANN202
-        for logger in self.loggers:
-            if isinstance(logger, pl.loggers.TensorBoardLogger):
-                return logger.experiment
-        return None
+        return r
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:

@@ -19,8 +19,9 @@ ReferenceNet) and bf16 autocast (``trainer.precision=bf16-mixed``); SDPA in ever
 8-bit AdamW (:func:`adamw`, GPU, ``bitsandbytes``).
 
 Logging: ``train/loss``, ``train/mse``, ``val/loss``, ``val/mse`` (validation noise and timesteps are fixed
-per batch, so the curve is comparable across epochs) and every ``sample_every_n_epochs`` a TensorBoard
-video ``val/sample``: generated | ground truth | pose with mask overlay.
+per batch, so the curve is comparable across epochs) and every ``sample_every_n_epochs`` (and, with
+``sample_at_end``, at the final step of every training) a TensorBoard video ``val/sample``: generated |
+ground truth | pose with mask overlay.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from mmgt.stage2.guidance import MaskGuidance
 from mmgt.stage2.pipeline import DEFAULT_INFERENCE, Stage2Pipeline
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
+from mmgt.tb import add_video, first_val_batch, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class Stage2LitModule(pl.LightningModule):
         optimizer: partial taking ``params``; scheduler: optional partial taking ``optimizer``.
         inference: generation defaults recorded in the export (steps, guidance_scale, context ...).
         sample_every_n_epochs / sample_steps: TensorBoard sample videos (0 = off).
+        sample_at_end: one more sample video at the end of every training (short runs have no sampling epoch).
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Stage2LitModule(pl.LightningModule):
         inference: dict[str, Any] | None = None,
         sample_every_n_epochs: int = 5,
         sample_steps: int = 10,
+        sample_at_end: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(
@@ -182,6 +186,7 @@ class Stage2LitModule(pl.LightningModule):
         if gradient_checkpointing:
             self.components.denoiser.enable_gradient_checkpointing()
             self.components.reference_net.enable_gradient_checkpointing()
+        self._sampled_step: int | None = None  # global step of the last logged sample
 
     # ------------------------------------------------------------------ parameters
     def _select_trainable(self, trainable: Sequence[str], frozen: Sequence[str]) -> list[str]:
@@ -291,15 +296,24 @@ class Stage2LitModule(pl.LightningModule):
         n = self.hparams.sample_every_n_epochs
         return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
 
+    def on_train_end(self) -> None:
+        """A sample of the first validation batch at the final step (with the EMA weights, when used)."""
+        if not self.hparams.sample_at_end or not self.trainer.is_global_zero:
+            return
+        if self._sampled_step == self.global_step:
+            return  # the last validation epoch sampled already
+        batch = first_val_batch(self)
+        if batch is not None:
+            self._log_sample(batch)
+
     @torch.no_grad()
     def _log_sample(self, batch: dict[str, Any]) -> None:
         """Generate the first validation sample; log generated | ground truth | pose with masks."""
-        writer = self._tb_writer()
+        writer = tensorboard_writer(self.loggers)
         if writer is None:
             return
         from mmgt.masks import MaskConfig, motion_masks
         from mmgt.render import add_caption, overlay_masks, side_by_side
-        from mmgt.tb import add_video
 
         pipe = self.pipeline()
         kps = batch["keypoints"][0].float()
@@ -321,12 +335,7 @@ class Stage2LitModule(pl.LightningModule):
             add_caption(gen, "generated"), add_caption(truth, "ground truth"), overlay_masks(pose, masks)
         )
         add_video(writer, "val/sample", video, FPS, self.global_step)
-
-    def _tb_writer(self):  # noqa: ANN202
-        for logger in self.loggers:
-            if isinstance(logger, pl.loggers.TensorBoardLogger):
-                return logger.experiment
-        return None
+        self._sampled_step = self.global_step
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
