@@ -110,7 +110,7 @@ def _is_singular(eigenvalues: np.ndarray) -> bool:
 
 
 def trace_sqrt_product_pytorch_fid(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
-    """Tr((Σ1 Σ2)^(1/2)) exactly as pytorch-fid 0.3.0 ``calculate_frechet_distance`` computes it (sqrtm path)."""
+    """Tr((Σ1 Σ2)^(1/2)) as pytorch-fid 0.3.0 ``calculate_frechet_distance`` computes it (the sqrtm path)."""
     with warnings.catch_warnings():  # sqrtm warns "Matrix is singular": expected on this path
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(sigma1.dot(sigma2))
