@@ -1059,7 +1059,7 @@ class FGDMetric:
     }
     needs_reference = True
     variant = "project_autoencoder"
-    """FGD on the project's own pose autoencoder (no public 2-D encoder): compare only with the same weights."""
+    """FGD on the project's own pose autoencoder (no public 2-D encoder): compare only with equal weights."""
 
     def __init__(
         self, weights_path: str | os.PathLike | None = None, stride: int | None = None, device: str = "cpu"

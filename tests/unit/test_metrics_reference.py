@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter1d
 
 from mmgt_eval.metrics import gesture as G
 from mmgt_eval.metrics.base import VideoSample
@@ -41,7 +42,7 @@ def bas() -> dict[str, np.ndarray]:
 
 
 def stored_keypoints(xy: np.ndarray, joints: np.ndarray) -> np.ndarray:
-    """(T, 12, 2) stored x, y at the 134-layout ``joints`` -> (T, 134, 3), confidence 1 (fixture README §1)."""
+    """(T, 12, 2) stored x, y at the 134-layout ``joints`` -> (T, 134, 3), confidence 1 (README §1)."""
     kps = np.zeros((xy.shape[0], 134, 3))
     kps[..., 2] = 1.0
     kps[:, joints, :2] = xy
@@ -168,9 +169,8 @@ def test_motion_beats_and_ba_reproduce_calc_db_and_ba(bas, case):
     xy = G.pose_xy(kps, "upper_body")
     # calc_db's curve over 24 joints (12 zero-padded) is exactly half the 12-joint mean speed
     speed = np.linalg.norm(xy[1:] - xy[:-1], axis=-1).mean(axis=1)
-    from scipy.ndimage import gaussian_filter1d
-
-    np.testing.assert_allclose(gaussian_filter1d(speed, 5) / 2, bas[f"{case}_calc_db_kinetic_vel"], rtol=1e-12)
+    curve = gaussian_filter1d(speed, 5) / 2
+    np.testing.assert_allclose(curve, bas[f"{case}_calc_db_kinetic_vel"], rtol=1e-12)
     config = G.BAS_PRESETS["bailando"]
     beats_s = G.motion_beats(kps, fps, config)
     assert np.round(beats_s * fps).astype(int).tolist() == bas[f"{case}_motion_beats"].tolist()
