@@ -275,7 +275,13 @@ class ClipSamplingProtocol(FVDProtocol):
             differs.append("resize + [-1, 1] outside the detector (StyleGAN-V: rescale=True, resize=True)")
         if self.max_videos != 2048:
             differs.append(f"cap {self.max_videos} videos per side (StyleGAN-V: 2048)")
-        return {**super().as_dict(), "differs_from_stylegan_v": differs}
+        return {
+            **super().as_dict(),
+            "reference_implementation": f"none: the project's clip protocol (detector and statistics as "
+            f"{STYLEGAN_V_REFERENCE}; detector_call=external is JunyaoHu common_metrics_on_video_quality's "
+            "styleganv path for square videos)",
+            "differs_from_stylegan_v": differs,
+        }
 
 
 FVD_PROTOCOLS: dict[str, type[FVDProtocol]] = {
