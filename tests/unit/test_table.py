@@ -204,10 +204,9 @@ def test_known_directions_match_the_library_adapters():
     from mmgt_eval.metrics.fvd import FVDAdapter
     from mmgt_eval.metrics.gesture import BASMetric, DiversityMetric, FGDMetric
     from mmgt_eval.metrics.image import LPIPSMetric
-    from mmgt_eval.metrics.sync import SyncAdapter
-
     from mmgt_eval.metrics.lip_audio import LipAudioMetric
     from mmgt_eval.metrics.region import RegionErrorMetric
+    from mmgt_eval.metrics.sync import SyncAdapter
 
     adapters = [FIDAdapter, FVDAdapter, SyncAdapter, BASMetric, DiversityMetric, FGDMetric]
     adapters += [PSNRMetric, SSIMMetric, LPIPSMetric]
