@@ -39,6 +39,10 @@ conversion is declared per video. A metric whose ``compute`` fails (e.g. fewer t
 distance) or returns NaN is reported with ``status: failed`` and its error, never a NaN value; per-video NaN
 is an error at once. Infinite values (PSNR of identical frames) are written to JSON as the strings ``"inf"``.
 
+**Variants.** Each metric entry names the protocol variant its adapter implements (``variant``, also the
+first key of its ``protocol``; ``variants`` at the top lists them all), e.g. ``fvd: stylegan_v``,
+``diversity: bailando`` (docs/metrics.md); null for an adapter that declares none.
+
 **Directions.** Each metric entry carries ``higher_is_better`` (the metric's main value) and
 ``value_higher_is_better`` ({value key: true | false | null}), the direction of every reported value as the
 adapter declares it (``value_higher_is_better`` class attribute; undeclared keys get ``higher_is_better``;
@@ -74,7 +78,13 @@ import torch.distributed as dist
 from mmgt.io import MediaError, read_audio, read_video
 from mmgt.schema import KEYPOINT_DIMS, NUM_KEYPOINTS, SAMPLE_RATE
 from mmgt.untrusted import load_npy
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, value_directions
+from mmgt_eval.metrics.base import (
+    MetricInputError,
+    VideoSample,
+    VideoSkipped,
+    metric_variant,
+    value_directions,
+)
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -716,6 +726,8 @@ def evaluate(
                 entry["protocol"] = _jsonable(adapter.protocol())
             except Exception as e:
                 entry["protocol"] = {"error": f"{type(e).__name__}: {e}"}
+            entry["variant"] = metric_variant(adapter, entry["protocol"])
+            entry["protocol"] = {"variant": entry["variant"], **entry["protocol"]}
         metric_results[mname] = entry
 
     result: dict[str, Any] | None = None
@@ -736,6 +748,7 @@ def evaluate(
             "pairing": str(pairing),
             "world_size": world,
             "protocol": protocol.as_dict(),
+            "variants": {m: e.get("variant") for m, e in metric_results.items()},
             "summary": {
                 f"{m}/{k}": v for m, e in metric_results.items() for k, v in e.get("values", {}).items()
             },

@@ -41,6 +41,17 @@ def reference_fixture(*parts: str) -> Path:
     return path
 
 
+METRICS_REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "metrics_reference"
+
+
+def metrics_reference_path(name: str) -> Path:
+    """A file of ../shared/fixtures/metrics_reference (outputs of the reference code); skips when absent."""
+    path = METRICS_REFERENCE_DIR / name
+    if not path.exists():
+        pytest.skip(f"reference fixture not available: {path}")
+    return path
+
+
 def compose_config(
     config_name: str, overrides: list[str] | None = None, output_dir: Path | None = None
 ) -> DictConfig:

@@ -129,6 +129,8 @@ class LipAudioMetric:
     """
 
     name = "lip_audio"
+    variant = "mmgt"
+    """A project definition (no published reference)."""
     higher_is_better = True
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "lip_audio_r": True,
