@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR
 
 log = logging.getLogger("mmgt.generate")
 
@@ -219,7 +219,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``mmgt-generate``."""
-    setup_project_root()
     _hydra_main()
 
 
