@@ -1041,7 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mmgt-table`` (Hydra, ``conf/table.yaml``); ``argv`` replaces the command line."""
     import hydra
 
-    from mmgt.config import CONFIG_DIR, setup_project_root
+    from mmgt.config import CONFIG_DIR
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="table")
     def _entry(cfg: Any) -> None:
@@ -1053,7 +1053,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         for fmt, path in result["paths"].items():
             print(f"{fmt}: {path}")
 
-    setup_project_root()
     if argv is None:
         _entry()
         return

@@ -39,7 +39,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR
 
 log = logging.getLogger("mmgt.generate")
 
@@ -256,7 +256,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``mmgt-generate``."""
-    setup_project_root()
     _hydra_main()
 
 

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from mmgt.config import CONFIG_DIR, run_dirname, setup_project_root
+from mmgt.config import CONFIG_DIR, run_dirname
 from mmgt.evaluation import scalar_summary, write_run_results
 from mmgt.tb import log_final_hparams
 
@@ -96,6 +95,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             "mmgt-train: choose an experiment (e.g. experiment=smga_toy): `data` and `model` are unset"
         )
+    import pytorch_lightning as pl  # here, not at the top: `mmgt-train --help` / `--cfg job` stay quick
+
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -170,7 +171,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point ``mmgt-train``."""
-    setup_project_root()
     _hydra_main()
 
 
