@@ -174,32 +174,10 @@ class Stage2Pipeline:
         return draw_pose(keypoints, self.size, **self.meta.get("pose_render", {}))
 
     # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def __call__(
-        self,
-        ref_image: np.ndarray,
-        keypoints: np.ndarray,
-        audio: np.ndarray | None = None,
-        audio_features: np.ndarray | None = None,
-        ref_keypoints: np.ndarray | None = None,
-        *,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        context_frames: int | None = None,
-        context_overlap: int | None = None,
-        context_batch: int | None = None,
-        closed_loop: bool | None = None,
-        decode_chunk: int | None = None,
-        pose_cache: str | None = None,
-        seed: int = 0,
-        progress: bool = True,
-    ) -> np.ndarray:
-        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints); arguments override the export defaults.
-
-        :meth:`iter_frames` takes the same arguments and yields the frames in decoded pieces instead.
-        """
-        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        return np.concatenate(list(self.iter_frames(**options)))
+    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints): :meth:`iter_frames` (same arguments), the
+        decoded pieces joined."""
+        return np.concatenate(list(self.iter_frames(*args, **kwargs)))
 
     @torch.no_grad()
     def iter_frames(
@@ -221,9 +199,9 @@ class Stage2Pipeline:
         seed: int = 0,
         progress: bool = True,
     ) -> Iterator[np.ndarray]:
-        """As :meth:`__call__`, yielding (<= decode_chunk, S, S, 3) uint8 pieces in order as they are decoded
-        (denoising runs first, over the whole clip): the caller can write them out, so that memory does
-        not hold the decoded video."""
+        """Generate a video for ``keypoints`` (T, 134, 3), yielding (<= decode_chunk, S, S, 3) uint8 pieces in
+        order as they are decoded (denoising runs first, over the whole clip), so that a caller writing them
+        out never holds the decoded video; the keyword arguments override the export's inference defaults."""
         kps = np.asarray(keypoints, np.float32)
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
             raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
