@@ -623,15 +623,18 @@ def evaluate(
     strict: bool = False,
     progress: bool = True,
     device: str | torch.device | None = None,
+    unavailable: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """Score the generated videos with every adapter in ``metrics`` ({config name: adapter}).
 
     Runs on every rank of an initialised process group (or alone); returns the same results dict on every
     rank and writes ``results_path`` (JSON, atomically) and ``tensorboard_dir`` (scalars
     ``eval/<metric>/<key>``) on rank 0. ``weights`` ({registry name: verification dict}) and ``config`` are
-    recorded as given.
+    recorded as given. ``unavailable`` ({config name: entry with ``error``}): metrics that could not be
+    built (e.g. missing weights), recorded as failed next to the scored ones.
     """
-    if not metrics:
+    unavailable = dict(unavailable or {})
+    if not metrics and not unavailable:
         raise ValueError("no metrics given")
     protocol = protocol or RunProtocol()
     rank, world = _rank_world()
@@ -648,7 +651,7 @@ def evaluate(
             for m in adapter.metric_states():
                 m.to(device)
     started = _dt.datetime.now(_dt.UTC)
-    local = pairs[rank::world]
+    local = pairs[rank::world] if metrics else []  # nothing to score: decode nothing
     error: str | None = None
     local_exc: Exception | None = None
     per_video, skips = {}, []
@@ -717,6 +720,8 @@ def evaluate(
             except Exception as e:
                 entry["protocol"] = {"error": f"{type(e).__name__}: {e}"}
         metric_results[mname] = entry
+    for mname, given in unavailable.items():
+        metric_results[mname] = {"name": mname, "n_videos": 0, "n_skipped": 0, **given, "status": "failed"}
 
     result: dict[str, Any] | None = None
     if rank == 0:
