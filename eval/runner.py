@@ -38,6 +38,8 @@ skips that video for that metric. Skips are declared in the results (``skips``, 
 conversion is declared per video. A metric whose ``compute`` fails (e.g. fewer than 2 videos for a Fréchet
 distance) or returns NaN is reported with ``status: failed`` and its error, never a NaN value; per-video NaN
 is an error at once. Infinite values (PSNR of identical frames) are written to JSON as the strings ``"inf"``.
+Metrics that could not be built (``unavailable``, e.g. missing weights: :mod:`mmgt_eval.cli`) are reported
+``failed`` with their reason next to the others.
 
 **Directions.** Each metric entry carries ``higher_is_better`` (the metric's main value) and
 ``value_higher_is_better`` ({value key: true | false | null}), the direction of every reported value as the

@@ -91,7 +91,7 @@ class PoseEvaluation:
         if not clips:
             raise ValueError(f"{store.root}: no ok clips in split {self.split!r}")
         side, size_overrides = protocol_size(
-            self.eval_size, self.size, [c.record.size for c in clips], "the pose videos' side (size)"
+            self.eval_size, self.size, [c.record.size for c in clips], "the side of the pose videos (size)"
         )
         extractor = build_extractor(meta["audio_features"])
         feats = [load_or_compute_features(c, extractor) for c in clips]

@@ -137,9 +137,9 @@ class VideoEvaluation:
         if self.shuffled_control and len(clips) < 2:
             raise ValueError(f"{store.root}: the shuffled-audio control needs >= 2 {self.split} clips")
         pipe = Stage2Pipeline.from_pretrained(export_dir)
-        side, size_overrides = protocol_size(
-            self.eval_size, pipe.size, [c.record.size for c in clips], "the Stage II export's training size"
-        )
+        trained = "the training size of the Stage II export (mmgt_stage2.json size)"
+        sizes = [c.record.size for c in clips]
+        side, size_overrides = protocol_size(self.eval_size, pipe.size, sizes, trained)
         conditions = {"generated": list(range(len(clips)))}
         if self.shuffled_control:
             conditions["generated_shuffled"] = [(i + 1) % len(clips) for i in range(len(clips))]
@@ -222,7 +222,7 @@ def still_baseline(
     clips = _test_clips(store, split, max_clips)
     side = int(size or clips[0].record.size or probe_video(clips[0].video_path).width)
     _, size_overrides = protocol_size(
-        EVAL_SIZE_GENERATED, side, [c.record.size for c in clips], "the baseline's frame size"
+        EVAL_SIZE_GENERATED, side, [c.record.size for c in clips], "the frame size of the baseline"
     )
     for clip in clips:
         still = mean if mean is not None else clip.video()[0].astype(np.float64)
