@@ -118,12 +118,18 @@ class LipAudioCorrelation(torchmetrics.Metric):
 
     def update(self, keypoints: np.ndarray, audio: np.ndarray, fps: float = FPS) -> None:
         """Add one video; ``last`` holds its (r, lag) or None when it was skipped."""
-        self.last = lip_audio_correlation(keypoints, audio, fps, self.max_lag, self.min_frames)
-        if self.last is None:
+        found = lip_audio_correlation(keypoints, audio, fps, self.max_lag, self.min_frames)
+        if found is None:
+            self.last = None
             self.n_skipped += 1
         else:
-            self.r_sum += self.last[0]
-            self.n_videos += 1
+            self.add(*found)
+
+    def add(self, r: float, lag: int = 0) -> None:
+        """Add one video whose r is known (e.g. 0 for a mouth that does not move)."""
+        self.last = (float(r), int(lag))
+        self.r_sum += float(r)
+        self.n_videos += 1
 
     def compute(self) -> Tensor:
         """Mean r over the scored videos."""
@@ -151,6 +157,8 @@ class _LipAudioAdapter:
         "lip_audio_clips": None,
         "lip_audio_lag": None,
         "lip_audio_face_rate": None,
+        "lip_audio_still_clips": None,
+        "lip_audio_still": None,
     }
     needs_reference = False
 
@@ -166,6 +174,11 @@ class _LipAudioAdapter:
     def observed(self, sample: VideoSample, kps: np.ndarray) -> dict[str, float]:
         """Per-video extras of the generated video's lips (the pixel metric's face rate); none here."""
         return {}
+
+    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+        """Add one video's r to ``acc``; True when it was scored as a still mouth (the pixel metric)."""
+        acc.update(kps, audio, fps)
+        return False
 
     def _skip_reason(self, sample: VideoSample, kps: np.ndarray) -> str:
         return f"{self.name}: lips invisible, silent audio or too few frames"
@@ -183,10 +196,11 @@ class _LipAudioAdapter:
             except VideoSkipped:
                 ref_kps = None
             if ref_kps is not None:
-                self.reference.update(ref_kps, audio, reference.fps)
+                self.correlate(self.reference, ref_kps, audio, reference.fps)
                 if self.reference.last is not None:
                     out["lip_audio_r_reference"] = self.reference.last[0]
-        self.generated.update(kps, audio, generated.fps)
+        if self.correlate(self.generated, kps, audio, generated.fps):
+            out["lip_audio_still"] = 1.0
         if self.generated.last is None:
             raise VideoSkipped(generated.name, self._skip_reason(generated, kps))
         out["lip_audio_r"] = self.generated.last[0]
@@ -250,10 +264,15 @@ class LipAudioMetric(_LipAudioAdapter):
 
     Frames are scored at the size the runner hands over (the protocol's ``resize``). A video in which
     FaceMesh finds no face on at least ``min_frames`` frames is skipped with that reason - never scored from
-    its keypoints file. ``lip_audio_face_rate``: the mean fraction of generated frames with a face.
+    its keypoints file. A mouth that does not move - the lip opening's std over the frames with a face
+    below ``still_std`` (a fraction of the frame side; FaceMesh jitters by ~0.0005 on a repeated still
+    frame, talking mouths move by 0.007-0.02) - scores r = 0: no relation to the audio, instead of a
+    correlation with the detector's jitter (``lip_audio_still_clips`` counts them).
+    ``lip_audio_face_rate``: the mean fraction of generated frames with a face.
 
     Args:
         max_lag, min_frames, score_reference: as :class:`LipAudioCorrelation` / the base adapter.
+        still_std: lip-opening std (frame fraction) below which the mouth counts as still.
         min_detection_confidence, min_tracking_confidence: FaceMesh thresholds.
     """
 
@@ -265,12 +284,15 @@ class LipAudioMetric(_LipAudioAdapter):
         max_lag: int = 2,
         min_frames: int = 10,
         score_reference: bool = True,
+        still_std: float = 0.002,
         min_detection_confidence: float = 0.5,
         min_tracking_confidence: float = 0.5,
     ) -> None:
         from mmgt.pose_detect import FaceLandmarkDetector
 
         super().__init__(max_lag, min_frames, score_reference)
+        self.still_std = float(still_std)
+        self.n_still = torchmetrics.SumMetric()
         self.detector = FaceLandmarkDetector(
             min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence
         )
@@ -284,11 +306,26 @@ class LipAudioMetric(_LipAudioAdapter):
         self.face_rate.update(rate)
         return {"lip_audio_face_rate": rate}
 
+    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+        valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
+            kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
+        )
+        opening = np.asarray(lip_opening(kps.astype(np.float64)))[valid]
+        still = len(opening) >= acc.min_frames and float(opening.std()) < self.still_std
+        if still and float(audio_envelope(audio, len(kps), fps).std()) >= 1e-12:
+            acc.add(0.0, 0)
+            if acc is self.generated:
+                self.n_still.update(1.0)
+            return True
+        acc.update(kps, audio, fps)
+        return False
+
     def compute(self) -> dict[str, float]:
-        """The base values plus the mean fraction of generated frames with a face."""
+        """The base values plus the mean fraction of generated frames with a face and the still mouths."""
         out = super().compute()
         if float(self.face_rate.weight) > 0:
             out["lip_audio_face_rate"] = float(self.face_rate.compute())
+        out["lip_audio_still_clips"] = int(self.n_still.sum_value)  # synced state (no update: 0)
         return out
 
     def _skip_reason(self, sample: VideoSample, kps: np.ndarray) -> str:
@@ -305,7 +342,8 @@ class LipAudioMetric(_LipAudioAdapter):
             "lips": "detected on the video frames (at the protocol size) by mediapipe FaceMesh: mesh points "
             "13 / 14 = iBUG 62 / 66; frames without a face are invisible lips",
             "detector": {"name": "mediapipe.solutions.face_mesh", **self.detector.settings},
+            "still_mouth": f"lip-opening std < {self.still_std} of the frame side: r = 0",
         }
 
     def metric_states(self) -> list[torchmetrics.Metric]:
-        return [self.generated, self.reference, self.face_rate]
+        return [self.generated, self.reference, self.face_rate, self.n_still]
