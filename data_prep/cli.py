@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from mmgt.clipstore import ClipStore
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR
 
 log = logging.getLogger("mmgt_prep")
 
@@ -58,7 +58,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``mmgt-prep``."""
-    setup_project_root()
     _hydra_main()
 
 

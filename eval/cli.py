@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR
 from mmgt_eval.runner import RunProtocol, evaluate, init_distributed
 from mmgt_eval.weights import (
     MissingWeightsError,
@@ -223,7 +223,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``mmgt-eval``."""
-    setup_project_root()
     _hydra_main()
 
 

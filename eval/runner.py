@@ -41,6 +41,10 @@ is an error at once. Infinite values (PSNR of identical frames) are written to J
 Metrics that could not be built (``unavailable``, e.g. missing weights: :mod:`mmgt_eval.cli`) are reported
 ``failed`` with their reason next to the others.
 
+**Variants.** Each metric entry names the protocol variant its adapter implements (``variant``, also the
+first key of its ``protocol``; ``variants`` at the top lists them all), e.g. ``fvd: stylegan_v``,
+``diversity: bailando`` (docs/metrics.md); null for an adapter that declares none.
+
 **Directions.** Each metric entry carries ``higher_is_better`` (the metric's main value) and
 ``value_higher_is_better`` ({value key: true | false | null}), the direction of every reported value as the
 adapter declares it (``value_higher_is_better`` class attribute; undeclared keys get ``higher_is_better``;
@@ -76,7 +80,13 @@ import torch.distributed as dist
 from mmgt.io import MediaError, read_audio, read_video
 from mmgt.schema import KEYPOINT_DIMS, NUM_KEYPOINTS, SAMPLE_RATE
 from mmgt.untrusted import load_npy
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, value_directions
+from mmgt_eval.metrics.base import (
+    MetricInputError,
+    VideoSample,
+    VideoSkipped,
+    metric_variant,
+    value_directions,
+)
 
 __all__ = [
     "RESULTS_FORMAT",
@@ -721,6 +731,8 @@ def evaluate(
                 entry["protocol"] = _jsonable(adapter.protocol())
             except Exception as e:
                 entry["protocol"] = {"error": f"{type(e).__name__}: {e}"}
+            entry["variant"] = metric_variant(adapter, entry["protocol"])
+            entry["protocol"] = {"variant": entry["variant"], **entry["protocol"]}
         metric_results[mname] = entry
     for mname, given in unavailable.items():
         metric_results[mname] = {"name": mname, "n_videos": 0, "n_skipped": 0, **given, "status": "failed"}
@@ -743,6 +755,7 @@ def evaluate(
             "pairing": str(pairing),
             "world_size": world,
             "protocol": protocol.as_dict(),
+            "variants": {m: e.get("variant") for m, e in metric_results.items()},
             "summary": {
                 f"{m}/{k}": v for m, e in metric_results.items() for k, v in e.get("values", {}).items()
             },

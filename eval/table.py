@@ -36,7 +36,9 @@ at least two configurations have a value; columns without a direction are never 
 **Protocol.** The distinct run-level protocols (``protocol``) and per-metric protocols
 (``metrics.<m>.protocol``) of all collected results (reference rows included) are printed under the table,
 compactly (scalar settings, an 8-hex fingerprint of the whole object); when results disagree the table says
-``PROTOCOL MISMATCH`` with the differing settings and which rows use which variant.
+``PROTOCOL MISMATCH`` with the differing settings and which rows use which variant, and, when the metric
+protocols name different ``variant`` s (e.g. diversity ``bailando`` vs ``kinetic_l2_corrected``),
+``VARIANT MISMATCH`` first, with the rows of each variant.
 
 Outputs (atomic writes): ``table.md`` (also printed), ``table.tex`` (booktabs tabular, escaped; notes as
 ``%`` comments), ``table.csv`` (one line per configuration: ``<key>:mean``, ``:std``, ``:n``, ``:best``),
@@ -544,6 +546,23 @@ def _compact(obj: Any) -> str:
     return ", ".join(parts)
 
 
+def _variant_mismatch(title: str, protocols: Iterable[tuple[Any, list[RunResult]]]) -> list[str]:
+    """A ``VARIANT MISMATCH`` line when the protocols name different ``variant`` s (e.g. FVD stylegan_v vs
+    clip_sampling, diversity bailando vs kinetic_l2_corrected): different definitions of the metric."""
+    by_variant: dict[str, list[str]] = {}
+    for proto, rs in protocols:
+        variant = proto.get("variant") if isinstance(proto, dict) else None
+        who = [r.label + (" [reference]" if r.reference else "") for r in rs]
+        by_variant.setdefault(str(variant) if variant is not None else "<unnamed>", []).extend(who)
+    if len(by_variant) < 2:
+        return []
+    listing = "; ".join(f"{v}: {', '.join(dict.fromkeys(w))}" for v, w in by_variant.items())
+    return [
+        f"VARIANT MISMATCH in {title}: rows were scored with different variants of the metric "
+        f"({', '.join(by_variant)}); their values are different definitions, not comparable ({listing})"
+    ]
+
+
 def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tuple[list[str], bool]:
     scopes: list[tuple[str, list[tuple[RunResult, Any]]]] = [
         ("run", [(r, r.protocol) for r in results if r.protocol is not None])
@@ -564,6 +583,7 @@ def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tu
             lines.append(f"{title} [{_fingerprint(proto)}]: {_compact(proto) or '(no short settings)'}")
             continue
         mismatch = True
+        lines.extend(_variant_mismatch(title, variants.values()))
         flat = [_flatten(p) for p, _ in variants.values()]
         keys = sorted({k for f in flat for k in f})
         differing = [k for k in keys if len({_canonical(f.get(k, "<missing>")) for f in flat}) > 1]
@@ -1021,7 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``mmgt-table`` (Hydra, ``conf/table.yaml``); ``argv`` replaces the command line."""
     import hydra
 
-    from mmgt.config import CONFIG_DIR, setup_project_root
+    from mmgt.config import CONFIG_DIR
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="table")
     def _entry(cfg: Any) -> None:
@@ -1033,7 +1053,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         for fmt, path in result["paths"].items():
             print(f"{fmt}: {path}")
 
-    setup_project_root()
     if argv is None:
         _entry()
         return

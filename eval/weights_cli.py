@@ -152,8 +152,6 @@ def cmd_train_fgd(args: argparse.Namespace) -> int:
 
 def cmd_import_mmgt(args: argparse.Namespace) -> int:
     """The released MMGT folder -> ``<out>/stage1`` and ``<out>/stage2`` exports (:mod:`mmgt.release`)."""
-    import json
-
     from mmgt.release import import_release
 
     folders = {
@@ -175,21 +173,30 @@ def cmd_import_mmgt(args: argparse.Namespace) -> int:
             stage1="stage1" in args.parts,
             stage2="stage2" in args.parts,
             stage1_heads=args.stage1_heads,
-            stage1_audio_features=json.loads(args.stage1_audio_features)
-            if args.stage1_audio_features
-            else None,
+            stage1_audio_features=_stage1_audio(args.stage1_audio_features, args.wavlm, args.pretrained_dir),
             motion_heads=args.motion_heads,
             size=args.size,
             audio_margin=args.audio_margin,
             audio_proj=audio_proj,
             inference=args.inference,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"mmgt-weights import-mmgt: {e}", file=sys.stderr)
         return 2
     for name, path in written.items():
         print(f"{name}: {path}")
     return 0
+
+
+def _stage1_audio(choice: str, wavlm: str | None, pretrained_dir: str) -> dict:
+    """--stage1-audio-features: ``exact`` / ``standin`` (:func:`mmgt.release.stage1_audio_spec`) or JSON."""
+    import json
+
+    from mmgt.release import stage1_audio_spec
+
+    if choice in ("exact", "standin"):
+        return stage1_audio_spec(wavlm or Path(pretrained_dir).expanduser() / "wavlm-large", choice)
+    return json.loads(choice)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,7 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio-margin", type=int, default=2, help="audio window +-m frames")
     p.add_argument("--motion-heads", type=int, default=8, help="motion-module heads (mm_sd_v15_v2: 8)")
     p.add_argument("--stage1-heads", type=int, default=8, help="SMGA attention heads (release: 8)")
-    p.add_argument("--stage1-audio-features", default=None, help="JSON audio spec for the Stage I export")
+    p.add_argument(
+        "--stage1-audio-features",
+        default="exact",
+        help="Stage I audio features: exact (WavLM + the original's 35 librosa features; needs librosa), "
+        "standin (WavLM + weight-free features of the same width) or a JSON audio spec",
+    )
     p.add_argument(
         "--audio-hidden", type=int, default=512, help="process 1 only: fresh AudioProj hidden width"
     )

@@ -11,9 +11,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from omegaconf import DictConfig, open_dict  # noqa: E402
+from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 
-from mmgt.config import CONFIG_DIR, setup_project_root  # noqa: E402
+from mmgt.config import CONFIG_DIR  # noqa: E402
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "samples"
 REFERENCE_FIXTURES = Path(
@@ -41,16 +41,32 @@ def reference_fixture(*parts: str) -> Path:
     return path
 
 
+METRICS_REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "metrics_reference"
+
+
+def metrics_reference_path(name: str) -> Path:
+    """A file of ../shared/fixtures/metrics_reference (outputs of the reference code); skips when absent."""
+    path = METRICS_REFERENCE_DIR / name
+    if not path.exists():
+        pytest.skip(f"reference fixture not available: {path}")
+    return path
+
+
 def compose_config(
     config_name: str, overrides: list[str] | None = None, output_dir: Path | None = None
 ) -> DictConfig:
-    """Compose a real primary config (``conf/<config_name>.yaml``) with overrides, as the CLI would."""
-    setup_project_root()
+    """Compose a real primary config (``conf/<config_name>.yaml``) with overrides, as the CLI would.
+
+    Outside a Hydra run there is no ``hydra:runtime.cwd`` for ``paths.root_dir``: it becomes
+    ``output_dir`` if given (every directory of ``conf/paths`` is then under it), else the cwd.
+    """
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides or [], return_hydra_config=True)
-    if output_dir is not None:
-        with open_dict(cfg):
+    with open_dict(cfg):
+        if OmegaConf.to_container(cfg.paths)["root_dir"] == "${hydra:runtime.cwd}":  # not overridden
+            cfg.paths.root_dir = str(output_dir or cfg.hydra.runtime.cwd)
+        if output_dir is not None:
             cfg.paths.output_dir = str(output_dir)
             cfg.paths.log_dir = str(output_dir)
             cfg.paths.data_dir = str(output_dir / "data")

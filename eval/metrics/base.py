@@ -108,9 +108,13 @@ class VideoMetric(Protocol):
     """Direction of the metric's main value; also the default for values not in ``value_higher_is_better``."""
     needs_reference: bool
     """True if :meth:`update` needs the reference video (the runner then skips unpaired videos)."""
-    # Optional (not part of the structural check): ``value_higher_is_better: dict[str, bool | None]``, the
-    # direction of each key of :meth:`compute` (None: no direction, e.g. counts and offsets); keys missing
-    # from it get ``higher_is_better``. The runner writes the resolved mapping into the results.
+    # Optional (not part of the structural check):
+    # * ``variant: str``, the protocol variant the adapter implements (e.g. ``"stylegan_v"``, ``"bailando"``;
+    #   docs/metrics.md); the runner writes it into ``metrics.<m>.variant`` and ``metrics.<m>.protocol``
+    #   (:func:`metric_variant`);
+    # * ``value_higher_is_better: dict[str, bool | None]``, the direction of each key of :meth:`compute`
+    #   (None: no direction, e.g. counts and offsets); keys missing from it get ``higher_is_better``. The
+    #   runner writes the resolved mapping into the results.
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Add one video (pair); return per-video scores ({} when the metric has none)."""
@@ -149,6 +153,14 @@ def weights_record(path: str | os.PathLike) -> dict[str, str]:
     """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`VideoMetric.protocol`."""
     p = Path(path)
     return {"file": p.name, "sha256": file_sha256(p)}
+
+
+def metric_variant(adapter: object, protocol: dict | None = None) -> str | None:
+    """The adapter's protocol variant: its ``variant`` attribute, else ``protocol["variant"]``, else None."""
+    variant = getattr(adapter, "variant", None)
+    if variant is None and isinstance(protocol, dict):
+        variant = protocol.get("variant")
+    return None if variant is None else str(variant)
 
 
 def value_directions(adapter: object, keys: Sequence[str]) -> dict[str, bool | None]:

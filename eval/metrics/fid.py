@@ -315,6 +315,8 @@ class FIDAdapter:
     """
 
     name = "fid"
+    variant = "pytorch_fid"
+    """pytorch-fid 0.3.0 semantics (resize, scaling, pool3, np.cov, its Fréchet path with few samples)."""
     higher_is_better = False
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "fid": False,
@@ -369,7 +371,8 @@ class FIDAdapter:
             "preprocessing": "uint8/255 float32; bilinear resize to 299x299 "
             "(align_corners=False, no antialias); 2x-1",
             "covariance": "unbiased (N-1), float64 streaming sums",
-            "frechet": "float64; Tr sqrt(S1 S2) = nuclear norm of sqrt(S1) sqrt(S2) (eigh square roots)",
+            "frechet": "mmgt_eval.frechet: float64; full rank: nuclear norm of sqrt(S1) sqrt(S2); singular "
+            "(fewer frames than dims): trace of scipy sqrtm(S1 S2), pytorch-fid's own path",
             "batchnorm_folded": self.metric.inception.fast,
             "weights": weights_record(self.metric.weights_path),
         }

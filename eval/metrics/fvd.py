@@ -1,24 +1,19 @@
-"""FVD (Fréchet Video Distance) with the StyleGAN-V protocol as default, as a torchmetrics ``Metric``.
+"""FVD (Fréchet Video Distance) as a torchmetrics ``Metric``; default protocol: StyleGAN-V's, exactly.
 
-Protocol (metrics-reference.md §3.2, StyleGAN-V ``fvd2048_16f``; every setting is a field of
-:class:`FVDProtocol` and written into results):
+What is compared is set by an :class:`~mmgt_eval.metrics.fvd_protocol.FVDProtocol` variant
+(:mod:`mmgt_eval.metrics.fvd_protocol`): ``stylegan_v`` (default; StyleGAN-V's keep rule, clip frames, 2048
+cap and detector call) or ``clip_sampling`` (our configurable clips, declared as such). Everything else:
 
-* detector: I3D Kinetics-400, StyleGAN-V's TorchScript ``i3d_torchscript.pt`` (``torch.jit.load``), called
-  ``detector(x, rescale=False, resize=False, return_features=True)`` on (N, 3, T, 224, 224) float in [-1, 1]
-  (``detector_call="external"``, as JunyaoHu/common_metrics_on_video_quality's ``styleganv`` path does).
-  Preprocessing: uint8 / 255 in float32, per-frame bilinear squash-resize to 224x224
-  (``align_corners=False``, no antialias; equal to a trilinear resize that keeps T), then ``2x - 1``.
-  ``detector_call="internal"`` instead hands uint8 (N, 3, T, H, W) to the TorchScript with
-  ``rescale=True, resize=True`` exactly as StyleGAN-V's own metric does (the resize then happens inside the
-  file, whose code we cannot inspect here);
-* features: the 400-d pre-softmax logits;
-* clips: one clip per video of 16 consecutive frames; reference clips start at a random offset, generated
-  clips at frame 0; videos shorter than a clip are skipped (counted) or rejected (``short_videos="error"``);
-  random offsets come from ``numpy.random.default_rng([seed, crc32(video name)])``, so they do not depend on
-  the order of the videos or on how they are sharded across ranks;
-* statistics: float64 streaming sums; covariance ÷N (``covariance_ddof=0``, StyleGAN-V's ``get_mean_cov``);
-* distance: :func:`mmgt_eval.frechet.frechet_distance` (float64). On CUDA, cuDNN TF32 is disabled while the
-  detector runs.
+* detector: I3D Kinetics-400, StyleGAN-V's TorchScript ``i3d_torchscript.pt`` (``torch.jit.load``). With the
+  internal call (StyleGAN-V) it gets uint8 (N, 3, T, H, W) with ``rescale=True, resize=True,
+  return_features=True``; with ``clip_sampling``'s ``detector_call="external"``, uint8 / 255 in float32,
+  per-frame bilinear squash-resize to ``resolution`` (``align_corners=False``, no antialias), ``2x - 1`` and
+  ``rescale=False, resize=False``;
+* features: the 400-d pre-softmax logits, cast to float32, one row per clip, kept with their video's name
+  (list states), so that the cap can take the first videos in sorted name order whatever the sharding;
+* statistics: float64 sums at compute time; covariance ÷N (StyleGAN-V) or the protocol's ``covariance_ddof``;
+* distance: :func:`mmgt_eval.frechet.frechet_distance` (float64; with fewer clips than dimensions it follows
+  the reference's ``sqrtm`` path). On CUDA, cuDNN TF32 is disabled while the detector runs.
 
 Only the StyleGAN-V TorchScript detector is implemented; VideoGPT/DisCo's ``i3d_pretrained_400.pt``
 (``InceptionI3d`` state dict) is not.
@@ -29,9 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -40,111 +33,23 @@ import torch
 import torch.nn.functional as F
 import torchmetrics
 from torch import Tensor, nn
+from torchmetrics.utilities import dim_zero_cat
 
 from mmgt_eval.frechet import frechet_distance, stats_from_sums
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.fvd_protocol import (  # noqa: F401 - re-exported: the protocol API lives there
+    DEFAULT_FVD_PROTOCOL,
+    FVD_PROTOCOLS,
+    I3D_VARIANTS,
+    SAMPLING_STRATEGIES,
+    ClipSamplingProtocol,
+    FVDProtocol,
+    StyleGANVProtocol,
+    clip_frame_indices,
+)
 
 I3D_TORCHSCRIPT_FILE = "i3d_torchscript.pt"
 I3D_TORCHSCRIPT_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
-SAMPLING_STRATEGIES = ("start", "random", "non_overlapping")
-I3D_VARIANTS = ("stylegan-v-torchscript",)
-
-
-@dataclass(frozen=True)
-class FVDProtocol:
-    """Every setting that changes an FVD value; defaults are StyleGAN-V's ``fvd2048_16f``.
-
-    Attributes:
-        n_frames: frames per clip.
-        frame_stride: step between the frames of a clip (StyleGAN-V ``fvd2048_128f_subsample8f``: 8).
-        resolution: side of the square the frames are squash-resized to.
-        reference_sampling / generated_sampling: where clips start: ``"start"`` (frame 0, one clip),
-            ``"random"`` (``clips_per_video`` distinct random offsets), ``"non_overlapping"`` (consecutive
-            clips from frame 0, at most ``clips_per_video``; 0 = all).
-        clips_per_video: see above (ignored by ``"start"``).
-        seed: seeds the random offsets (per video name).
-        covariance_ddof: 0 for ÷N (StyleGAN-V), 1 for ÷(N−1) (TF-GAN, JunyaoHu).
-        i3d: detector variant (only ``"stylegan-v-torchscript"``).
-        detector_call: ``"external"`` (we resize and scale to [-1, 1]) or ``"internal"`` (uint8 into the
-            TorchScript with ``rescale=True, resize=True``).
-        short_videos: ``"skip"`` (counted in the result) or ``"error"``.
-    """
-
-    n_frames: int = 16
-    frame_stride: int = 1
-    resolution: int = 224
-    reference_sampling: str = "random"
-    generated_sampling: str = "start"
-    clips_per_video: int = 1
-    seed: int = 0
-    covariance_ddof: int = 0
-    i3d: str = "stylegan-v-torchscript"
-    detector_call: str = "external"
-    short_videos: str = "skip"
-
-    def __post_init__(self) -> None:
-        if self.n_frames < 1 or self.frame_stride < 1 or self.resolution < 1:
-            raise ValueError(f"n_frames, frame_stride and resolution must be >= 1: {self}")
-        for field in ("reference_sampling", "generated_sampling"):
-            if getattr(self, field) not in SAMPLING_STRATEGIES:
-                raise ValueError(
-                    f"{field} must be one of {SAMPLING_STRATEGIES}, got {getattr(self, field)!r}"
-                )
-        if self.clips_per_video < 0:
-            raise ValueError(f"clips_per_video must be >= 0, got {self.clips_per_video}")
-        if self.covariance_ddof not in (0, 1):
-            raise ValueError(f"covariance_ddof must be 0 or 1, got {self.covariance_ddof}")
-        if self.i3d not in I3D_VARIANTS:
-            raise ValueError(f"i3d must be one of {I3D_VARIANTS}, got {self.i3d!r}")
-        if self.detector_call not in ("external", "internal"):
-            raise ValueError(f"detector_call must be 'external' or 'internal', got {self.detector_call!r}")
-        if self.short_videos not in ("skip", "error"):
-            raise ValueError(f"short_videos must be 'skip' or 'error', got {self.short_videos!r}")
-
-    @property
-    def clip_span(self) -> int:
-        """Frames of the source video one clip covers."""
-        return (self.n_frames - 1) * self.frame_stride + 1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_any(cls, protocol: FVDProtocol | Mapping | None) -> FVDProtocol:
-        """Accept a protocol, a mapping of its fields (e.g. a Hydra node) or None (defaults)."""
-        if protocol is None:
-            return cls()
-        if isinstance(protocol, cls):
-            return protocol
-        return cls(**{str(k): v for k, v in protocol.items()})
-
-
-def clip_frame_indices(n_video_frames: int, protocol: FVDProtocol, real: bool, key: str) -> np.ndarray:
-    """Frame indices of the clips taken from one video: (n_clips, n_frames) int64 (n_clips = 0 if too short).
-
-    Args:
-        n_video_frames: length of the video.
-        protocol: the FVD protocol.
-        real: reference (True) or generated (False) side, which selects the sampling strategy.
-        key: video name; with ``protocol.seed`` it seeds random offsets (order- and rank-independent).
-    """
-    span = protocol.clip_span
-    steps = np.arange(protocol.n_frames, dtype=np.int64) * protocol.frame_stride
-    if n_video_frames < span:
-        return np.zeros((0, protocol.n_frames), dtype=np.int64)
-    n_starts = n_video_frames - span + 1
-    strategy = protocol.reference_sampling if real else protocol.generated_sampling
-    if strategy == "start":
-        starts = np.zeros(1, dtype=np.int64)
-    elif strategy == "random":
-        rng = np.random.default_rng([protocol.seed, zlib.crc32(key.encode("utf-8"))])
-        k = min(max(protocol.clips_per_video, 1), n_starts)
-        starts = np.sort(rng.choice(n_starts, size=k, replace=False)).astype(np.int64)
-    else:  # non_overlapping
-        starts = np.arange(0, n_starts, span, dtype=np.int64)
-        if protocol.clips_per_video > 0:
-            starts = starts[: protocol.clips_per_video]
-    return starts[:, None] + steps[None, :]
 
 
 def load_i3d_torchscript(weights_path: str | os.PathLike) -> torch.jit.ScriptModule:
@@ -190,15 +95,31 @@ def _as_video(video: Tensor, name: str) -> Tensor:
     return video
 
 
-class FVD(torchmetrics.Metric):
-    """Fréchet Video Distance of I3D features, float64 streaming states synced by sum.
+def _encode_names(names: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """Names -> (concatenated UTF-8 bytes uint8, lengths int64): a tensor form list states can gather."""
+    raw = [n.encode("utf-8") for n in names]
+    data = torch.frombuffer(bytearray(b"".join(raw)), dtype=torch.uint8) if any(raw) else torch.zeros(0)
+    return data.to(torch.uint8).clone(), torch.tensor([len(r) for r in raw], dtype=torch.long)
 
-    States (all ``dist_reduce_fx="sum"``): ``{real,fake}_sum`` (D,) and ``{real,fake}_cov_sum`` (D, D)
-    float64, ``{real,fake}_n`` (clips) and ``{real,fake}_skipped`` (videos shorter than a clip) int64.
+
+def _decode_names(data: Tensor, lengths: Tensor) -> list[str]:
+    raw = bytes(data.cpu().to(torch.uint8).numpy().tobytes())
+    ends = np.cumsum(lengths.cpu().numpy())
+    return [raw[e - n : e].decode("utf-8") for e, n in zip(ends, lengths.cpu().numpy(), strict=True)]
+
+
+class FVD(torchmetrics.Metric):
+    """Fréchet Video Distance of I3D features under an :class:`FVDProtocol`.
+
+    States per side (``real`` / ``fake``): ``{side}_features`` (list, ``cat``) float32 (N, D) clip features,
+    ``{side}_name_bytes`` / ``{side}_name_lengths`` (list, ``cat``) the clip's video name, and
+    ``{side}_skipped`` (sum, int64) videos too short for the protocol. UTF-8 byte order equals Python's
+    string order, so :meth:`selected_videos` sorts exactly as StyleGAN-V's ``sorted()`` of folder names.
 
     Args:
         weights_path: local ``i3d_torchscript.pt``.
-        protocol: :class:`FVDProtocol` (or a mapping of its fields; None = StyleGAN-V defaults).
+        protocol: an :class:`FVDProtocol`, a mapping of its fields (``variant`` selects the class;
+            default ``stylegan_v``) or None (StyleGAN-V ``fvd2048_16f``).
         feature_dim: detector feature size (400 Kinetics logits).
         batch_size: clips per detector call.
     """
@@ -225,10 +146,9 @@ class FVD(torchmetrics.Metric):
         self.detector = load_i3d_torchscript(weights_path)
         self._n_seen = {True: 0, False: 0}
         for side in ("real", "fake"):
-            self.add_state(f"{side}_sum", torch.zeros(feature_dim, dtype=torch.float64), dist_reduce_fx="sum")
-            outer = torch.zeros(feature_dim, feature_dim, dtype=torch.float64)
-            self.add_state(f"{side}_cov_sum", outer, dist_reduce_fx="sum")
-            self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+            self.add_state(f"{side}_features", default=[], dist_reduce_fx="cat")
+            self.add_state(f"{side}_name_bytes", default=[], dist_reduce_fx="cat")
+            self.add_state(f"{side}_name_lengths", default=[], dist_reduce_fx="cat")
             self.add_state(f"{side}_skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def reset(self) -> None:
@@ -240,26 +160,27 @@ class FVD(torchmetrics.Metric):
             return torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False)
         return contextlib.nullcontext()
 
+    def _detector_input(self, batch: Tensor) -> tuple[Tensor, bool]:
+        """(N, T, 3, H, W) clips -> the detector's input and whether it rescales and resizes itself."""
+        if self.protocol.internal_detector_call:  # StyleGAN-V: uint8 (N, 3, T, H, W), nothing done here
+            if batch.dtype != torch.uint8:
+                batch = (batch * 255).round().to(torch.uint8)
+            return batch.permute(0, 2, 1, 3, 4).contiguous(), True
+        return preprocess_clips(batch, self.protocol.resolution), False
+
     @torch.inference_mode()
     def clip_features(self, clips: Tensor) -> Tensor:
         """(N, T, 3, H, W) uint8 or float [0, 1] clips -> (N, D) float32 detector features."""
         out = []
         for i in range(0, clips.shape[0], self.batch_size):
-            batch = clips[i : i + self.batch_size].to(self.device)
+            x, internal = self._detector_input(clips[i : i + self.batch_size].to(self.device))
             with self._tf32_off():
-                if self.protocol.detector_call == "external":
-                    x = preprocess_clips(batch, self.protocol.resolution)
-                    feats = self.detector(x, rescale=False, resize=False, return_features=True)
-                else:
-                    if batch.dtype != torch.uint8:
-                        batch = (batch * 255).round().to(torch.uint8)
-                    x = batch.permute(0, 2, 1, 3, 4).contiguous()
-                    feats = self.detector(x, rescale=True, resize=True, return_features=True)
+                feats = self.detector(x, rescale=internal, resize=internal, return_features=True)
             if feats.ndim != 2 or feats.shape[1] != self.feature_dim:
                 raise MetricInputError(
                     f"{self.weights_path.name} returned features of shape {tuple(feats.shape)}, expected "
-                    f"(N, {self.feature_dim}); the I3D needs {self.protocol.resolution}x"
-                    f"{self.protocol.resolution} inputs and feature_dim must match the detector"
+                    f"(N, {self.feature_dim}); feature_dim must match the detector (external calls need "
+                    "inputs of the I3D's 224 x 224)"
                 )
             out.append(feats.float())
         return torch.cat(out) if out else torch.zeros(0, self.feature_dim, device=self.device)
@@ -277,71 +198,107 @@ class FVD(torchmetrics.Metric):
             videos: (N, T, 3, H, W) tensor or a sequence of (T_i, 3, H, W) tensors; uint8 or float in [0, 1].
                 None when ``features`` is given.
             real: reference (True) or generated (False) side.
-            names: one name per video, keying its random clip offsets; default ``"video<i>"`` with ``i``
-                counted per side on this process (then offsets depend on the order of updates).
+            names: one name per video (per feature row with ``features``): keys random offsets and the
+                cap's sorted order; default ``"video<i>"`` counted per side on this process.
             features: precomputed (N, D) clip features instead of videos.
         """
         if (videos is None) == (features is None):
             raise ValueError("pass exactly one of videos and features")
         side = "real" if real else "fake"
+        n = len(videos) if features is None else features.shape[0]
+        if names is None:
+            names = [f"video{self._n_seen[real] + i}" for i in range(n)]
+        if len(names) != n:
+            raise ValueError(
+                f"got {n} {'videos' if features is None else 'feature rows'} but {len(names)} names"
+            )
+        self._n_seen[real] += n
         if features is None:
-            features = self._video_features(list(videos), real, names)
+            features, names = self._video_features(list(videos), real, names)
         if features.ndim != 2 or features.shape[1] != self.feature_dim:
             raise MetricInputError(f"features must be (N, {self.feature_dim}), got {tuple(features.shape)}")
-        x = features.to(device=self.device, dtype=torch.float64)
-        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + x.sum(0))
-        setattr(self, f"{side}_cov_sum", getattr(self, f"{side}_cov_sum") + x.T @ x)
-        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + x.shape[0])
+        data, lengths = _encode_names(names)
+        getattr(self, f"{side}_features").append(features.to(device=self.device, dtype=torch.float32))
+        getattr(self, f"{side}_name_bytes").append(data.to(self.device))
+        getattr(self, f"{side}_name_lengths").append(lengths.to(self.device))
 
-    def _video_features(self, videos: list[Tensor], real: bool, names: Sequence[str] | None) -> Tensor:
-        """Clip features of videos; short videos are counted (or rejected) here."""
-        if names is None:
-            names = [f"video{self._n_seen[real] + i}" for i in range(len(videos))]
-        if len(names) != len(videos):
-            raise ValueError(f"got {len(videos)} videos but {len(names)} names")
-        self._n_seen[real] += len(videos)
+    def _video_features(
+        self, videos: list[Tensor], real: bool, names: Sequence[str]
+    ) -> tuple[Tensor, list[str]]:
+        """Clip features of videos (and the video name of each clip); short videos are counted here."""
         side = "real" if real else "fake"
-        clips = []
+        clips, clip_names = [], []
         for video, name in zip(videos, names, strict=True):
             video = _as_video(video, name)
-            idx = clip_frame_indices(video.shape[0], self.protocol, real, name)
+            idx = self.protocol.clip_frame_indices(video.shape[0], real, name)
             if idx.shape[0] == 0:
-                if self.protocol.short_videos == "error":
+                if self.protocol.short_is_error():
                     raise MetricInputError(
-                        f"{name}: {video.shape[0]} frames, shorter than the {self.protocol.clip_span}-frame "
-                        "FVD clip (set short_videos='skip' to skip and count such videos)"
+                        f"{name}: {video.shape[0]} frames, shorter than the "
+                        f"{self.protocol.min_video_frames(real)} the FVD protocol needs (set "
+                        "short_videos='skip' to skip and count such videos)"
                     )
                 setattr(self, f"{side}_skipped", getattr(self, f"{side}_skipped") + 1)
                 continue
             clips.extend(video[torch.from_numpy(row)] for row in idx)
+            clip_names.extend([name] * idx.shape[0])
         if not clips:
-            return torch.zeros(0, self.feature_dim, device=self.device)
+            return torch.zeros(0, self.feature_dim, device=self.device), []
         if len({tuple(c.shape) for c in clips}) > 1:  # different sizes: one detector call per clip
-            return torch.cat([self.clip_features(c[None]) for c in clips])
-        return self.clip_features(torch.stack(clips))
+            return torch.cat([self.clip_features(c[None]) for c in clips]), clip_names
+        return self.clip_features(torch.stack(clips)), clip_names
 
-    def update_features(self, features: Tensor, real: bool) -> None:
+    def update_features(self, features: Tensor, real: bool, names: Sequence[str] | None = None) -> None:
         """Add precomputed (N, D) clip features (via :meth:`update`, so torchmetrics' bookkeeping runs)."""
-        self.update(None, real, features=features)
+        self.update(None, real, names=names, features=features)
+
+    def _side(self, real: bool) -> tuple[Tensor, list[str]]:
+        side = "real" if real else "fake"
+        feats = getattr(self, f"{side}_features")
+        if isinstance(feats, list) and not feats:
+            return torch.zeros(0, self.feature_dim, dtype=torch.float32), []
+        names = _decode_names(
+            dim_zero_cat(getattr(self, f"{side}_name_bytes")),
+            dim_zero_cat(getattr(self, f"{side}_name_lengths")),
+        )
+        return dim_zero_cat(feats), names
+
+    def selected_videos(self, real: bool) -> tuple[list[str], int]:
+        """(videos used: sorted names, at most ``protocol.max_videos``; number left out by the cap)."""
+        videos = sorted(set(self._side(real)[1]))
+        cap = self.protocol.max_videos
+        return (videos, 0) if cap is None or len(videos) <= cap else (videos[:cap], len(videos) - cap)
+
+    def clip_rows(self, real: bool) -> Tensor:
+        """(N, D) float64 features of the clips of :meth:`selected_videos`, in sorted name order."""
+        feats, names = self._side(real)
+        keep = set(self.selected_videos(real)[0])
+        order = sorted((n, i) for i, n in enumerate(names) if n in keep)
+        return feats[[i for _, i in order]].double().cpu()
 
     def stats(self, real: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, sigma) float64 of one side with the protocol's covariance normalisation."""
-        side = "real" if real else "fake"
-        return stats_from_sums(
-            getattr(self, f"{side}_sum"),
-            getattr(self, f"{side}_cov_sum"),
-            getattr(self, f"{side}_n"),
-            ddof=self.protocol.covariance_ddof,
-        )
+        """(mu, sigma) float64 of one side's selected clips with the protocol's covariance normalisation."""
+        x = self.clip_rows(real)
+        return stats_from_sums(x.sum(0), x.T @ x, x.shape[0], ddof=self.protocol.covariance_ddof)
 
     def compute(self) -> Tensor:
-        """FVD as a float64 scalar; :class:`MetricInputError` with fewer than 2 clips per side."""
-        n_real, n_fake = int(self.real_n), int(self.fake_n)
+        """FVD as a float64 scalar.
+
+        Raises :class:`MetricInputError` with fewer than 2 clips per side, or (StyleGAN-V) when a generated
+        video was too short.
+        """
+        n_short_gen = int(self.fake_skipped)
+        if n_short_gen and self.protocol.short_generated_fails():
+            raise MetricInputError(
+                f"FVD ({self.protocol.variant}): {n_short_gen} generated video(s) shorter than "
+                f"{self.protocol.min_video_frames(False)} frames; StyleGAN-V's run fails on such videos "
+                "(dataset.py:400). Drop or lengthen them, or use protocol.variant=clip_sampling to skip them"
+            )
+        n_real, n_fake = self.clip_rows(True).shape[0], self.clip_rows(False).shape[0]
         if n_real < 2 or n_fake < 2:
             raise MetricInputError(
                 f"FVD needs at least 2 reference and 2 generated clips, got {n_real} reference and {n_fake} "
-                f"generated ({int(self.real_skipped)} / {int(self.fake_skipped)} videos skipped as shorter "
-                f"than {self.protocol.clip_span} frames)"
+                f"generated ({int(self.real_skipped)} / {n_short_gen} videos skipped as too short)"
             )
         if min(n_real, n_fake) <= self.feature_dim:
             warnings.warn(
@@ -364,7 +321,8 @@ class FVDAdapter:
 
     Args:
         weights_path: resolved local path of the ``i3d_torchscript`` weights.
-        protocol: :class:`FVDProtocol` fields (mapping) or a protocol; None = StyleGAN-V defaults.
+        protocol: an :class:`FVDProtocol` or a mapping of its fields (``variant``: ``stylegan_v``, the
+            default, or ``clip_sampling``); None = StyleGAN-V ``fvd2048_16f``.
         feature_dim, batch_size: passed to :class:`FVD`.
         device: where the detector runs (the runner may also move :meth:`metric_states`).
     """
@@ -377,6 +335,8 @@ class FVDAdapter:
         "fvd_n_generated_clips": None,
         "fvd_skipped_real": None,
         "fvd_skipped_generated": None,
+        "fvd_capped_real": None,
+        "fvd_capped_generated": None,
     }
     needs_reference = True
 
@@ -391,47 +351,68 @@ class FVDAdapter:
         self.metric = FVD(weights_path, protocol=protocol, feature_dim=feature_dim, batch_size=batch_size)
         self.metric.to(device)
 
+    @property
+    def variant(self) -> str:
+        """The protocol variant's name."""
+        return self.metric.protocol.variant
+
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
-        """Add the clips of both videos; raises :class:`VideoSkipped` if either is shorter than a clip."""
-        span = self.metric.protocol.clip_span
+        """Add the clips of both videos; raises :class:`VideoSkipped` if either is too short.
+
+        Each side is independent (as in StyleGAN-V): a too-short reference is dropped while the generated
+        video's clip is still used, and vice versa (under ``stylegan_v`` a too-short generated video then
+        makes :meth:`compute` fail).
+        """
+        proto = self.metric.protocol
         short = []
         for sample, real in ((reference, True), (generated, False)):
             if sample is None:
                 continue
             self.metric.update([video_to_tensor(sample.frames)], real=real, names=[sample.name])
-            if sample.frames.shape[0] < span:
+            need = proto.min_video_frames(real)
+            if sample.frames.shape[0] < need:
                 side = "reference" if real else "generated"
-                short.append(
-                    f"{side} video has {sample.frames.shape[0]} frames, fewer than the {span}-frame clip"
+                what = (
+                    " (StyleGAN-V fails on it: fvd will fail)"
+                    if not real and proto.short_generated_fails()
+                    else ""
                 )
+                short.append(f"{side} video has {sample.frames.shape[0]} frames, fewer than {need}{what}")
         if short:
             raise VideoSkipped(generated.name, "fvd: " + "; ".join(short))
         return {}
 
     def compute(self) -> dict[str, float]:
-        """``fvd``, ``fvd_n_{real,generated}_clips``, ``fvd_skipped_{real,generated}`` (videos)."""
+        """``fvd``, clip counts, videos skipped as too short and videos left out by the cap, per side."""
         m = self.metric
-        return {
-            "fvd": float(m.compute()),
-            "fvd_n_real_clips": float(m.real_n),
-            "fvd_n_generated_clips": float(m.fake_n),
+        counts = {  # read before FVD.compute(), which may unsync states the runner synced
+            "fvd_n_real_clips": float(m.clip_rows(True).shape[0]),
+            "fvd_n_generated_clips": float(m.clip_rows(False).shape[0]),
             "fvd_skipped_real": float(m.real_skipped),
             "fvd_skipped_generated": float(m.fake_skipped),
+            "fvd_capped_real": float(m.selected_videos(True)[1]),
+            "fvd_capped_generated": float(m.selected_videos(False)[1]),
         }
+        return {"fvd": float(m.compute()), **counts}
 
     def protocol(self) -> dict:
-        """Protocol fields plus the detector file's checksum."""
+        """The protocol variant and its rules, the detector call, the Fréchet path, the detector checksum."""
+        internal = self.metric.protocol.internal_detector_call
         return {
             "metric": "fvd",
-            "reference_implementation": "StyleGAN-V fvd2048_16f (universome/stylegan-v)",
+            "default_variant": DEFAULT_FVD_PROTOCOL,
             **self.metric.protocol.as_dict(),
             "feature_dim": self.metric.feature_dim,
-            "frechet": "float64; Tr sqrt(S1 S2) = nuclear norm of sqrt(S1) sqrt(S2) (eigh square roots)",
+            "features": "detector features cast to float32, statistics in float64",
+            "frechet": "mmgt_eval.frechet: float64; full rank: nuclear norm of sqrt(S1) sqrt(S2); singular "
+            "(fewer clips than dims): trace of scipy sqrtm(S1 S2) as pytorch-fid / StyleGAN-V",
             "preprocessing": (
-                "uint8/255 float32; per-frame bilinear squash-resize to resolution (align_corners=False, "
-                "no antialias); 2x-1; detector(x, rescale=False, resize=False, return_features=True)"
-                if self.metric.protocol.detector_call == "external"
-                else "uint8 (N,3,T,H,W) into detector(x, rescale=True, resize=True, return_features=True)"
+                "uint8 (N,3,T,H,W) at the stored size into detector(x, rescale=True, resize=True, "
+                "return_features=True)"
+                if internal
+                else "uint8/255 float32; per-frame bilinear squash-resize to resolution "
+                "(align_corners=False, no antialias); 2x-1; "
+                "detector(x, rescale=False, resize=False, return_features=True)"
             ),
             "weights": weights_record(self.metric.weights_path),
         }
@@ -443,8 +424,9 @@ class FVDAdapter:
 class _StandInI3D(nn.Module):
     """A tiny 3D CNN with the StyleGAN-V I3D TorchScript call signature (NOT I3D; see write_stand_in_i3d)."""
 
-    def __init__(self, feature_dim: int) -> None:
+    def __init__(self, feature_dim: int, resize_to: int = 224) -> None:
         super().__init__()
+        self.resize_to = resize_to
         self.features = nn.Sequential(
             nn.Conv3d(3, 8, kernel_size=(3, 8, 8), stride=(1, 8, 8), padding=(1, 0, 0)),
             nn.BatchNorm3d(8),
@@ -460,22 +442,27 @@ class _StandInI3D(nn.Module):
         if rescale:
             x = x.float() / 255.0 * 2.0 - 1.0
         if resize:
-            x = F.interpolate(x, size=(x.shape[2], 224, 224), mode="trilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(x.shape[2], self.resize_to, self.resize_to), mode="trilinear", align_corners=False
+            )
         logits = self.logits(self.features(x).flatten(1))
         if return_features:
             return logits
         return torch.softmax(logits, dim=1)
 
 
-def write_stand_in_i3d(path: str | os.PathLike, feature_dim: int = 400, seed: int = 0) -> Path:
+def write_stand_in_i3d(
+    path: str | os.PathLike, feature_dim: int = 400, seed: int = 0, resize_to: int = 224
+) -> Path:
     """Write a tiny random TorchScript detector with I3D's call signature (tests and offline demos only).
 
     It is not I3D: it exercises the real loading path (``torch.jit.load``) and call convention
-    (``forward(x, rescale, resize, return_features)`` on (N, 3, T, 224, 224)). Batch norms are calibrated on
+    (``forward(x, rescale, resize, return_features)`` on (N, 3, T, 224, 224)); ``resize=True`` resizes
+    trilinearly to ``resize_to`` (224 like I3D; smaller keeps tests fast). Batch norms are calibrated on
     synthetic clips so that its features depend on the input. Scores computed with it mean nothing.
     """
     torch.manual_seed(seed)
-    net = _StandInI3D(feature_dim)
+    net = _StandInI3D(feature_dim, resize_to)
     bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm3d)]
     for bn in bns:
         bn.reset_running_stats()

@@ -1,4 +1,4 @@
-"""Gesture metrics on 2-D keypoints: beat alignment (BAS/BC), Diversity (four named definitions), FGD.
+"""Gesture metrics on 2-D keypoints: beat alignment (BAS/BC), FGD, and the helpers Diversity shares.
 
 Every metric here works on (T, 134, 3) stored-layout keypoints (``mmgt.schema``) of a video, extracted by
 one pinned pose estimator from both the generated and the reference videos; the runner loads them from
@@ -29,17 +29,9 @@ Beat alignment (§5.4), general form averaged over **audio** beats (directional)
   script compares onset frames at 31.25 fps with motion frames at the data rate; that unit mismatch is not
   reproduced).
 
-Diversity (§5.3), four incompatible definitions, each its own function and Metric:
-
-1. ``latent_l1`` (HA2G / ANGIE lineage): mean L1 distance between FGD-encoder latents of the generated
-   windows and a seeded random permutation of them (first ``n_pairs`` rows).
-2. ``kinetic_l2`` (Bailando ``calculate_avg_distance`` / UnifiedGesture ``Diversity.py``): per-clip kinetic
-   features, z-normalised with the **reference** (GT) set's mean/std, mean Euclidean distance over i<j pairs.
-   The default: weight-free and reproducible by anyone.
-3. ``within_l1`` (EMAGE ``L1div``): sum over frames and dimensions of |x - clip mean| divided by the total
-   number of frames; measures motion inside clips, not across them.
-4. ``pairwise_l2`` (Bailando ``calc_diversity``): mean pairwise Euclidean distance of raw kinetic features
-   over the n(n-1) ordered pairs (definition 2 without normalisation).
+Diversity (§5.3) lives in :mod:`mmgt_eval.metrics.diversity` (definitions, default ``bailando``) and the
+kinetic features in :mod:`mmgt_eval.metrics.kinetic`; their public names stay importable from here
+(:data:`_MOVED`, resolved lazily by the module ``__getattr__``).
 
 FGD (§5.2): Fréchet distance (:mod:`mmgt_eval.frechet`) between encoder latents of reference and generated
 keypoint windows, from a pose autoencoder the project trains on dataset keypoints
@@ -66,7 +58,6 @@ import torchmetrics
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import argrelextrema
 from torch import Tensor, nn
-from torchmetrics.utilities import dim_zero_cat
 
 from mmgt import schema as S
 from mmgt.untrusted import load_npy
@@ -75,31 +66,20 @@ from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, 
 
 __all__ = [
     "BAS_PRESETS",
-    "DIVERSITY_DEFINITIONS",
     "JOINT_SETS",
     "BASMetric",
     "BeatAlignConfig",
     "BeatAlignScore",
     "ClipBeatAlignment",
-    "DiversityMetric",
     "FGDMetric",
     "FrechetGestureDistance",
-    "KineticDiversity",
-    "LatentL1Diversity",
-    "PairwiseL2Diversity",
     "PoseAutoencoder",
     "PoseAutoencoderError",
-    "WithinClipL1Diversity",
     "beat_align_score",
     "beat_alignment_clip",
-    "diversity_kinetic_l2",
-    "diversity_latent_l1",
-    "diversity_pairwise_l2",
-    "diversity_within_l1",
     "encode_windows",
     "frechet_gesture_distance",
     "joint_indices",
-    "kinetic_features",
     "load_keypoint_files",
     "load_pose_autoencoder",
     "motion_beats",
@@ -581,247 +561,12 @@ class BeatAlignScore(torchmetrics.Metric):
         return self.score_sum / self.weight_sum
 
 
-# =========================================================================== diversity
-def kinetic_features(
-    keypoints: Any, fps: float = S.FPS, joints: str | Sequence[int] = "upper_body", sliding_window: int = 2
-) -> np.ndarray:
-    """Bailando / fairmotion kinetic features (3 J,) float64 of one clip, adapted to 2-D.
-
-    Per joint (in order): mean horizontal kinetic energy, mean vertical kinetic energy and mean energy
-    expenditure, from velocities averaged over a +-``sliding_window`` frame window (frame time 1 / fps,
-    frames 1 .. T-1, windows truncated at the clip ends as in the reference). 2-D: horizontal = x, vertical =
-    y (image axes; the 3-D original uses (x, z) and y). Needs T >= 3.
-    """
-    p = pose_xy(keypoints, joints)
-    n = p.shape[0]
-    if n < 3:
-        raise MetricInputError(f"kinetic features need at least 3 frames, got {n}")
-    ft = 1.0 / fps
-    w = sliding_window
-    d = p[1:] - p[:-1]  # d[k] = p[k+1] - p[k], k = 0 .. T-2
-    cd = np.concatenate([np.zeros((1, *d.shape[1:])), np.cumsum(d, axis=0)])
-    acc = (p[2:] - 2 * p[1:-1] + p[:-2]) / ft**2  # acc[k - 1] at frame k = 1 .. T-2
-    ca = np.concatenate([np.zeros((1, *acc.shape[1:])), np.cumsum(acc, axis=0)])
-    i = np.arange(1, n)
-    lo_v, hi_v = np.maximum(0, i - w - 1), np.minimum(n - 2, i + w - 1)  # velocity indices k = i + j - 1
-    vel = (cd[hi_v + 1] - cd[lo_v]) / ((hi_v - lo_v + 1) * ft)[:, None, None]  # (T-1, J, 2)
-    lo_a, hi_a = np.maximum(1, i - w), np.minimum(n - 2, i + w)  # acceleration frames k = i + j
-    a_mean = (ca[hi_a] - ca[lo_a - 1]) / (hi_a - lo_a + 1)[:, None, None]
-    ke_h = (vel[..., 0] ** 2).mean(axis=0)
-    ke_v = (vel[..., 1] ** 2).mean(axis=0)
-    energy = np.linalg.norm(a_mean, axis=-1).mean(axis=0)
-    return np.stack([ke_h, ke_v, energy], axis=1).reshape(-1)
-
-
-def _as_2d(features: Any, what: str, min_rows: int = 2) -> np.ndarray:
-    f = np.asarray(features, dtype=np.float64)
+def _as_2d(features: Any, what: str, min_rows: int = 2, dtype: Any = np.float64) -> np.ndarray:
+    """``features`` as an (N >= min_rows, d) ``dtype`` array, else a :class:`MetricInputError`."""
+    f = np.asarray(features, dtype=dtype)
     if f.ndim != 2 or f.shape[0] < min_rows:
         raise MetricInputError(f"{what}: need a (N >= {min_rows}, d) feature matrix, got shape {f.shape}")
     return f
-
-
-def diversity_latent_l1(latents: Any, n_pairs: int = 500, seed: int = 0) -> float:
-    """Definition 1, HA2G ``get_diversity_scores``: mean_i sum_d |F1[i, d] - F2[i, d]|.
-
-    F1 = the first ``n_pairs`` rows of ``latents`` (N, d) (FGD-encoder latents of generated windows), F2 =
-    rows ``torch.randperm(N)[:n_pairs]`` drawn with a ``torch.Generator`` seeded with ``seed`` (a row may be
-    paired with itself, as in the reference). HA2G uses 500, DiffTED 250.
-    """
-    f = _as_2d(latents, "diversity_latent_l1", 1)
-    g = torch.Generator().manual_seed(int(seed))
-    idx = torch.randperm(f.shape[0], generator=g)[:n_pairs].numpy()
-    f1 = f[:n_pairs]
-    f2 = f[idx]
-    return float(np.abs(f1 - f2).sum(axis=-1).mean())
-
-
-def _mean_pair_distance(f: np.ndarray) -> float:
-    """Mean Euclidean distance over the i < j pairs (float64, chunked)."""
-    n = f.shape[0]
-    total = 0.0
-    for i in range(n - 1):
-        total += float(np.linalg.norm(f[i + 1 :] - f[i], axis=1).sum())
-    return total / (n * (n - 1) / 2)
-
-
-def diversity_kinetic_l2(features: Any, reference_features: Any | None = None) -> float:
-    """Definition 2, Bailando ``calculate_avg_distance`` after ``normalize(gt, pred)``.
-
-    ``features`` (N, d) are per-clip kinetic features (:func:`kinetic_features`) of generated clips; they are
-    z-normalised with the mean and std (``np.std``, ddof 0, + 1e-10) of ``reference_features`` (the GT set)
-    when given, then Div = mean Euclidean distance over the N(N-1)/2 pairs i < j.
-    """
-    f = _as_2d(features, "diversity_kinetic_l2")
-    if reference_features is not None:
-        r = _as_2d(reference_features, "diversity_kinetic_l2 (reference)", 1)
-        if r.shape[1] != f.shape[1]:
-            raise MetricInputError(f"reference features have {r.shape[1]} dims, generated {f.shape[1]}")
-        f = (f - r.mean(axis=0)) / (r.std(axis=0) + 1e-10)
-    return _mean_pair_distance(f)
-
-
-def diversity_within_l1(sequences: Sequence[Any]) -> float:
-    """Definition 3, EMAGE ``L1div``: sum_clips sum_t sum_d |x[t, d] - mean_t x[:, d]| / total frames.
-
-    ``sequences``: (T_i, D) arrays (joint positions flattened per frame). Measures motion inside clips.
-    """
-    total, frames = 0.0, 0
-    for seq in sequences:
-        x = np.asarray(seq, dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
-        total += float(np.abs(x - x.mean(axis=0)).sum())
-        frames += x.shape[0]
-    if frames == 0:
-        raise MetricInputError("diversity_within_l1: no frames")
-    return total / frames
-
-
-def diversity_pairwise_l2(features: Any) -> float:
-    """Definition 4, Bailando ``calc_diversity``: sum over ordered pairs i != j of ||f_i - f_j|| / (n (n-1)).
-
-    Equals definition 2 without normalisation.
-    """
-    return _mean_pair_distance(_as_2d(features, "diversity_pairwise_l2"))
-
-
-DIVERSITY_DEFINITIONS: dict[str, str] = {
-    "latent_l1": "HA2G/ANGIE diversity: mean L1 between FGD-encoder latents of generated windows and a "
-    "seeded random permutation of them (alvinliu0/HA2G embedding_space_evaluator.py get_diversity_scores)",
-    "kinetic_l2": "Bailando/UnifiedGesture Div: mean pairwise Euclidean distance (i<j) of per-clip kinetic "
-    "features z-normalised with the reference set (lisiyao21/Bailando utils/metrics_new.py "
-    "calculate_avg_distance + normalize)",
-    "within_l1": "EMAGE L1div: sum of |x - clip mean| over frames and dims / total frames "
-    "(PantoMatrix EMAGE utils/metric.py L1div)",
-    "pairwise_l2": "Bailando calc_diversity: mean Euclidean distance over ordered pairs of raw kinetic "
-    "features (lisiyao21/Bailando utils/metrics_new.py calc_diversity)",
-}
-"""The four Diversity definitions (metrics-reference.md §5.3); ``kinetic_l2`` is the default."""
-
-
-def _name_key(name: str) -> int:
-    """A stable 56-bit integer for a video name (orders list states independently of sharding)."""
-    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:7], "big")
-
-
-class _FeatureSets(torchmetrics.Metric):
-    """Shared states: generated / reference feature rows and sort keys (list states, ``cat`` over ranks)."""
-
-    is_differentiable = False
-    full_state_update = False
-    higher_is_better = True
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        for side in ("gen", "ref"):
-            self.add_state(f"{side}_features", default=[], dist_reduce_fx="cat")
-            self.add_state(f"{side}_keys", default=[], dist_reduce_fx="cat")
-
-    def update(self, features: Any, real: bool, name: str = "", index: int = 0) -> None:
-        """Add feature rows (n, d) (or one row (d,)) of one video; ``name`` and ``index`` order the rows."""
-        f = torch.as_tensor(np.asarray(features, dtype=np.float64)).reshape(-1, np.shape(features)[-1])
-        keys = torch.tensor([[_name_key(name), index + i] for i in range(f.shape[0])], dtype=torch.int64)
-        side = "ref" if real else "gen"
-        getattr(self, f"{side}_features").append(f)
-        getattr(self, f"{side}_keys").append(keys)
-
-    def _rows(self, side: str) -> np.ndarray | None:
-        feats = getattr(self, f"{side}_features")
-        if isinstance(feats, list) and len(feats) == 0:
-            return None
-        f = dim_zero_cat(feats).double().cpu().numpy()
-        k = dim_zero_cat(getattr(self, f"{side}_keys")).cpu().numpy()
-        order = np.lexsort((k[:, 1], k[:, 0]))
-        return f[order]
-
-
-class LatentL1Diversity(_FeatureSets):
-    """Definition 1 (:func:`diversity_latent_l1`) on encoder latents; compute -> {generated, reference}."""
-
-    def __init__(self, n_pairs: int = 500, seed: int = 0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.n_pairs, self.seed = n_pairs, seed
-
-    def compute(self) -> dict[str, Tensor]:
-        """Diversity of each side that has rows (sorted by video name, so sharding does not change it)."""
-        out = {}
-        for side, key in (("gen", "generated"), ("ref", "reference")):
-            rows = self._rows(side)
-            if rows is not None:
-                out[key] = torch.tensor(
-                    diversity_latent_l1(rows, self.n_pairs, self.seed), dtype=torch.float64
-                )
-        return out
-
-
-class KineticDiversity(_FeatureSets):
-    """Definition 2 (:func:`diversity_kinetic_l2`): generated set normalised with the reference set's stats;
-    the reference set's own diversity is normalised with itself."""
-
-    def compute(self) -> dict[str, Tensor]:
-        """``{"generated": ..., "reference": ...}`` (generated needs >= 1 reference row to normalise)."""
-        gen, ref = self._rows("gen"), self._rows("ref")
-        if gen is None:
-            raise MetricInputError("kinetic_l2 diversity: no generated clip was added")
-        if ref is None:
-            raise MetricInputError(
-                "kinetic_l2 diversity normalises with the reference (GT) set's statistics, but no reference "
-                "keypoints were given; provide reference videos with keypoints or use definition pairwise_l2"
-            )
-        out = {"generated": torch.tensor(diversity_kinetic_l2(gen, ref), dtype=torch.float64)}
-        if ref.shape[0] >= 2:
-            out["reference"] = torch.tensor(diversity_kinetic_l2(ref, ref), dtype=torch.float64)
-        return out
-
-
-class PairwiseL2Diversity(_FeatureSets):
-    """Definition 4 (:func:`diversity_pairwise_l2`) on raw kinetic features, per side."""
-
-    def compute(self) -> dict[str, Tensor]:
-        """Diversity of each side with at least 2 clips."""
-        out = {}
-        for side, key in (("gen", "generated"), ("ref", "reference")):
-            rows = self._rows(side)
-            if rows is not None and rows.shape[0] >= 2:
-                out[key] = torch.tensor(diversity_pairwise_l2(rows), dtype=torch.float64)
-        if "generated" not in out:
-            raise MetricInputError("pairwise_l2 diversity needs at least 2 generated clips")
-        return out
-
-
-class WithinClipL1Diversity(torchmetrics.Metric):
-    """Definition 3 (:func:`diversity_within_l1`) as float64 sums per side."""
-
-    is_differentiable = False
-    full_state_update = False
-    higher_is_better = True
-    gen_sum: Tensor
-    gen_frames: Tensor
-    ref_sum: Tensor
-    ref_frames: Tensor
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        for side in ("gen", "ref"):
-            self.add_state(f"{side}_sum", torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_frames", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
-
-    def update(self, sequence: Any, real: bool = False) -> None:
-        """Add one clip (T, D)."""
-        x = np.asarray(sequence, dtype=np.float64)
-        x = x.reshape(x.shape[0], -1)
-        side = "ref" if real else "gen"
-        setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + float(np.abs(x - x.mean(axis=0)).sum()))
-        setattr(self, f"{side}_frames", getattr(self, f"{side}_frames") + x.shape[0])
-
-    def compute(self) -> dict[str, Tensor]:
-        """Per side: sum / frames."""
-        out = {}
-        for side, key in (("gen", "generated"), ("ref", "reference")):
-            if int(getattr(self, f"{side}_frames")) > 0:
-                out[key] = getattr(self, f"{side}_sum") / getattr(self, f"{side}_frames")
-        if "generated" not in out:
-            raise MetricInputError("within_l1 diversity: no generated clip was added")
-        return out
 
 
 # =========================================================================== pose autoencoder (FGD)
@@ -1226,6 +971,11 @@ class BASMetric:
         self.generated = BeatAlignScore(self.config)
         self.reference = BeatAlignScore(self.config)
 
+    @property
+    def variant(self) -> str:
+        """The preset's name (with ``+overrides`` when settings were changed from the preset)."""
+        return self.config.name + ("" if self.config == BAS_PRESETS[self.config.name] else "+overrides")
+
     def _audio(self, generated: VideoSample, reference: VideoSample | None) -> np.ndarray:
         order = {
             "generated": [generated],
@@ -1274,6 +1024,7 @@ class BASMetric:
         )
         return {
             "metric": "bas",
+            "variant": self.variant,
             "definition": f"beat alignment, preset {self.config.name} ({self.config.reference})",
             "formula": "mean over audio onsets a of exp(-min_m (a - m)^2 / (2 sigma^2)); times in seconds",
             "direction": "averaged over audio beats (audio -> nearest motion beat)",
@@ -1288,133 +1039,6 @@ class BASMetric:
     def metric_states(self) -> list[torchmetrics.Metric]:
         """Generated and reference accumulators."""
         return [self.generated, self.reference]
-
-
-class DiversityMetric:
-    """Runner adapter for Diversity under one named definition (:data:`DIVERSITY_DEFINITIONS`).
-
-    ``kinetic_l2`` (default) and ``pairwise_l2`` use per-clip :func:`kinetic_features`; ``within_l1`` uses
-    model-space x, y of ``joints`` per frame; ``latent_l1`` uses FGD-encoder latents of windows
-    (``weights_path`` = pose-autoencoder checkpoint). Reference videos with keypoints feed the reference side
-    (GT normalisation for ``kinetic_l2``; the GT diversity is reported as ``diversity_reference``).
-    """
-
-    name = "diversity"
-    higher_is_better = True
-    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
-        "diversity": True,
-        "diversity_reference": None,  # the reference set's diversity: context, not a score
-    }
-    needs_reference = False
-
-    def __init__(
-        self,
-        definition: str = "kinetic_l2",
-        joints: str | Sequence[int] = "upper_body",
-        n_pairs: int = 500,
-        seed: int = 0,
-        weights_path: str | os.PathLike | None = None,
-        stride: int | None = None,
-        min_frames: int = 3,
-    ) -> None:
-        if definition not in DIVERSITY_DEFINITIONS:
-            raise ValueError(
-                f"unknown diversity definition {definition!r}; known: {', '.join(DIVERSITY_DEFINITIONS)}"
-            )
-        self.definition = definition
-        self.joints = joints if isinstance(joints, str) else tuple(joints)
-        joint_indices(self.joints)
-        self.min_frames = max(3, min_frames)
-        self.n_pairs, self.seed, self.stride = n_pairs, seed, stride
-        self.weights_path = None if weights_path is None else Path(weights_path)
-        self.model: PoseAutoencoder | None = None
-        self.model_meta: dict[str, Any] = {}
-        self.state: torchmetrics.Metric
-        if definition == "latent_l1":
-            if self.weights_path is None:
-                raise PoseAutoencoderError(
-                    "diversity latent_l1 needs weights_path= a pose-autoencoder checkpoint"
-                )
-            self.model, self.model_meta = load_pose_autoencoder(self.weights_path)
-            self.state = LatentL1Diversity(n_pairs=n_pairs, seed=seed)
-        elif definition == "kinetic_l2":
-            self.state = KineticDiversity()
-        elif definition == "pairwise_l2":
-            self.state = PairwiseL2Diversity()
-        else:
-            self.state = WithinClipL1Diversity()
-
-    def _add(self, sample: VideoSample, real: bool) -> float | None:
-        kps = _keypoints_of(sample, "diversity")
-        if self.definition == "latent_l1":
-            assert self.model is not None
-            w = pose_windows(
-                kps, self.model.config["window"], self.stride, self.model.config["joints"], sample.name
-            )
-            if w.shape[0] == 0:
-                raise VideoSkipped(
-                    sample.name, f"diversity: shorter than one {self.model.config['window']}-frame window"
-                )
-            self.state.update(encode_windows(self.model, w), real=real, name=sample.name)
-            return None
-        if kps.shape[0] < self.min_frames:
-            raise VideoSkipped(
-                sample.name, f"diversity: {kps.shape[0]} keypoint frames (< {self.min_frames})"
-            )
-        if self.definition == "within_l1":
-            x = pose_xy(kps, self.joints, sample.name).reshape(kps.shape[0], -1)
-            self.state.update(x, real=real)
-            return diversity_within_l1([x])
-        self.state.update(kinetic_features(kps, sample.fps, self.joints), real=real, name=sample.name)
-        return None
-
-    def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
-        """Add the generated video (and the reference when it has keypoints)."""
-        if reference is not None and reference.keypoints is not None:
-            self._add(reference, real=True)
-        value = self._add(generated, real=False)
-        return {} if value is None else {"diversity": value}
-
-    def compute(self) -> dict[str, float]:
-        """``diversity`` of the generated set and ``diversity_reference`` of the reference set when scored."""
-        vals = self.state.compute()
-        out = {"diversity": float(vals["generated"])}
-        if "reference" in vals:
-            out["diversity_reference"] = float(vals["reference"])
-        return out
-
-    def protocol(self) -> dict:
-        """The definition and its settings (plus the autoencoder checksum for ``latent_l1``)."""
-        p: dict[str, Any] = {
-            "metric": "diversity",
-            "definition": self.definition,
-            "description": DIVERSITY_DEFINITIONS[self.definition],
-            "coordinates": "model space x, y; invisible points interpolated over time",
-        }
-        if self.definition == "latent_l1":
-            assert self.weights_path is not None
-            p.update(
-                n_pairs=self.n_pairs,
-                seed=self.seed,
-                stride=self.stride or self.model_meta["window"],
-                rows="windows sorted by (video name hash, window index)",
-                autoencoder=self.model_meta,
-                weights=weights_record(self.weights_path),
-            )
-        else:
-            p["joints"] = list(joint_indices(self.joints))
-        if self.definition in ("kinetic_l2", "pairwise_l2"):
-            p["features"] = (
-                "kinetic features per clip, 2-D: horizontal = x, vertical = y; sliding window 2, "
-                "frame time 1/fps"
-            )
-        if self.definition == "kinetic_l2":
-            p["normalisation"] = "z-score with the reference set's mean and std (ddof 0) + 1e-10"
-        return p
-
-    def metric_states(self) -> list[torchmetrics.Metric]:
-        """The definition's accumulator."""
-        return [self.state]
 
 
 class FGDMetric:
@@ -1433,6 +1057,8 @@ class FGDMetric:
         "fgd_windows_reference": None,
     }
     needs_reference = True
+    variant = "project_autoencoder"
+    """FGD on the project's own pose autoencoder (no public 2-D encoder): compare only with equal weights."""
 
     def __init__(
         self, weights_path: str | os.PathLike | None = None, stride: int | None = None, device: str = "cpu"
@@ -1475,6 +1101,7 @@ class FGDMetric:
         """Encoder config and checksum, windows, statistics convention."""
         return {
             "metric": "fgd",
+            "variant": self.variant,
             "definition": "Fréchet distance (mmgt_eval.frechet) of pose-autoencoder latents of reference vs "
             "generated keypoint windows (Yoon et al. 2020; HA2G/DiffTED convention: np.cov /(n-1))",
             "window": self.window,
@@ -1486,3 +1113,34 @@ class FGDMetric:
     def metric_states(self) -> list[torchmetrics.Metric]:
         """The float64 sum states."""
         return [self.state]
+
+
+# =========================================================================== moved names
+_MOVED: dict[str, str] = {
+    **{
+        n: "mmgt_eval.metrics.diversity_sets"
+        for n in (
+            "KineticDiversity",
+            "LatentL1Diversity",
+            "PairwiseL2Diversity",
+            "WithinClipL1Diversity",
+            "diversity_kinetic_l2",
+            "diversity_latent_l1",
+            "diversity_pairwise_l2",
+            "diversity_within_l1",
+        )
+    },
+    "DIVERSITY_DEFINITIONS": "mmgt_eval.metrics.diversity",
+    "DiversityMetric": "mmgt_eval.metrics.diversity",
+    "kinetic_features": "mmgt_eval.metrics.kinetic",
+}
+"""Public names that moved to their own modules, still importable from this one."""
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of :data:`_MOVED` (those modules import this one, so not at import time)."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

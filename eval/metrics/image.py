@@ -445,6 +445,7 @@ class PSNRMetric(_FrameMetricAdapter):
     """Runner adapter for PSNR (see the module docstring for the protocol)."""
 
     name = "psnr"
+    variant = "torchmetrics"
     higher_is_better = True
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "psnr": True,
@@ -477,6 +478,7 @@ class SSIMMetric(_FrameMetricAdapter):
     """Runner adapter for SSIM (see the module docstring for the protocol)."""
 
     name = "ssim"
+    variant = "torchmetrics"
     higher_is_better = True
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "ssim": True,
@@ -538,6 +540,11 @@ class LPIPSMetric(_FrameMetricAdapter):
         self.random_backbone = random_backbone
         model = build_lpips(net, weights_path, random_backbone=random_backbone, device=device)
         self.state = VideoLPIPS(model, batch_size, frame_policy=frame_policy, size_policy=size_policy)
+
+    @property
+    def variant(self) -> str:
+        """``lpips_v0.1_<net>`` (the lpips package model)."""
+        return f"lpips_v0.1_{self.net}"
 
     def protocol(self) -> dict:
         """LPIPS settings and the backbone checksum."""

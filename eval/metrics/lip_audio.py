@@ -150,6 +150,8 @@ class _LipAudioAdapter:
     name: ClassVar[str]
     source: ClassVar[str]
     """``pixels`` or ``keypoints``: written into the results' protocol."""
+    variant = "mmgt"
+    """A project definition (no published reference); ``source`` says pixels or keypoints."""
     higher_is_better = True
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "lip_audio_r": True,

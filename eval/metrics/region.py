@@ -114,6 +114,8 @@ class RegionErrorMetric:
 
     higher_is_better = True
     needs_reference = True
+    variant = "mmgt"
+    """A project definition (no published reference)."""
 
     def __init__(
         self,

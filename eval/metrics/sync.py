@@ -325,6 +325,11 @@ class SyncAdapter:
         self.metric = SyncMetric()
         self._detector: FaceDetector | None = None
 
+    @property
+    def variant(self) -> str:
+        """``syncnet_python`` with S3FD face tracks (the reference), else ``syncnet_python+<detector>``."""
+        return "syncnet_python" if self.face.detector == "s3fd" else f"syncnet_python+{self.face.detector}"
+
     def _get_detector(self) -> FaceDetector:
         if self._detector is None:
             self._detector = make_detector(self.face, self.device)

@@ -697,7 +697,11 @@ def build_extractor(spec: str | Mapping[str, Any] | AudioFeatureExtractor) -> Au
         return ConcatExtractor([build_extractor(p) for p in parts], **kwargs)
     if kind in _MODEL_CLASSES:
         return PretrainedSpeechEncoder(kind=kind, **kwargs)
-    known = sorted([*simple, "rms", "baseline", "concat", *_MODEL_CLASSES])
+    if kind == "mmgt_release_librosa":  # the released MMGT's 35 librosa features (optional extra)
+        from mmgt.audio_release import ReleaseLibrosaFeatures
+
+        return ReleaseLibrosaFeatures(**kwargs)
+    known = sorted([*simple, "rms", "baseline", "concat", "mmgt_release_librosa", *_MODEL_CLASSES])
     raise ValueError(f"build_extractor: unknown kind {kind!r}; known: {known}")
 
 

@@ -1,30 +1,38 @@
-"""Where the Hydra configs live, the project root that ``conf/paths`` builds directories from, and run-folder
-names (the ``mmgt_dirname`` resolver that names multirun jobs by their overrides)."""
+"""Where the Hydra configs live (the package ``mmgt.conf``) and run-folder names (the ``mmgt_dirname``
+resolver that names multirun jobs by their overrides).
+
+Directories of runs and data are not here: ``conf/paths/default.yaml`` puts them under the working
+directory of the command (``paths.output_root``, default ``<cwd>/outputs``). No environment variable
+decides where configs are found.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
-"""Repository root (the package is installed editable: ``pip install -e .``)."""
-CONFIG_DIR: Path = PROJECT_ROOT / "conf"
+CONFIG_PACKAGE: str = "mmgt.conf"
+"""The Hydra configs as a package: the repository's ``conf/`` (editable install) or the wheel's copy."""
 
 
-def setup_project_root() -> Path:
-    """Set ``PROJECT_ROOT`` (read by ``conf/paths/default.yaml``) unless the user already set it."""
-    os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
-    if not CONFIG_DIR.is_dir():
+def _config_dir() -> Path:
+    path = Path(str(resources.files(CONFIG_PACKAGE)))
+    if not (path / "train.yaml").is_file():
         raise FileNotFoundError(
-            f"{CONFIG_DIR}: Hydra config folder not found; install the project editable (pip install -e .)"
+            f"{path}: the Hydra configs of {CONFIG_PACKAGE} are not a folder with train.yaml "
+            "(a zipped or partial install?); reinstall with pip install ."
         )
-    return PROJECT_ROOT
+    return path
+
+
+CONFIG_DIR: Path = _config_dir()
+"""Folder of the primary configs (``train.yaml``, ``eval.yaml``, ...) and their groups."""
 
 
 RUN_NAME_EXCLUDE: tuple[str, ...] = (

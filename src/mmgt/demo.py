@@ -15,7 +15,8 @@ Every phase is one of the project's own commands (printed, so it can be rerun or
    mean ± std over seeds, and Stage I's learning evidence;
 7. where the TensorBoard logs, videos and tables are.
 
-Run: ``python -m mmgt.demo [--out outputs/demo] [--quick]``. Reruns reuse the store, features and the
+Run: ``python -m mmgt.demo [--out outputs/demo] [--quick]`` (``--out`` relative to the working directory;
+``make demo`` runs it in the repository root). Reruns reuse the store, features and the
 image-level export; the Stage I run and the sweep are redone.
 """
 
@@ -31,8 +32,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mmgt.config import PROJECT_ROOT
-
 PHASES = 7
 
 
@@ -44,7 +43,7 @@ class Demo:
         self.still_psnr: dict[str, float] = {}  # PSNR of each still-frame baseline (set by tables())
         self.t0 = time.perf_counter()
         self.store = out / "data" / "toy_speakers"
-        self.env = dict(os.environ, HF_HUB_OFFLINE="1", PROJECT_ROOT=str(PROJECT_ROOT))
+        self.env = dict(os.environ, HF_HUB_OFFLINE="1")
 
     def phase(self, k: int, text: str) -> None:
         print(f"\n[{k}/{PHASES}] {text}  (+{time.perf_counter() - self.t0:.0f} s)", flush=True)
@@ -208,7 +207,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "outputs" / "demo")
+    parser.add_argument("--out", type=Path, default=Path("outputs") / "demo", help="relative: to the cwd")
     parser.add_argument("--quick", action="store_true", help="a smoke run (tiny data, a few steps)")
     args = parser.parse_args(argv)
     demo = Demo(args.out.resolve(), BUDGETS["quick" if args.quick else "default"])

@@ -39,7 +39,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from mmgt.config import CONFIG_DIR, setup_project_root
+from mmgt.config import CONFIG_DIR
 
 log = logging.getLogger("mmgt.generate")
 
@@ -99,9 +99,12 @@ def generate_pose(cfg: DictConfig) -> dict[str, Any]:
         masks_file = stack.enter_context(
             NpyStreamWriter(tmp / "masks.npy", (len(kps), len(regions), cfg.mask_size, cfg.mask_size))
         )
-        pose_video = stack.enter_context(VideoWriter(tmp / "pose.mp4", FPS, native, rate))
-        preview = stack.enter_context(VideoWriter(tmp / "preview.mp4", FPS, native, rate))
-        mask_videos = [stack.enter_context(VideoWriter(tmp / f"mask_{r}.mp4", FPS)) for r in regions]
+        preset = str(cfg.video_preset)
+        pose_video = stack.enter_context(VideoWriter(tmp / "pose.mp4", FPS, native, rate, preset=preset))
+        preview = stack.enter_context(VideoWriter(tmp / "preview.mp4", FPS, native, rate, preset=preset))
+        mask_videos = [
+            stack.enter_context(VideoWriter(tmp / f"mask_{r}.mp4", FPS, preset=preset)) for r in regions
+        ]
         pieces = zip(
             iter_motion_masks(kps, cfg.size, mask_cfg, PIECE),
             iter_motion_masks(kps, cfg.mask_size, mask_cfg, PIECE),
@@ -156,7 +159,7 @@ def _write_stage2(
     with atomic_file(kps_path) as kps_tmp:
         save_npy(kps_tmp, kps)
         n = 0
-        with VideoWriter(path, FPS, native, rate) as writer:
+        with VideoWriter(path, FPS, native, rate, preset=str(cfg.video_preset)) as writer:
             for piece in frames:
                 for frame in piece:
                     writer.write(frame)
@@ -253,7 +256,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``mmgt-generate``."""
-    setup_project_root()
     _hydra_main()
 
 

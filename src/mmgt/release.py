@@ -82,26 +82,22 @@ STAGE1_META: dict[str, Any] = {
 """The original SMGA sampling: cosine schedule, 50 DDIM steps, CFG 2, eta 1."""
 
 
-def stage1_audio_spec(wavlm_dir: str | Path) -> dict[str, Any]:
-    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 weight-free
-    features standing in for the original's librosa set (onset 1, MFCC 20, 12 log-mel bands where it had
-    chroma_cens, energy and RMS where it had onset-peak and beat one-hots; not the original values)."""
-    return {
-        "kind": "concat",
-        "parts": [
-            {
-                "kind": "wavlm",
-                "model_dir": str(Path(wavlm_dir).resolve()),
-                "layers": "last",
-                "interpolate": "hidden",
-            },
-            {"kind": "onset"},
-            {"kind": "mfcc", "n_mfcc": 20},
-            {"kind": "logmel", "n_mels": 12},
-            {"kind": "energy"},
-            {"kind": "rms"},
-        ],
-    }
+def stage1_audio_spec(wavlm_dir: str | Path, librosa: str = "exact") -> dict[str, Any]:
+    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 features.
+
+    ``librosa="exact"``: the original's 35 librosa features (:mod:`mmgt.audio_release`, needs
+    ``pip install 'mmgt[audio]'``); ``"standin"``: weight-free features of the same width for machines
+    without librosa (onset 1, MFCC 20, 12 log-mel bands where it had chroma_cens, energy and RMS where it had
+    the onset-peak and beat one-hots; not the original values, so released weights see other inputs).
+    """
+    wavlm = {"kind": "wavlm", "model_dir": str(Path(wavlm_dir).resolve()), "layers": "last"}
+    wavlm["interpolate"] = "hidden"
+    if librosa == "exact":
+        return {"kind": "concat", "parts": [wavlm, {"kind": "mmgt_release_librosa"}]}
+    if librosa != "standin":
+        raise ValueError(f"stage1 audio features: 'exact' or 'standin', got {librosa!r}")
+    parts = [{"kind": "onset"}, {"kind": "mfcc", "n_mfcc": 20}, {"kind": "logmel", "n_mels": 12}]
+    return {"kind": "concat", "parts": [wavlm, *parts, {"kind": "energy"}, {"kind": "rms"}]}
 
 
 def _load_state(path: Path) -> dict[str, Tensor]:
@@ -159,8 +155,14 @@ def import_stage1(
 
     net = load_reference_checkpoint(checkpoint, heads=heads)
     spec = audio_features if audio_features is not None else stage1_audio_spec(wavlm_dir or "wavlm-large")
+    try:
+        shape = build_extractor(spec).feature_shape()
+    except ImportError as e:
+        raise ImportError(
+            f"{e}; or import with --stage1-audio-features standin (weight-free stand-ins of the 35 features)"
+        ) from e
     dims = 1
-    for d in build_extractor(spec).feature_shape():
+    for d in shape:
         dims *= int(d)
     if dims != int(net.config.audio_dim):
         raise ValueError(

@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from mmgt.config import CONFIG_DIR, run_dirname, setup_project_root
+from mmgt.config import CONFIG_DIR, run_dirname
 from mmgt.evaluation import NothingScored, nothing_scored, scalar_summary, write_run_results
 from mmgt.tb import log_final_hparams
 
@@ -101,6 +100,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(
             "mmgt-train: choose an experiment (e.g. experiment=smga_toy): `data` and `model` are unset"
         )
+    import pytorch_lightning as pl  # here, not at the top: `mmgt-train --help` / `--cfg job` stay quick
+
     started = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -184,7 +185,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point ``mmgt-train``."""
-    setup_project_root()
     _hydra_main()
 
 

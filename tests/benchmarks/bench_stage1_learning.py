@@ -49,13 +49,13 @@ def train(minutes: float, out: Path, overrides: list[str]) -> tuple[dict, Path, 
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from mmgt.config import CONFIG_DIR, setup_project_root
+    from mmgt.config import CONFIG_DIR
     from mmgt.train import train as run_train
 
-    setup_project_root()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", ["experiment=smga_toy", "evaluate=stage1", *overrides])
     with open_dict(cfg):
+        cfg.paths.root_dir = str(Path.cwd())  # hydra:runtime.cwd of a CLI run
         cfg.paths.output_dir = str(out / "run")
         cfg.paths.data_dir = str(out / "data")
         secs = int(minutes * 60)

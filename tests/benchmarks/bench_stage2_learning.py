@@ -42,13 +42,13 @@ def compose(experiment: str, out: Path, name: str, overrides: list[str]) -> Any:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    from mmgt.config import CONFIG_DIR, setup_project_root
+    from mmgt.config import CONFIG_DIR
 
-    setup_project_root()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = hydra_compose("train", [f"experiment={experiment}", *overrides])
     with open_dict(cfg):
+        cfg.paths.root_dir = str(Path.cwd())  # hydra:runtime.cwd of a CLI run
         cfg.paths.output_dir = str(out / name)
         cfg.paths.data_dir = str(out / "data")
         cfg.trainer.enable_progress_bar = False

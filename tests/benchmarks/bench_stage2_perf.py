@@ -50,15 +50,15 @@ def tiny_model(out: Path, frames: int = 8, size: int = 64, overrides: tuple[str,
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from mmgt.config import CONFIG_DIR, setup_project_root
+    from mmgt.config import CONFIG_DIR
 
-    setup_project_root()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(
             "train", ["experiment=stage2_video_toy", f"data.size={size}", f"data.frames={frames}", *overrides]
         )
     with open_dict(cfg):
+        cfg.paths.root_dir = str(Path.cwd())  # hydra:runtime.cwd of a CLI run
         cfg.paths.output_dir = str(out)
         cfg.model.vae = OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae
     meta = {

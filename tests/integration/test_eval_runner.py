@@ -634,8 +634,6 @@ def test_torchrun_cli_two_processes_equal_one(tmp_path, metric_conf):
     import subprocess
     import sys
 
-    from mmgt.config import PROJECT_ROOT
-
     gen, ref = make_dataset(tmp_path)
     (metric_conf / "mad.yaml").write_text(f"_target_: {MadAdapter.__module__}.MadAdapter\n")
     common = [
@@ -646,7 +644,7 @@ def test_torchrun_cli_two_processes_equal_one(tmp_path, metric_conf):
     ]
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(Path(__file__).parent)]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), str(Path(__file__).parent)]),
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
     }

@@ -22,6 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reproduce-mmgt.md"
 
 
+STANDIN = ["--stage1-audio-features", "standin"]  # librosa is an optional extra (the exact features need it)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _single_thread():
     threads = torch.get_num_threads()
@@ -75,7 +78,14 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def imported(release: dict[str, Path]) -> Path:
     out = release["root"] / "out"
-    args = ["import-mmgt", str(release["src"]), str(out), "--pretrained-dir", str(release["pretrained"])]
+    args = [
+        "import-mmgt",
+        str(release["src"]),
+        str(out),
+        "--pretrained-dir",
+        str(release["pretrained"]),
+        *STANDIN,
+    ]
     assert weights_main([*args, *_import_flags(_configs())]) == 0
     return out
 
@@ -128,7 +138,14 @@ def test_import_writes_exports_that_compute_the_original(imported: Path) -> None
 def test_import_process1_alone_is_an_image_level_export(release: dict[str, Path], tmp_path: Path) -> None:
     from mmgt.stage2.loading import load_export
 
-    args = ["import-mmgt", str(release["src"]), str(tmp_path), "--pretrained-dir", str(release["pretrained"])]
+    args = [
+        "import-mmgt",
+        str(release["src"]),
+        str(tmp_path),
+        "--pretrained-dir",
+        str(release["pretrained"]),
+        *STANDIN,
+    ]
     cfg = _configs()["stage2"]
     audio = ["--audio-dim", str(cfg["unet_additional_kwargs"]["audio_attention_dim"]), "--audio-tokens", "4"]
     assert (
@@ -152,7 +169,7 @@ def test_import_process1_alone_is_an_image_level_export(release: dict[str, Path]
 def test_wrong_or_partial_release_folders_are_clear_errors(
     release: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--pretrained-dir", str(release["pretrained"])]
+    base = ["--pretrained-dir", str(release["pretrained"]), *STANDIN]
     assert weights_main(["import-mmgt", str(tmp_path / "nowhere"), str(tmp_path / "o"), *base]) == 2
     assert "release folder not found" in capsys.readouterr().err
     partial = tmp_path / "partial"
@@ -283,3 +300,28 @@ def test_doc_walkthrough_converts_the_fixtures_and_generates_a_video(tmp_path: P
     summary = json.loads(run.stdout[run.stdout.index("{") :])
     assert frames.shape[1:] == (int(_import_flags(_configs())[1]),) * 2 + (3,)
     assert len(frames) == summary["frames"] and (tmp_path / "video.keypoints.npy").is_file()
+
+
+def test_the_default_stage1_audio_is_the_originals_librosa_set(
+    release: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """``--stage1-audio-features exact`` (default): WavLM + :mod:`mmgt.audio_release`'s 35 features; without
+    librosa the import is a clear error that names the stand-in option."""
+    import json
+    import sys
+
+    args = [
+        "import-mmgt",
+        str(release["src"]),
+        str(tmp_path / "o"),
+        "--pretrained-dir",
+        str(release["pretrained"]),
+    ]
+    args += ["--parts", "stage1", *_import_flags(_configs())]
+    monkeypatch.setitem(sys.modules, "librosa", None)  # as on a machine without the audio extra
+    assert weights_main([*args]) == 2
+    monkeypatch.undo()
+    pytest.importorskip("librosa")
+    assert weights_main(args) == 0
+    meta = json.loads((tmp_path / "o" / "stage1" / "mmgt_stage1.json").read_text())
+    assert [p["kind"] for p in meta["audio_features"]["parts"]] == ["wavlm", "mmgt_release_librosa"]

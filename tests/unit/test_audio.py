@@ -32,7 +32,7 @@ from mmgt.io import write_audio
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt_prep.store import ClipStoreWriter
 from mmgt_prep.toy import _syllable_envelope, generate_clip, speaker_style, toy_envelope
-from tests.conftest import compose_config
+from tests.conftest import compose_config, samples_path
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
@@ -473,3 +473,19 @@ def test_cache_uses_the_record_frame_count_and_pretrained_names(
     mtime = os.stat(clip.feature_path(ext.name)).st_mtime_ns
     np.testing.assert_array_equal(load_or_compute_features(clip, ext), feats)
     assert os.stat(clip.feature_path(ext.name)).st_mtime_ns == mtime
+
+
+def test_the_released_mmgt_librosa_features_have_the_original_layout() -> None:
+    """35-d at 25 fps: onset envelope, MFCC 20, chroma_cens 12 (in [0, 1]), onset-peak and beat one-hots."""
+    pytest.importorskip("librosa")
+    from mmgt.audio import build_extractor
+    from mmgt.io import read_audio
+
+    audio = read_audio(samples_path("speech_en_jfk_11s.flac"))[: 4 * 16000]
+    feats = build_extractor({"kind": "mmgt_release_librosa"})(audio)
+    assert feats.shape == (100, 35) and np.isfinite(feats).all()
+    assert (feats[:, 0] >= 0).all() and (feats[:, 21:33] >= 0).all() and (feats[:, 21:33] <= 1).all()
+    for col in (33, 34):  # one-hots: some frames, not all
+        assert set(np.unique(feats[:, col])) == {0.0, 1.0} and 0 < feats[:, col].sum() < 50
+    window = build_extractor({"kind": "mmgt_release_librosa"})(audio[: 80 * 640], n_frames=80)
+    assert window.shape == (80, 35)  # the original's 80-frame window

@@ -1,4 +1,4 @@
-"""Gesture metrics (mmgt_eval.metrics.gesture): onsets, BAS, the four Diversity definitions, FGD.
+"""Gesture metrics (mmgt_eval.metrics.gesture, .diversity, .kinetic): onsets, BAS, Diversity definitions, FGD.
 
 Weight-free values from metrics-reference.md §5 / §9; librosa onsets recorded from librosa 0.10.2.post1.
 """
@@ -14,6 +14,12 @@ import torch
 from mmgt_eval.frechet import frechet_distance_from_features
 from mmgt_eval.metrics import gesture as G
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.diversity import (
+    bailando_calc_diversity,
+    bailando_calculate_avg_distance,
+    bailando_normalize,
+)
+from mmgt_eval.metrics.kinetic import bailando_kinetic_features, bailando_positions
 from mmgt_prep.toy import speaker_style, synthesize_audio, synthesize_motion
 from tests.conftest import samples_path
 from tests.helpers.poses import make_pose
@@ -254,17 +260,31 @@ def test_diversity_adapters_streaming_equals_functional():
     feats = np.stack([G.kinetic_features(k, FPS) for k in clips])
     rfeats = np.stack([G.kinetic_features(k, FPS) for k in refs])
     results = {}
-    for definition in ("kinetic_l2", "pairwise_l2", "within_l1"):
+    definitions = ("bailando", "bailando_calc_diversity", "kinetic_l2_corrected", "pairwise_l2_corrected")
+    for definition in (*definitions, "within_l1"):
         metric = G.DiversityMetric(definition=definition)
         for i, (k, r) in enumerate(zip(clips, refs, strict=True)):
             metric.update(sample(f"c{i}", k), sample(f"c{i}", r))
         results[definition] = metric.compute()
-        assert metric.protocol()["definition"] == definition
-    assert results["kinetic_l2"]["diversity"] == pytest.approx(G.diversity_kinetic_l2(feats, rfeats))
-    assert results["kinetic_l2"]["diversity_reference"] == pytest.approx(
+        proto = metric.protocol()
+        assert proto["definition"] == proto["variant"] == metric.variant == definition
+        assert proto["comparable_with_published_tables"] is (definition == "bailando")
+        json.dumps(proto)
+    assert results["kinetic_l2_corrected"]["diversity"] == pytest.approx(
+        G.diversity_kinetic_l2(feats, rfeats)
+    )
+    assert results["kinetic_l2_corrected"]["diversity_reference"] == pytest.approx(
         G.diversity_kinetic_l2(rfeats, rfeats)
     )
-    assert results["pairwise_l2"]["diversity"] == pytest.approx(G.diversity_pairwise_l2(feats))
+    assert results["pairwise_l2_corrected"]["diversity"] == pytest.approx(G.diversity_pairwise_l2(feats))
+    bfeats = np.stack([bailando_kinetic_features(bailando_positions(k)) for k in clips]).astype(np.float32)
+    brefs = np.stack([bailando_kinetic_features(bailando_positions(k)) for k in refs]).astype(np.float32)
+    ref_n, gen_n = bailando_normalize(brefs, bfeats)
+    assert results["bailando"]["diversity"] == bailando_calculate_avg_distance(gen_n)
+    assert results["bailando"]["diversity_reference"] == bailando_calculate_avg_distance(ref_n)
+    assert results["bailando_calc_diversity"]["diversity"] == bailando_calc_diversity(bfeats)
+    # the quirks change the value: Bailando's features are not the corrected ones
+    assert results["bailando"]["diversity"] != pytest.approx(results["kinetic_l2_corrected"]["diversity"])
     seqs = [G.pose_xy(k).reshape(k.shape[0], -1) for k in clips]
     assert results["within_l1"]["diversity"] == pytest.approx(G.diversity_within_l1(seqs))
     # identical generated clips -> 0; no keypoints -> declared skip; kinetic_l2 without reference -> error
@@ -281,6 +301,9 @@ def test_diversity_adapters_streaming_equals_functional():
         lonely.compute()
     with pytest.raises(ValueError, match="unknown diversity definition"):
         G.DiversityMetric(definition="l3")
+    with pytest.raises(ValueError, match="now 'kinetic_l2_corrected'"):
+        G.DiversityMetric(definition="kinetic_l2")
+    assert G.DiversityMetric().variant == "bailando"  # the default: comparable with published tables
 
 
 # =========================================================================== FGD

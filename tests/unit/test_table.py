@@ -213,6 +213,8 @@ def test_library_adapters_declare_their_main_values_direction():
 
     adapters = [FIDAdapter, FVDAdapter, SyncAdapter, BASMetric, DiversityMetric, FGDMetric]
     adapters += [PSNRMetric, SSIMMetric, LPIPSMetric]
+    for cls in [*adapters, LipAudioMetric, RegionErrorMetric]:
+        assert hasattr(cls, "variant"), cls  # the results name every library metric's protocol variant
     for cls in adapters:
         main_value = "sync_c" if cls is SyncAdapter else cls.name
         assert cls.value_higher_is_better[main_value] == cls.higher_is_better, cls
@@ -637,3 +639,35 @@ def test_cli_plot_option(sweep, tmp_path):
     cfg = compose_config("table", [f"runs={sweep['sweep']}", f"out={tmp_path}", f"plot={tmp_path / 'p.png'}"])
     result = run(cfg)
     assert result["paths"]["plot"] == tmp_path / "p.png" and (tmp_path / "p.png").is_file()
+
+
+def test_results_name_metric_variants_and_table_warns_when_they_differ(tmp_path, caplog):
+    """The runner names every metric's variant; runs scored with different Diversity definitions are
+    flagged as a VARIANT MISMATCH (not only as differing settings)."""
+    from mmgt_eval.metrics.diversity import DiversityMetric
+    from tests.helpers.poses import make_pose
+
+    ref = _reference_videos(tmp_path)
+    for i, name in enumerate(("a", "b")):
+        np.save(ref / f"{name}.npy", make_pose(T, seed=i, motion=0.05))
+    runs = {}
+    for definition in ("bailando", "kinetic_l2_corrected"):
+        job = _job(tmp_path / "sweep", [f"diversity={definition}"])
+        for i, name in enumerate(("a", "b")):
+            (job / "generated").mkdir(exist_ok=True)
+            (job / "generated" / f"{name}.mp4").write_bytes((ref / f"{name}.mp4").read_bytes())
+            np.save(job / "generated" / f"{name}.npy", make_pose(T, seed=10 + i, motion=0.05))
+        metrics = {"diversity": DiversityMetric(definition=definition), "psnr": PSNRMetric(max_db=None)}
+        res = evaluate(job / "generated", ref, metrics, results_path=job / "results.json", progress=False)
+        assert res["metrics"]["diversity"]["variant"] == definition
+        assert res["metrics"]["diversity"]["protocol"]["variant"] == definition
+        assert res["variants"] == {"diversity": definition, "psnr": "torchmetrics"}
+        runs[definition] = job
+    with caplog.at_level("WARNING", logger="mmgt_eval"):
+        table = build_table(collect([tmp_path / "sweep"]))
+    assert table.protocol_mismatch
+    md = format_markdown(table)
+    assert "VARIANT MISMATCH in diversity: rows were scored with different variants of the metric " in md
+    assert "(bailando, kinetic_l2_corrected)" in md and "bailando: diversity=bailando" in md
+    assert "VARIANT MISMATCH in diversity" in caplog.text
+    assert "VARIANT MISMATCH in psnr" not in md and "- psnr [" in md and "variant=torchmetrics" in md
