@@ -9,8 +9,10 @@ Examples::
 
 One process by default; under ``torchrun`` (``WORLD_SIZE > 1``) the default process group is initialised from
 the environment (gloo on CPU, NCCL on GPU) and videos are sharded across ranks; rank 0 writes
-``results.json`` and the TensorBoard events into the Hydra run folder. The exit status is 1 when a metric
-failed (its error is in the results).
+``results.json`` and the TensorBoard events into the Hydra run folder. A metric whose weight file is missing
+is not built: it is recorded as failed (the reason names the file and the ``mmgt-weights`` command that gets
+it) and the other metrics are scored. The exit status is 1 when a metric failed (its error is in the
+results), so also when no metric produced a value; ``strict=true`` raises at the first skip or failure.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
 from mmgt_eval.runner import RunProtocol, evaluate, init_distributed
-from mmgt_eval.weights import WeightsChecksumError, get_spec, resolve, verify
+from mmgt_eval.weights import (
+    MissingWeightsError,
+    WeightsChecksumError,
+    get_command,
+    get_spec,
+    resolve,
+    verify,
+)
 
 log = logging.getLogger("mmgt_eval")
 
@@ -123,6 +132,26 @@ def build_metric(cfg: DictConfig, name: str, device: str) -> tuple[Any, dict, di
     return adapter, node, weights_info
 
 
+def missing_weights_entry(name: str, error: MissingWeightsError) -> dict[str, Any]:
+    """The failed-metric entry of a metric whose weights are missing: the file, where it was looked for
+    and the ``mmgt-weights`` command that gets it."""
+    spec = error.spec
+    if spec is None:  # raised by an adapter itself: its message is all there is
+        return {"error": f"missing weights: {error}"}
+    searched = [str(p) for p in error.searched]
+    command = get_command(spec)
+    return {
+        "error": f"missing weights {spec.filename} (registry name {spec.name}; looked in "
+        f"{', '.join(searched)}): get it with `{command}`",
+        "missing_weights": {
+            "name": spec.name,
+            "file": spec.filename,
+            "searched": searched,
+            "command": command,
+        },
+    }
+
+
 def _device(cfg: DictConfig) -> str:
     if cfg.device != "auto":
         return str(cfg.device)
@@ -140,9 +169,15 @@ def run(cfg: DictConfig) -> dict:
         os.environ["MMGT_WEIGHTS"] = str(cfg.weights_dir)
     try:
         device = _device(cfg)
-        metrics, configs, weights = {}, {}, {}
+        metrics, configs, weights, unavailable = {}, {}, {}, {}
         for name in metric_names(cfg):
-            metrics[name], configs[name], w = build_metric(cfg, name, device)
+            try:
+                metrics[name], configs[name], w = build_metric(cfg, name, device)
+            except MissingWeightsError as e:  # the others are still scored
+                unavailable[name] = missing_weights_entry(name, e)
+                configs[name] = OmegaConf.to_container(metric_node(cfg, name), resolve=True)
+                log.error("metric %s is not scored: %s", name, unavailable[name]["error"])
+                continue
             weights.update(w)
         proto = OmegaConf.to_container(cfg.protocol, resolve=True)
         assert isinstance(proto, dict)
@@ -164,6 +199,7 @@ def run(cfg: DictConfig) -> dict:
             strict=cfg.strict,
             progress=cfg.progress,
             device=device,
+            unavailable=unavailable,
         )
     finally:
         if world > 1 and started_dist and dist.is_initialized():
@@ -179,6 +215,8 @@ def _hydra_main(cfg: DictConfig) -> None:
             print(f"results: {Path(cfg.results)}")
         for name in result["failed_metrics"]:
             print(f"FAILED {name}: {result['metrics'][name]['error']}")
+        if not result["summary"]:
+            print("mmgt-eval: no metric produced a value")
     if result["failed_metrics"]:
         raise SystemExit(1)
 

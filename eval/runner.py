@@ -38,6 +38,8 @@ skips that video for that metric. Skips are declared in the results (``skips``, 
 conversion is declared per video. A metric whose ``compute`` fails (e.g. fewer than 2 videos for a Fréchet
 distance) or returns NaN is reported with ``status: failed`` and its error, never a NaN value; per-video NaN
 is an error at once. Infinite values (PSNR of identical frames) are written to JSON as the strings ``"inf"``.
+Metrics that could not be built (``unavailable``, e.g. missing weights: :mod:`mmgt_eval.cli`) are reported
+``failed`` with their reason next to the others.
 
 **Variants.** Each metric entry names the protocol variant its adapter implements (``variant``, also the
 first key of its ``protocol``; ``variants`` at the top lists them all), e.g. ``fvd: stylegan_v``,
@@ -633,15 +635,18 @@ def evaluate(
     strict: bool = False,
     progress: bool = True,
     device: str | torch.device | None = None,
+    unavailable: Mapping[str, Mapping] | None = None,
 ) -> dict:
     """Score the generated videos with every adapter in ``metrics`` ({config name: adapter}).
 
     Runs on every rank of an initialised process group (or alone); returns the same results dict on every
     rank and writes ``results_path`` (JSON, atomically) and ``tensorboard_dir`` (scalars
     ``eval/<metric>/<key>``) on rank 0. ``weights`` ({registry name: verification dict}) and ``config`` are
-    recorded as given.
+    recorded as given. ``unavailable`` ({config name: entry with ``error``}): metrics that could not be
+    built (e.g. missing weights), recorded as failed next to the scored ones.
     """
-    if not metrics:
+    unavailable = dict(unavailable or {})
+    if not metrics and not unavailable:
         raise ValueError("no metrics given")
     protocol = protocol or RunProtocol()
     rank, world = _rank_world()
@@ -658,7 +663,7 @@ def evaluate(
             for m in adapter.metric_states():
                 m.to(device)
     started = _dt.datetime.now(_dt.UTC)
-    local = pairs[rank::world]
+    local = pairs[rank::world] if metrics else []  # nothing to score: decode nothing
     error: str | None = None
     local_exc: Exception | None = None
     per_video, skips = {}, []
@@ -729,6 +734,8 @@ def evaluate(
             entry["variant"] = metric_variant(adapter, entry["protocol"])
             entry["protocol"] = {"variant": entry["variant"], **entry["protocol"]}
         metric_results[mname] = entry
+    for mname, given in unavailable.items():
+        metric_results[mname] = {"name": mname, "n_videos": 0, "n_skipped": 0, **given, "status": "failed"}
 
     result: dict[str, Any] | None = None
     if rank == 0:

@@ -23,7 +23,7 @@ import re
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -38,6 +38,7 @@ __all__ = [
     "candidate_paths",
     "fetch",
     "file_sha256",
+    "get_command",
     "get_spec",
     "resolve",
     "verify",
@@ -56,7 +57,13 @@ class WeightsError(RuntimeError):
 
 
 class MissingWeightsError(WeightsError, FileNotFoundError):
-    """A weight file is not on disk; the message says what to get and where to put it."""
+    """A weight file is not on disk; the message says what to get and where to put it.
+
+    ``spec`` and ``searched`` (the paths looked at) are set by :func:`resolve`."""
+
+    def __init__(self, message: str, spec: WeightSpec | None = None, searched: Sequence[Path] = ()) -> None:
+        super().__init__(message)
+        self.spec, self.searched = spec, list(searched)
 
 
 class WeightsChecksumError(WeightsError):
@@ -85,6 +92,8 @@ class WeightSpec:
     """How to obtain the file when ``fetch`` cannot (login pages, project-trained checkpoints, ...)."""
     torch_hub: bool = False
     """Also look for the file in the torch hub checkpoint cache (where torchvision / pytorch-fid put it)."""
+    command: str | None = None
+    """The ``mmgt-weights`` command that makes the file when it has no URL (see :func:`get_command`)."""
 
 
 def _prefix_from_name(filename: str) -> str | None:
@@ -182,6 +191,7 @@ _SPECS: tuple[WeightSpec, ...] = (
         licence="produced by the project (your own training run)",
         description="pose autoencoder whose latent space FGD is measured in, trained on dataset keypoints",
         used_by=("fgd",),
+        command="mmgt-weights train-fgd <clip store>",
         note="No upstream file: train it on your dataset's keypoints with the project's FGD autoencoder "
         "training, then copy the checkpoint here or pass its path. FGD values are only comparable between "
         "runs that use the same checkpoint (its sha256 is written into every result).",
@@ -306,13 +316,22 @@ def verify(
     return Verification(spec.name, found, status, digest, message)
 
 
+def get_command(spec: str | WeightSpec) -> str:
+    """The shell command that gets the file: ``mmgt-weights fetch <name>``, the spec's own command when it
+    has no URL (e.g. ``mmgt-weights train-fgd``), else ``mmgt-weights list -v <name>`` (how to obtain it)."""
+    spec = get_spec(spec)
+    if spec.url:
+        return f"mmgt-weights fetch {spec.name}"
+    return spec.command or f"mmgt-weights list -v {spec.name}"
+
+
 def _how_to_get(spec: WeightSpec, target: Path) -> str:
     lines = [f"  what:    {spec.description} ({spec.filename})"]
     if spec.url:
         lines.append(f"  from:    {spec.url}")
-        lines.append(f"           (or run: mmgt-weights fetch {spec.name})")
+        lines.append(f"           (or run: {get_command(spec)})")
     else:
-        lines.append("  from:    no upstream URL")
+        lines.append("  from:    no upstream URL" + (f" (make it: {spec.command})" if spec.command else ""))
     lines.append(f"  licence: {spec.licence}")
     lines.append(f"  put it:  {target}")
     lines.append(f"           (the folder is ${ENV_VAR}, default {DEFAULT_DIR}; or pass its path explicitly)")
@@ -340,7 +359,9 @@ def resolve(
         searched = [target] if path is not None else candidate_paths(spec, directory)
         raise MissingWeightsError(
             f"weights {spec.name!r} not found (looked in: {', '.join(map(str, searched))}).\n"
-            + _how_to_get(spec, target)
+            + _how_to_get(spec, target),
+            spec=spec,
+            searched=searched,
         )
     if check:
         v = verify(spec, path=found)

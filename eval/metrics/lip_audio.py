@@ -1,4 +1,4 @@
-"""Lip-audio correlation: a weight-free lip-sync proxy on keypoints.
+"""Lip-audio correlation: a weight-free lip-sync proxy, on the video's pixels or on its keypoints.
 
 Definition (this project's; stated because papers use several):
 
@@ -14,13 +14,23 @@ Definition (this project's; stated because papers use several):
 * reported: the mean r over videos (``lip_audio_r``, higher is better) and the same for the references
   (``lip_audio_r_reference``, context: the ground truth's value under the same definition).
 
+Two adapters, two names, one definition; the results say which was scored (``protocol.source``):
+
+* ``lip_audio`` (:class:`LipAudioMetric`, ``source: pixels``): the lips are detected on the video's own
+  frames (mediapipe FaceMesh, :class:`mmgt.pose_detect.FaceLandmarkDetector`; frames without a face count
+  as invisible lips). This is the one for generated videos (Stage II): it measures what the video shows.
+* ``lip_audio_pose`` (:class:`LipAudioPoseMetric`, ``source: keypoints``): the lips are read from the
+  keypoints beside the video (``<stem>.npy`` / ``keypoints.npy``). For Stage I outputs, whose keypoints are
+  the output; on a Stage II video they are the driving poses, so it would score the input, not the video.
+
 It measures whether the mouth opens when there is sound - the relation the toy speakers are built on -
-not phoneme-level sync (that is Sync-C/D with SyncNet weights).
+not phoneme-level sync (that is Sync-C/D with SyncNet weights). On real speech the relation is weaker and
+the mouth leads the sound by a few frames: ``max_lag`` 2 (80 ms at 25 fps) is the pixel metric's default.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +46,9 @@ from mmgt.schema import (
     lip_opening,
 )
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+
+KEYPOINTS_SOURCE = "keypoints"
+PIXELS_SOURCE = "pixels"
 
 
 def audio_envelope(audio: np.ndarray, n_frames: int | None = None, fps: float = FPS) -> np.ndarray:
@@ -105,12 +118,18 @@ class LipAudioCorrelation(torchmetrics.Metric):
 
     def update(self, keypoints: np.ndarray, audio: np.ndarray, fps: float = FPS) -> None:
         """Add one video; ``last`` holds its (r, lag) or None when it was skipped."""
-        self.last = lip_audio_correlation(keypoints, audio, fps, self.max_lag, self.min_frames)
-        if self.last is None:
+        found = lip_audio_correlation(keypoints, audio, fps, self.max_lag, self.min_frames)
+        if found is None:
+            self.last = None
             self.n_skipped += 1
         else:
-            self.r_sum += self.last[0]
-            self.n_videos += 1
+            self.add(*found)
+
+    def add(self, r: float, lag: int = 0) -> None:
+        """Add one video whose r is known (e.g. 0 for a mouth that does not move)."""
+        self.last = (float(r), int(lag))
+        self.r_sum += float(r)
+        self.n_videos += 1
 
     def compute(self) -> Tensor:
         """Mean r over the scored videos."""
@@ -121,21 +140,27 @@ class LipAudioCorrelation(torchmetrics.Metric):
         return self.r_sum / self.n_videos
 
 
-class LipAudioMetric:
-    """Runner adapter of :class:`LipAudioCorrelation` on the videos' keypoints and audio.
+class _LipAudioAdapter:
+    """Runner adapter of :class:`LipAudioCorrelation`; subclasses say where the lips come from (:meth:`lips`).
 
-    Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference
-    keypoints are scored with the same audio (``lip_audio_r_reference``).
+    Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference's
+    lips (from the same source) are scored with the same audio (``lip_audio_r_reference``).
     """
 
-    name = "lip_audio"
+    name: ClassVar[str]
+    source: ClassVar[str]
+    """``pixels`` or ``keypoints``: written into the results' protocol."""
     variant = "mmgt"
-    """A project definition (no published reference)."""
+    """A project definition (no published reference); ``source`` says pixels or keypoints."""
     higher_is_better = True
     value_higher_is_better: ClassVar[dict[str, bool | None]] = {
         "lip_audio_r": True,
         "lip_audio_r_reference": None,
         "lip_audio_clips": None,
+        "lip_audio_lag": None,
+        "lip_audio_face_rate": None,
+        "lip_audio_still_clips": None,
+        "lip_audio_still": None,
     }
     needs_reference = False
 
@@ -144,21 +169,42 @@ class LipAudioMetric:
         self.reference = LipAudioCorrelation(max_lag, min_frames)
         self.score_reference = bool(score_reference)
 
+    def lips(self, sample: VideoSample) -> np.ndarray:
+        """(T, 134, 3) stored-layout keypoints whose inner lips are scored; raises VideoSkipped."""
+        raise NotImplementedError
+
+    def observed(self, sample: VideoSample, kps: np.ndarray) -> dict[str, float]:
+        """Per-video extras of the generated video's lips (the pixel metric's face rate); none here."""
+        return {}
+
+    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+        """Add one video's r to ``acc``; True when it was scored as a still mouth (the pixel metric)."""
+        acc.update(kps, audio, fps)
+        return False
+
+    def _skip_reason(self, sample: VideoSample, kps: np.ndarray) -> str:
+        return f"{self.name}: lips invisible, silent audio or too few frames"
+
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Score one video (and its reference); per-video r (and lag when ``max_lag`` > 0)."""
         audio = generated.audio if generated.audio is not None else (reference.audio if reference else None)
         if audio is None:
-            raise VideoSkipped(generated.name, "lip_audio: no audio track (generated or reference)")
-        if generated.keypoints is None:
-            raise VideoSkipped(generated.name, generated.missing_keypoints("lip_audio"))
-        out: dict[str, float] = {}
-        if self.score_reference and reference is not None and reference.keypoints is not None:
-            self.reference.update(reference.keypoints, audio, reference.fps)
-            if self.reference.last is not None:
-                out["lip_audio_r_reference"] = self.reference.last[0]
-        self.generated.update(generated.keypoints, audio, generated.fps)
+            raise VideoSkipped(generated.name, f"{self.name}: no audio track (generated or reference)")
+        kps = self.lips(generated)
+        out = self.observed(generated, kps)
+        if self.score_reference and reference is not None:
+            try:
+                ref_kps = self.lips(reference)
+            except VideoSkipped:
+                ref_kps = None
+            if ref_kps is not None:
+                self.correlate(self.reference, ref_kps, audio, reference.fps)
+                if self.reference.last is not None:
+                    out["lip_audio_r_reference"] = self.reference.last[0]
+        if self.correlate(self.generated, kps, audio, generated.fps):
+            out["lip_audio_still"] = 1.0
         if self.generated.last is None:
-            raise VideoSkipped(generated.name, "lip_audio: lips invisible, silent audio or too few frames")
+            raise VideoSkipped(generated.name, self._skip_reason(generated, kps))
         out["lip_audio_r"] = self.generated.last[0]
         if self.generated.max_lag:
             out["lip_audio_lag"] = float(self.generated.last[1])
@@ -173,10 +219,15 @@ class LipAudioMetric:
             out["lip_audio_r_reference"] = float(self.reference.compute())
         return out
 
+    def _lips_protocol(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     def protocol(self) -> dict:
-        """The definition and its parameters."""
+        """The definition, where the lips come from, and the parameters."""
         return {
-            "metric": "lip_audio",
+            "metric": self.name,
+            "source": self.source,
+            **self._lips_protocol(),
             "definition": "Pearson r of the inner-lip opening (iBUG 62-66) and the audio RMS per video frame",
             "envelope": f"RMS of {SAMPLE_RATE // FPS} samples per frame at {SAMPLE_RATE} Hz",
             "max_lag_frames": self.generated.max_lag,
@@ -189,3 +240,112 @@ class LipAudioMetric:
     def metric_states(self) -> list[torchmetrics.Metric]:
         """Generated and reference accumulators."""
         return [self.generated, self.reference]
+
+
+class LipAudioPoseMetric(_LipAudioAdapter):
+    """``lip_audio_pose``: the lips of the keypoints beside each video (Stage I outputs: the generated poses).
+
+    On a video rendered from given poses (Stage II) this scores those poses, not the video: use
+    :class:`LipAudioMetric` there.
+    """
+
+    name = "lip_audio_pose"
+    source = KEYPOINTS_SOURCE
+
+    def lips(self, sample: VideoSample) -> np.ndarray:
+        if sample.keypoints is None:
+            raise VideoSkipped(sample.name, sample.missing_keypoints(self.name))
+        return sample.keypoints
+
+    def _lips_protocol(self) -> dict[str, Any]:
+        return {"lips": "the keypoints file beside each video (<stem>.npy or keypoints.npy), not its pixels"}
+
+
+class LipAudioMetric(_LipAudioAdapter):
+    """``lip_audio``: the lips detected on each video's own frames (mediapipe FaceMesh, offline).
+
+    Frames are scored at the size the runner hands over (the protocol's ``resize``). A video in which
+    FaceMesh finds no face on at least ``min_frames`` frames is skipped with that reason - never scored from
+    its keypoints file. A mouth that does not move - the lip opening's std over the frames with a face
+    below ``still_std`` (a fraction of the frame side; FaceMesh jitters by ~0.0005 on a repeated still
+    frame, talking mouths move by 0.007-0.02) - scores r = 0: no relation to the audio, instead of a
+    correlation with the detector's jitter (``lip_audio_still_clips`` counts them).
+    ``lip_audio_face_rate``: the mean fraction of generated frames with a face.
+
+    Args:
+        max_lag, min_frames, score_reference: as :class:`LipAudioCorrelation` / the base adapter.
+        still_std: lip-opening std (frame fraction) below which the mouth counts as still.
+        min_detection_confidence, min_tracking_confidence: FaceMesh thresholds.
+    """
+
+    name = "lip_audio"
+    source = PIXELS_SOURCE
+
+    def __init__(
+        self,
+        max_lag: int = 2,
+        min_frames: int = 10,
+        score_reference: bool = True,
+        still_std: float = 0.002,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ) -> None:
+        from mmgt.pose_detect import FaceLandmarkDetector
+
+        super().__init__(max_lag, min_frames, score_reference)
+        self.still_std = float(still_std)
+        self.n_still = torchmetrics.SumMetric()
+        self.detector = FaceLandmarkDetector(
+            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence
+        )
+        self.face_rate = torchmetrics.MeanMetric()
+
+    def lips(self, sample: VideoSample) -> np.ndarray:
+        return self.detector.detect_frames(sample.frames)
+
+    def observed(self, sample: VideoSample, kps: np.ndarray) -> dict[str, float]:
+        rate = float((kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD).mean()) if len(kps) else 0.0
+        self.face_rate.update(rate)
+        return {"lip_audio_face_rate": rate}
+
+    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+        valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
+            kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
+        )
+        opening = np.asarray(lip_opening(kps.astype(np.float64)))[valid]
+        still = len(opening) >= acc.min_frames and float(opening.std()) < self.still_std
+        if still and float(audio_envelope(audio, len(kps), fps).std()) >= 1e-12:
+            acc.add(0.0, 0)
+            if acc is self.generated:
+                self.n_still.update(1.0)
+            return True
+        acc.update(kps, audio, fps)
+        return False
+
+    def compute(self) -> dict[str, float]:
+        """The base values plus the mean fraction of generated frames with a face and the still mouths."""
+        out = super().compute()
+        if float(self.face_rate.weight) > 0:
+            out["lip_audio_face_rate"] = float(self.face_rate.compute())
+        out["lip_audio_still_clips"] = int(self.n_still.sum_value)  # synced state (no update: 0)
+        return out
+
+    def _skip_reason(self, sample: VideoSample, kps: np.ndarray) -> str:
+        n_face = int((kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD).sum())
+        if n_face < self.generated.min_frames:
+            return (
+                f"{self.name}: mediapipe FaceMesh found a face on {n_face} of {len(kps)} frames "
+                f"({sample.frames.shape[2]}x{sample.frames.shape[1]}); {self.generated.min_frames} needed"
+            )
+        return f"{self.name}: constant lip opening or silent audio on the {n_face} frames with a face"
+
+    def _lips_protocol(self) -> dict[str, Any]:
+        return {
+            "lips": "detected on the video frames (at the protocol size) by mediapipe FaceMesh: mesh points "
+            "13 / 14 = iBUG 62 / 66; frames without a face are invisible lips",
+            "detector": {"name": "mediapipe.solutions.face_mesh", **self.detector.settings},
+            "still_mouth": f"lip-opening std < {self.still_std} of the frame side: r = 0",
+        }
+
+    def metric_states(self) -> list[torchmetrics.Metric]:
+        return [self.generated, self.reference, self.face_rate, self.n_still]

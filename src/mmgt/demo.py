@@ -150,7 +150,8 @@ class Demo:
             f"out={self.out / 'tables' / 'stage2'}", "on_missing_metric=keep",
             f"hydra.run.dir={self.out / 'logs' / 'table2'}",
         )  # fmt: skip
-        s1 = "[lip_audio/lip_audio_r,lip_audio_shuffled/lip_audio_r,lip_audio/lip_audio_r_reference,bas/bas]"
+        lip = "lip_audio_pose"
+        s1 = f"[{lip}/lip_audio_r,{lip}_shuffled/lip_audio_r,{lip}/lip_audio_r_reference,bas/bas]"
         pose = self.run(
             "mmgt_eval.table", f"runs={stage1}", f"metrics={s1}", f"out={self.out / 'tables' / 'stage1'}",
             "on_missing_metric=keep",
@@ -166,8 +167,8 @@ class Demo:
         print(tables[1])
         s = json.loads((stage1 / "results.json").read_text())["summary"]
         own, other = (
-            s.get("lip_audio/lip_audio_r", float("nan")),
-            s.get("lip_audio_shuffled/lip_audio_r", float("nan")),
+            s.get("lip_audio_pose/lip_audio_r", float("nan")),
+            s.get("lip_audio_pose_shuffled/lip_audio_r", float("nan")),
         )
         print(f"\nStage I: lip-audio r {own:.3f} with the clip's audio, {other:.3f} with another clip's")
         psnr = [

@@ -6,6 +6,12 @@ generates the test split into ``<run>/generated`` and calls :func:`score_videos`
 folder of videos, isolated from the training process (its memory, its Hydra state, its failures). The
 results of control conditions (e.g. shuffled audio) are merged in under ``<metric>_<suffix>`` names by
 :func:`merge_results`. :func:`write_run_results` adds the ``run`` block the tables read (docs/experiments.md).
+
+Protocol size: generated videos (the model's training size) and references (the store's size) are scored
+at one declared side (:func:`protocol_size`, the evaluators' ``eval_size``): mmgt-eval's ``protocol.resize``
+brings both to it (cv2.INTER_AREA) and the results' ``protocol`` records it and why (``size_from``).
+An evaluation in which no metric of the generated videos produced a value (:func:`nothing_scored`) makes
+the run ``failed`` (``mmgt-train`` raises :class:`NothingScored` after writing results.json).
 """
 
 from __future__ import annotations
@@ -27,6 +33,71 @@ RESULTS_FILE = "results.json"
 
 class EvaluationFailed(RuntimeError):
     """``mmgt-eval`` exited with an error (the message holds the end of its output)."""
+
+
+class NothingScored(EvaluationFailed):
+    """The evaluation ran, no metric produced a value; ``results_path`` holds why (metric errors, skips)."""
+
+    def __init__(self, message: str, results_path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.results_path = results_path
+
+
+EVAL_SIZE_GENERATED = "generated"
+"""``eval_size`` value: score at the generated videos' side (the model's training size)."""
+
+
+def protocol_size(
+    eval_size: int | str | None, generated_size: int, reference_sizes: Sequence[int], what: str
+) -> tuple[int | None, list[str]]:
+    """(side, mmgt-eval overrides) that score generated and reference videos at one declared side.
+
+    Args:
+        eval_size: ``"generated"`` (the generated videos' side; references are area-downsampled to it),
+            a side in pixels (both are resized to it), or None (native sizes: they must already match).
+        generated_size: side of the generated videos.
+        reference_sizes: sides of the reference videos (the clip store's records).
+        what: where ``generated_size`` comes from (recorded as ``protocol.size_from``).
+
+    Raises:
+        ValueError: at start-up, before any generation, when ``eval_size`` is None and the sizes differ, or
+            when it is neither ``"generated"``, a positive int nor None.
+    """
+    if eval_size is None:
+        other = sorted({int(s) for s in reference_sizes if s and int(s) != generated_size})
+        if other:
+            raise ValueError(
+                f"eval_size=null scores at native sizes, but the generated videos are {generated_size}x"
+                f"{generated_size} ({what}) and the references {', '.join(f'{s}x{s}' for s in other)}: set "
+                f"eval_size={EVAL_SIZE_GENERATED} (references area-downsampled) or a side in pixels"
+            )
+        return None, []
+    if eval_size == EVAL_SIZE_GENERATED:
+        side, source = int(generated_size), f"{EVAL_SIZE_GENERATED}: {what}"
+    elif isinstance(eval_size, int) and not isinstance(eval_size, bool) and eval_size > 0:
+        side, source = int(eval_size), "eval_size (configured)"
+    else:
+        raise ValueError(
+            f"eval_size must be {EVAL_SIZE_GENERATED!r}, a positive int or null, got {eval_size!r}"
+        )
+    return side, [f"protocol.resize={side}", f"++protocol.size_from={_quoted(source)}"]
+
+
+def nothing_scored(results: Mapping[str, Any]) -> str | None:
+    """Why an evaluation scored nothing (no metric of the generated videos has a value), else None.
+
+    Control conditions merged in by :func:`merge_results` do not count: a run is judged by its own videos.
+    """
+    controls = {m for c in (results.get("controls") or {}).values() for m in c.get("metrics", [])}
+    own = {k: v for k, v in (results.get("metrics") or {}).items() if k not in controls}
+    if any(e.get("status") == "ok" and e.get("values") for e in own.values()):
+        return None
+    if not own:
+        return "evaluation scored nothing: no metric was run"
+    errors = "; ".join(f"{k}: {e.get('error') or e.get('status')}" for k, e in sorted(own.items()))
+    skips = results.get("skips") or []
+    first = f"; first skip: {skips[0].get('video')}: {skips[0].get('reason')}" if skips else ""
+    return f"evaluation scored nothing, every metric failed: {errors}{first}"
 
 
 def _quoted(value: str | Path) -> str:
@@ -121,6 +192,7 @@ def merge_results(main: dict[str, Any], control: Mapping[str, Any], suffix: str)
     merged.setdefault("controls", {})[suffix] = {
         "generated_dir": control.get("generated_dir"),
         "failed_metrics": control.get("failed_metrics", []),
+        "metrics": [f"{name}_{suffix}" for name in control.get("metrics", {})],
     }
     return merged
 

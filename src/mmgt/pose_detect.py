@@ -1,4 +1,5 @@
-"""mediapipe Holistic (0.10.21, bundled models, offline) -> COCO-WholeBody-134 stored keypoints.
+"""mediapipe Holistic (0.10.21, bundled models, offline) -> COCO-WholeBody-134 stored keypoints; mediapipe
+FaceMesh -> the face block alone (:class:`FaceLandmarkDetector`, faces without a body, e.g. for lip metrics).
 
 Layout and conventions: :mod:`mmgt.schema` (x, y in [0, 1] of the frame, confidence in [0, 1]).
 
@@ -277,6 +278,76 @@ class HolisticDetector:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state["settings"])
+
+
+def face_mesh_to_coco134(face_landmarks: Any, width: int, height: int) -> np.ndarray:
+    """One face of mediapipe FaceMesh (a NormalizedLandmarkList or None) -> (134, 3) float32 stored
+    keypoints: the face block 24-91 (:data:`MP_FACE_TO_IBUG68`, confidence 1), everything else 0."""
+    kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
+    face = _landmarks(face_landmarks)
+    if face is not None:
+        kps[FACE.start : FACE.stop, :2] = face[list(MP_FACE_TO_IBUG68), :2]
+        kps[FACE.start : FACE.stop, 2] = 1.0
+    side = float(max(width, height))
+    return clip_to_frame(kps, OUT_OF_FRAME_MARGIN * side / width, OUT_OF_FRAME_MARGIN * side / height)
+
+
+class FaceLandmarkDetector:
+    """mediapipe FaceMesh (0.10.21, bundled BlazeFace + face-landmark models, offline) on whole frames:
+    (T, H, W, 3) uint8 RGB -> (T, 134, 3) stored keypoints with only the face block (iBUG-68) filled.
+
+    Unlike :class:`HolisticDetector` it needs no body: the face detector finds the face in head-and-shoulders
+    crops and small frames (64 x 64 toy and generated videos). The face points are the same mesh points
+    Holistic's face gives (:data:`MP_FACE_TO_IBUG68`), so lips measured here compare with prep's keypoints.
+    Frames without a face have confidence 0. In video mode the tracker is reset for every
+    :meth:`detect_frames` call. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        static_image_mode: bool = False,
+        refine_landmarks: bool = True,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+    ) -> None:
+        self.settings: dict[str, Any] = {
+            "static_image_mode": bool(static_image_mode),
+            "refine_landmarks": bool(refine_landmarks),
+            "min_detection_confidence": float(min_detection_confidence),
+            "min_tracking_confidence": float(min_tracking_confidence),
+        }
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        import mediapipe as mp
+
+        self._graph: Any = mp.solutions.face_mesh.FaceMesh(max_num_faces=1, **self.settings)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (134, 3) float32; all-zero confidences when no face is found."""
+        if self._graph is None:
+            raise RuntimeError("FaceLandmarkDetector is closed")
+        rgb = _as_rgb_frame(frame)
+        faces = self._graph.process(rgb).multi_face_landmarks
+        return face_mesh_to_coco134(faces[0] if faces else None, width=rgb.shape[1], height=rgb.shape[0])
+
+    def detect_frames(self, frames: Iterable[np.ndarray]) -> np.ndarray:
+        """Consecutive frames -> (T, 134, 3) float32 (the tracker starts afresh)."""
+        if self._graph is None:
+            raise RuntimeError("FaceLandmarkDetector is closed")
+        if not self.settings["static_image_mode"]:
+            self._graph.reset()
+        out = [self(f) for f in frames]
+        return np.stack(out) if out else np.zeros((0, NUM_KEYPOINTS, 3), dtype=np.float32)
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __enter__(self) -> FaceLandmarkDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------- gaps

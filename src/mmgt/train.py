@@ -13,7 +13,9 @@ the exported network (``export/``, ``save_pretrained`` format, what ``mmgt-gener
 ``results.json``: its ``run`` block (docs/experiments.md; ``evaluated: false`` without an ``evaluate`` node)
 plus, with an ``evaluate`` node, mmgt-eval's results of the generated test videos. A failing job of a
 multirun writes ``results.json`` with ``status: failed`` and the error, and the sweep goes on; at its end
-:class:`mmgt.sweep.SweepReport` lists the failed jobs and exits 1. A single run re-raises.
+:class:`mmgt.sweep.SweepReport` lists the failed jobs and exits 1. A single run re-raises (exit 1). An
+evaluation that scored nothing (every metric failed or was skipped) fails the run the same way, after
+its results (with the metrics' errors and skips) and the TensorBoard hparams are written.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from mmgt.config import CONFIG_DIR, run_dirname
-from mmgt.evaluation import scalar_summary, write_run_results
+from mmgt.evaluation import NothingScored, nothing_scored, scalar_summary, write_run_results
 from mmgt.tb import log_final_hparams
 
 log = logging.getLogger("mmgt.train")
@@ -90,6 +92,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     size) that is passed to the model's constructor; a model with ``export(dir)`` is exported into
     ``<run>/export`` after fitting; ``cfg.evaluate`` (optional) builds a callable
     ``evaluator(export_dir=, datamodule=, out_dir=) -> results dict`` (e.g. ``PoseEvaluation``).
+
+    Raises:
+        NothingScored: the evaluation produced no value (results.json says ``status: failed`` and why).
     """
     if cfg.get("data") is None or cfg.get("model") is None:
         raise ValueError(
@@ -123,7 +128,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         evaluator = hydra.utils.instantiate(cfg.evaluate)
         log.info("evaluating %s", result["export"])
         results = evaluator(export_dir=result["export"], datamodule=datamodule, out_dir=out_dir)
-        info = run_info(cfg, "ok", time.perf_counter() - started)
+        failure = nothing_scored(results)
+        status = "failed" if failure else "ok"
+        info = run_info(cfg, status, time.perf_counter() - started, error=failure)
         result["results"] = str(write_run_results(out_dir, info, results))
         evaluated = scalar_summary(results)
         metrics.update(evaluated)
@@ -131,7 +138,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:  # trained, not evaluated: mmgt-table and the sweep report read this
         info = run_info(cfg, "ok", time.perf_counter() - started, evaluated=False)
         result["results"] = str(write_run_results(out_dir, info))
-        evaluated = {}
+        evaluated, failure = {}, None
     # hyperparameters with the final metrics: TensorBoard's HParams view compares the runs of a sweep
     step, params = trainer.global_step, _hparams(cfg)
     for lg in trainer.loggers:
@@ -139,7 +146,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log_final_hparams(lg.experiment, params, metrics, new_scalars=evaluated, step=step)
         else:
             lg.log_hyperparams(params, metrics=metrics, step=step)
-        lg.finalize("success")
+        lg.finalize("failed" if failure else "success")
+    if failure:
+        raise NothingScored(f"{failure} (results: {result['results']})", result["results"])
     return result
 
 
@@ -155,6 +164,11 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     try:
         result = train(cfg)
+    except NothingScored as e:  # results.json already says failed, with the evaluation's results
+        if not _is_multirun():
+            raise
+        log.error("job failed (recorded in %s; the sweep goes on): %s", e.results_path, e)
+        return None
     except Exception as e:
         error = f"{type(e).__name__}: {e}"
         info = run_info(cfg, "failed", time.perf_counter() - started, error)

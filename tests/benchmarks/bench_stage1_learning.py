@@ -4,7 +4,7 @@ Trains ``experiment=smga_toy`` with ``evaluate=stage1`` (every held-out test cli
 and its first frame, and - the control - from another clip's audio) and prints, generated vs shuffled audio
 vs ground truth:
 
-* lip sync: Pearson r between the lip opening and the clip's audio envelope (mmgt-eval ``lip_audio``);
+* lip sync: Pearson r between the lip opening and the clip's audio envelope (mmgt-eval ``lip_audio_pose``);
 * beat alignment: share of hand-speed peaks within 2 frames of a stressed syllable, from the toy's own
   syllable timings (``mmgt_prep.toy.beat_alignment``), and mmgt-eval's generic BAS (Bailando definition).
 
@@ -91,9 +91,9 @@ def main() -> None:
     rows = [
         (
             "lip opening vs audio envelope (r)",
-            "lip_audio/lip_audio_r",
-            "lip_audio_shuffled/lip_audio_r",
-            "lip_audio/lip_audio_r_reference",
+            "lip_audio_pose/lip_audio_r",
+            "lip_audio_pose_shuffled/lip_audio_r",
+            "lip_audio_pose/lip_audio_r_reference",
         ),
         ("BAS (Bailando)", "bas/bas", "bas_shuffled/bas", "bas/bas_reference"),
     ]

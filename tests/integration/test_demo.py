@@ -60,5 +60,5 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "again" / "table.md").read_text() == table
 
     s1 = json.loads((out / "stage1" / "results.json").read_text())["summary"]
-    assert {"lip_audio/lip_audio_r", "lip_audio_shuffled/lip_audio_r"} <= set(s1)
+    assert {"lip_audio_pose/lip_audio_r", "lip_audio_pose_shuffled/lip_audio_r"} <= set(s1)
     assert "Stage I: lip-audio r" in printed and "TensorBoard:" in printed

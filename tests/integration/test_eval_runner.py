@@ -548,9 +548,9 @@ def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
         run(cfg)
 
 
-def test_cli_bad_weights_are_refused(tmp_path, metric_conf):
+def test_cli_missing_weights_fail_that_metric_and_wrong_weights_are_refused(tmp_path, metric_conf):
     from mmgt_eval.cli import run
-    from mmgt_eval.weights import MissingWeightsError, WeightsChecksumError
+    from mmgt_eval.weights import WeightsChecksumError
 
     gen, ref = make_dataset(tmp_path, names=("a", "b"))
     (metric_conf / "mad.yaml").write_text(
@@ -567,11 +567,65 @@ def test_cli_bad_weights_are_refused(tmp_path, metric_conf):
     ]
     overrides.append(f"metric_dirs=[{metric_conf}]")
     cfg = compose_config("eval", overrides, output_dir=tmp_path / "run")
-    with pytest.raises(MissingWeightsError, match="alexnet-owt-7be5be79.pth"):
-        run(cfg)
+    res = run(cfg)  # the only metric cannot be built: recorded, no video decoded for nothing
+    assert res["failed_metrics"] == ["mad"] and res["summary"] == {}
+    assert "alexnet-owt-7be5be79.pth" in res["metrics"]["mad"]["error"]
+    assert res["counts"]["n_pairs"] == 2 and res["counts"]["n_videos_loaded"] == 0
     (wdir / "alexnet-owt-7be5be79.pth").write_bytes(b"not alexnet")
-    with pytest.raises(WeightsChecksumError, match="prefix mismatch"):
+    with pytest.raises(WeightsChecksumError, match="prefix mismatch"):  # a wrong file is refused
         run(cfg)
+
+
+def test_missing_lpips_weights_fail_lpips_and_psnr_is_still_scored(tmp_path, monkeypatch):
+    """The library's lpips (its AlexNet backbone absent: an empty weights folder and torch hub) next to
+    psnr: lpips is failed with the file and the mmgt-weights command, psnr has its values."""
+    from mmgt_eval.cli import run
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # no torch hub cache either
+    gen, ref = make_dataset(tmp_path, names=("a", "b"))
+    overrides = [f"generated={gen}", f"reference={ref}", "metrics=[lpips,psnr]", "progress=false"]
+    cfg = compose_config("eval", [*overrides, f"weights_dir={tmp_path / 'empty'}"], tmp_path / "run")
+    res = run(cfg)
+    assert res["failed_metrics"] == ["lpips"]
+    lpips = res["metrics"]["lpips"]
+    assert lpips["status"] == "failed" and lpips["n_videos"] == 0
+    assert "alexnet-owt-7be5be79.pth" in lpips["error"]
+    assert "`mmgt-weights fetch lpips_alexnet`" in lpips["error"]
+    assert lpips["missing_weights"]["command"] == "mmgt-weights fetch lpips_alexnet"
+    assert res["metrics"]["psnr"]["status"] == "ok" and res["metrics"]["psnr"]["n_videos"] == 2
+    assert "psnr/psnr" in res["summary"] and res["config"]["metrics"]["lpips"]["net"] == "alex"
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["failed_metrics"] == ["lpips"] and "psnr/psnr" in saved["summary"]
+
+
+def test_mmgt_eval_exits_non_zero_when_no_metric_produced_a_value(tmp_path, monkeypatch, capsys):
+    """Generated videos of another size than their references: every psnr pair is skipped; the entry point
+    exits 1 and the results say why. With the protocol's resize both are brought to one size: exit 0."""
+    import sys
+
+    from mmgt_eval.cli import main
+
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    for i, name in enumerate(("a", "b")):
+        write_video(ref / f"{name}.mp4", _frames(i, size=64))
+        write_video(gen / f"{name}.mp4", _frames(i, size=32))
+
+    def mmgt_eval(out: Path, *extra: str) -> int:
+        argv = ["mmgt-eval", f"generated={gen}", f"reference={ref}", "metrics=[psnr]", f"hydra.run.dir={out}"]
+        monkeypatch.setattr(sys, "argv", [*argv, "progress=false", *extra])
+        try:
+            main()
+        except SystemExit as e:
+            return int(e.code or 0)
+        return 0
+
+    assert mmgt_eval(tmp_path / "native") == 1
+    assert "no metric produced a value" in capsys.readouterr().out
+    res = json.loads((tmp_path / "native" / "results.json").read_text())
+    assert res["failed_metrics"] == ["psnr"] and {s["kind"] for s in res["skips"]} == {"input_error"}
+    assert mmgt_eval(tmp_path / "resized", "protocol.resize=32") == 0
+    res = json.loads((tmp_path / "resized" / "results.json").read_text())
+    assert res["protocol"]["resize"] == 32 and res["metrics"]["psnr"]["n_videos"] == 2
 
 
 @pytest.mark.slow

@@ -224,6 +224,42 @@ def test_video_evaluation_generates_the_split_and_scores_it(exports: dict[str, P
     assert len(videos) == 2 and all(v.with_suffix(".npy").is_file() for v in videos)
 
 
+def test_video_evaluation_scores_a_larger_store_at_the_training_size(
+    exports: dict[str, Path], tmp_path: Path
+) -> None:
+    """A 64x64 export against a 128x128 store (as 64² generations against a 512² store): with the default
+    ``eval_size`` both are scored at 64 (the references area-downsampled) and the protocol says so; native
+    sizes are refused before anything is generated. lip_audio looks for lips on the generated pixels: this
+    untrained export draws none, so it is failed with that reason (never scored from the driving poses)."""
+    from types import SimpleNamespace
+
+    from mmgt.stage2.evaluate import VideoEvaluation
+    from mmgt_prep.toy import generate_toy_dataset
+
+    store = tmp_path / "store"
+    generate_toy_dataset(store, 2, 2, seconds=1.2, size=128, seed=0, test_fraction=0.5, progress=False)
+    data = SimpleNamespace(root=store)
+    native = VideoEvaluation(metrics=["psnr"], options={"steps": 2}, eval_size=None)
+    with pytest.raises(ValueError, match=r"eval_size=null .* generated videos are 64x64 .* 128x128"):
+        native(exports["video"], data, tmp_path / "native")
+    assert not (tmp_path / "native").exists()
+    metrics = ["psnr", "mouth", "lip_audio"]
+    res = VideoEvaluation(metrics=metrics, options={"steps": 2}, max_frames=12)(
+        exports["video"], data, tmp_path / "run"
+    )
+    assert res["protocol"]["resize"] == 64 and res["protocol"]["resize_interpolation"] == "cv2.INTER_AREA"
+    assert res["protocol"]["size_from"].startswith("generated: the training size of the Stage II export")
+    assert res["generation"]["eval_size"] == 64 and res["generation"]["size"] == 64
+    assert res["metrics"]["psnr"]["n_videos"] == 2 and res["metrics"]["mouth"]["n_videos"] == 2
+    video = next(iter(res["per_video"].values()))
+    assert video["reference"]["conversions"] == ["resized 128x128 -> 64x64 (cv2.INTER_AREA)"]
+    assert video["generated"]["conversions"] == []  # already at the protocol size
+    lips = res["metrics"]["lip_audio"]  # an untrained export draws no face mediapipe can find
+    assert lips["protocol"]["source"] == "pixels" and lips["status"] == "failed" and lips["n_skipped"] == 2
+    reasons = {s["reason"] for s in res["skips"] if s["metric"] == "lip_audio"}
+    assert reasons == {"lip_audio: mediapipe FaceMesh found a face on 0 of 12 frames (64x64); 10 needed"}
+
+
 def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Path) -> None:
     """``max_clips`` takes clips round-robin over speakers; ``max_frames`` shortens the videos and the
     frame-policy metrics score only those frames against the full-length references."""

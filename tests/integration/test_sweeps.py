@@ -34,7 +34,7 @@ defaults:
   - sweep_train
   - override /evaluate: stage1
   - _self_
-evaluate: {steps: 2, size: 64, metrics: [lip_audio, bas]}
+evaluate: {steps: 2, size: 64, metrics: [lip_audio_pose, bas]}
 """
 
 
@@ -113,8 +113,8 @@ def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -
         assert ok["run"]["status"] == "ok" and ok["run"]["seed"] == seed
         assert ok["run"]["name"] == "experiment=sweep_test,model.net.stacking=both"
         assert "bas/bas" in ok["summary"] and "bas_shuffled/bas" in ok["summary"]
-        # a 3-step model may hide every lip (all videos skipped): then lip_audio is declared failed, not NaN
-        assert {"lip_audio", "lip_audio_shuffled"} <= set(ok["metrics"])
+        # a 3-step model may hide every lip (all videos skipped): then lip_audio_pose is declared failed
+        assert {"lip_audio_pose", "lip_audio_pose_shuffled"} <= set(ok["metrics"])
         bad_dir = jobs[f"experiment=sweep_test,model.net.stacking=nonsense,seed={seed}"]
         bad = json.loads((bad_dir / "results.json").read_text())
         assert bad["run"]["status"] == "failed" and "stacking" in bad["run"]["error"]

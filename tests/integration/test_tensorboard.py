@@ -1,6 +1,7 @@
 """TensorBoard after a short training, read back from the event files, both stages: a sample video at the
 final step although no epoch was a sampling epoch, loss curves without a stray hparams point, and the
-HParams summaries listing the final metrics."""
+HParams summaries listing the final metrics; with ``evaluate=`` the evaluation's ``eval/*`` scalars, and a
+run whose evaluation scored nothing is failed."""
 
 from __future__ import annotations
 
@@ -115,3 +116,74 @@ def test_stage2_short_run_logs_a_final_sample_and_no_stray_point(tmp_path: Path)
     assert events["images"]["val/sample"] == [2]
     _assert_curves_and_hparams(events, ["train/loss", "val/loss"], result["metrics"])
     assert len(events["scalars"]["train/loss"]) == 2
+
+
+STAGE1_EVAL = [  # a 3-step SMGA on 2 toy speakers, evaluated on its 2 test clips without the control
+    "experiment=smga_toy",
+    "evaluate=stage1",
+    "data.prepare.n_speakers=2",
+    "data.prepare.clips_per_speaker=3",
+    "data.prepare.seconds=4",
+    "data.prepare.size=32",
+    "data.batch_size=8",
+    "data.stride=40",
+    "trainer.max_steps=3",
+    "trainer.enable_progress_bar=false",
+    "model.sample_every_n_epochs=0",
+    "model.sample_steps=2",
+    "evaluate.steps=2",
+    "evaluate.size=64",
+    "evaluate.shuffled_control=false",
+]
+
+
+def test_evaluated_run_logs_eval_scalars_and_a_missing_weight_fails_only_its_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evaluate=stage1`` with lpips (weights absent) next to the keypoint metrics: the run is ok, lpips is
+    failed in results.json with its file and command, and the scored values are ``eval/*`` scalars at the
+    final step of the run's TensorBoard."""
+    import json
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    empty = tmp_path / "no_weights"
+    overrides = ["evaluate.metrics=[lip_audio_pose,bas,lpips]", f"evaluate.overrides=['weights_dir={empty}']"]
+    cfg = compose_config("train", [*STAGE1_EVAL, *overrides], tmp_path)
+    result = train(cfg)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["run"]["status"] == "ok" and saved["failed_metrics"] == ["lpips"]
+    assert "mmgt-weights fetch lpips_alexnet" in saved["metrics"]["lpips"]["error"]
+    assert saved["metrics"]["lip_audio_pose"]["protocol"]["source"] == "keypoints"
+    assert saved["protocol"]["resize"] == 64 and saved["generation"]["eval_size"] == 64
+    assert "generated" in saved["protocol"]["size_from"]
+    events = _events(tmp_path)
+    expected = {f"eval/{k}" for k, v in saved["summary"].items() if isinstance(v, float)}
+    assert "eval/bas/bas" in expected and expected <= set(events["scalars"])
+    for tag in expected:
+        assert events["scalars"][tag] == [(3, pytest.approx(saved["summary"][tag[5:]], rel=1e-5))]
+    assert expected <= set(result["metrics"])  # and in the HParams view's metrics
+
+
+@pytest.mark.slow
+def test_run_whose_evaluation_scored_nothing_is_failed_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only lpips, without its weights: nothing is scored; results.json says failed (with the evaluation's
+    results) and ``mmgt-train`` exits 1."""
+    import json
+    import sys
+
+    from mmgt.train import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    empty = tmp_path / "no_weights"
+    argv = [*STAGE1_EVAL, "evaluate.metrics=[lpips]", f"evaluate.overrides=['weights_dir={empty}']"]
+    argv += [f"hydra.run.dir={tmp_path}", f"paths.data_dir={tmp_path / 'data'}"]
+    monkeypatch.setattr(sys, "argv", ["mmgt-train", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["run"]["status"] == "failed" and saved["run"]["evaluated"] is True
+    assert saved["run"]["error"].startswith("evaluation scored nothing, every metric failed: lpips: missing")
+    assert saved["metrics"]["lpips"]["missing_weights"]["file"] == "alexnet-owt-7be5be79.pth"

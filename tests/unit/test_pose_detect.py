@@ -241,3 +241,22 @@ def test_long_gaps_and_edge_gaps_stay_undetected() -> None:
     np.testing.assert_array_equal(interpolate_gaps(kps, max_gap=0), kps)
     with pytest.raises(ValueError, match="134"):
         interpolate_gaps(np.zeros((5, 10, 3)), 2)
+
+
+def test_face_landmark_detector_fills_the_face_alone_and_marks_frames_without_a_face() -> None:
+    """FaceMesh on a real head-and-shoulders frame, also downsampled to 64 x 64: the iBUG face block with
+    the mouth below the eyes, nothing else; a blank frame has no face."""
+    import cv2
+
+    from mmgt.pose_detect import FaceLandmarkDetector
+
+    frame = _first_frame("talking_face_hdtf_aoc_25fps.mp4")
+    small = cv2.resize(frame, (64, 64), interpolation=cv2.INTER_AREA)
+    with FaceLandmarkDetector() as det:
+        kps = det.detect_frames([frame, small, np.zeros_like(small)])
+    assert kps.shape == (3, 134, 3) and kps.dtype == np.float32
+    for k in kps[:2]:
+        assert (k[S.FACE, 2] == 1).all() and (np.delete(k, list(S.FACE), axis=0)[:, 2] == 0).all()
+        assert k[ibug + 66, 1] > k[ibug + 62, 1] > k[ibug + 36, 1]  # lower lip under upper lip under the eye
+    np.testing.assert_allclose(kps[0, S.FACE, :2], kps[1, S.FACE, :2], atol=0.03)  # same face at 64 x 64
+    assert (kps[2, :, 2] == 0).all()

@@ -7,7 +7,9 @@ clip's audio) and ``.npy`` (keypoints). With ``shuffled_control`` the same is do
 of another test clip (a derangement), while the video keeps the clip's own audio track: a model that uses
 the audio scores clearly better on its own audio than on the shuffled one. Both are scored by ``mmgt-eval``
 against the ground-truth clips (their keypoints and audio) with ``metrics``; the control's metrics are
-merged in as ``<metric>_shuffled``.
+merged in as ``<metric>_shuffled``. The keypoint metrics (``lip_audio_pose``, ``bas``, ``diversity``) read the
+``.npy`` files; pixel metrics, if any are listed, score the pose videos and the clips at one protocol size
+(``eval_size``, default the pose videos' side; :func:`mmgt.evaluation.protocol_size`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from tqdm.auto import tqdm
 
 from mmgt.audio import build_extractor, load_or_compute_features
 from mmgt.clipstore import ClipStore
-from mmgt.evaluation import clip_name, merge_results, score_videos, write_pairs_manifest
+from mmgt.evaluation import (
+    EVAL_SIZE_GENERATED,
+    clip_name,
+    merge_results,
+    protocol_size,
+    score_videos,
+    write_pairs_manifest,
+)
 from mmgt.io import write_video
 from mmgt.render import draw_pose
 from mmgt.schema import FPS
@@ -44,12 +53,14 @@ class PoseEvaluation:
         protocol: mmgt-eval protocol name.
         max_clips: evaluate at most this many clips (None: all).
         overrides: extra mmgt-eval overrides.
+        eval_size: the side pose videos and clips are scored at: ``"generated"`` (``size``), a side in
+            pixels, or None (native sizes, which must match).
     """
 
     def __init__(
         self,
         split: str = "test",
-        metrics: Sequence[str] = ("lip_audio", "bas", "diversity"),
+        metrics: Sequence[str] = ("lip_audio_pose", "bas", "diversity"),
         steps: int | None = None,
         guidance: float | None = None,
         eta: float | None = None,
@@ -59,8 +70,10 @@ class PoseEvaluation:
         protocol: str = "default",
         max_clips: int | None = None,
         overrides: Sequence[str] = (),
+        eval_size: int | str | None = EVAL_SIZE_GENERATED,
     ) -> None:
         self.split, self.metrics, self.seed, self.size = split, list(metrics), int(seed), int(size)
+        self.eval_size = eval_size
         self.steps, self.guidance, self.eta = steps, guidance, eta
         self.shuffled_control, self.protocol = bool(shuffled_control), protocol
         self.max_clips, self.overrides = max_clips, list(overrides)
@@ -77,6 +90,9 @@ class PoseEvaluation:
             raise ValueError(f"{store.root}: the shuffled-audio control needs >= 2 {self.split} clips")
         if not clips:
             raise ValueError(f"{store.root}: no ok clips in split {self.split!r}")
+        side, size_overrides = protocol_size(
+            self.eval_size, self.size, [c.record.size for c in clips], "the side of the pose videos (size)"
+        )
         extractor = build_extractor(meta["audio_features"])
         feats = [load_or_compute_features(c, extractor) for c in clips]
         settings = {
@@ -112,8 +128,9 @@ class PoseEvaluation:
                 eval_dir / f"{folder}.json",
                 pairing=manifest,
                 protocol=self.protocol,
-                overrides=self.overrides,
+                overrides=[*size_overrides, *self.overrides],
             )
             results = res if folder == "generated" else merge_results(results, res, "shuffled")
         results["generation"] = {"stage": "pose", "split": self.split, "clips": len(clips), **settings}
+        results["generation"]["eval_size"] = side
         return results
