@@ -1,5 +1,6 @@
 """Where the Hydra configs live, the project root that ``conf/paths`` builds directories from, and run-folder
-names (the ``mmgt_dirname`` resolver that names multirun jobs by their overrides)."""
+names (the ``mmgt_dirname`` resolver that names multirun jobs by their overrides) and the ``mmgt_store_size``
+and ``mmgt_export_size`` resolvers (the frame size of a clip store, of a Stage II export)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,25 @@ def _dirname_resolver(overrides: Any, exclude: Any = None) -> str:
 
 
 OmegaConf.register_new_resolver("mmgt_dirname", _dirname_resolver, replace=True)
+
+
+def _store_size_resolver(root: Any) -> int:
+    from mmgt.clipstore import store_size
+
+    return store_size(root)
+
+
+def _export_size_resolver(export: Any, fallback: Any) -> Any:
+    import json
+
+    meta = Path(str(export)) / "mmgt_stage2.json" if export else None
+    if meta is None or not meta.is_file():
+        return fallback  # no export (or not one: model.init_from's loader explains that)
+    return int(json.loads(meta.read_text())["size"])
+
+
+OmegaConf.register_new_resolver("mmgt_store_size", _store_size_resolver, replace=True, use_cache=True)
+"""``${mmgt_store_size:<root>}``: the frame side of a store's clips (``size`` in ``conf/data/video.yaml``)."""
+OmegaConf.register_new_resolver("mmgt_export_size", _export_size_resolver, replace=True, use_cache=True)
+"""``${mmgt_export_size:<Stage II export>,<fallback>}``: the frame size an export was trained at (else
+``fallback``): the video-level experiments train at their ``init_from``'s size."""
