@@ -51,6 +51,7 @@ from mmgt.schema import (
     from_reference_402,
 )
 from mmgt.untrusted import UntrustedFileError, load_npy, load_pickled_npy, npy_header
+from mmgt_prep.splits import plan_splits, policy_from_cfg, resplit_rows
 
 log = logging.getLogger("mmgt_prep.importers")
 
@@ -321,9 +322,10 @@ def run(cfg: Any) -> dict[str, Any]:
     """``mmgt-prep source=dwpose`` runner (``conf/source/dwpose.yaml``): import clips into ``cfg.out``.
 
     Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``cfg.size``); the manifest
-    row has ``extra.has_video = False``. Unreadable inputs become ``failed`` rows with the reason and
-    the batch continues; clips already in the store are skipped, and clips another prep is making are left
-    to it. Returns ``{ok, failed, skipped, elsewhere, frames, seconds, out}``.
+    row has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or
+    the import's speaker one split (:mod:`mmgt_prep.splits`). Unreadable inputs become ``failed`` rows
+    with the reason and the batch continues; clips already in the store are skipped, and clips another
+    prep is making are left to it. Returns ``{ok, failed, skipped, elsewhere, frames, seconds, out}``.
     """
     from tqdm.auto import tqdm
 
@@ -341,6 +343,14 @@ def run(cfg: Any) -> dict[str, Any]:
     speaker = safe_name(cfg.get("speaker") or (inp.name if inp.is_dir() else inp.parent.name))
     size = int(cfg.size)
     writer = ClipStoreWriter(cfg.out, retry_failed=bool(cfg.get("retry_failed", False)))
+    policy = policy_from_cfg(cfg)
+    split_of = {src.clip_id: policy.split for src in sources}
+    if policy.auto:  # one group per source (split_by=video) or the one speaker of the import
+        groups = {src.clip_id: policy.group_of(str(src.path), speaker) for src in sources}
+        plan = plan_splits(
+            policy, groups.values(), writer.records, lambda r: policy.group_of(r.source, r.speaker)
+        )
+        split_of = {clip_id: plan[group] for clip_id, group in groups.items()}
     summary: dict[str, Any] = {
         "ok": 0,
         "failed": 0,
@@ -348,6 +358,7 @@ def run(cfg: Any) -> dict[str, Any]:
         "elsewhere": 0,
         "frames": 0,
         "seconds": 0.0,
+        "resplit": 0,
         "out": str(cfg.out),
     }
     seen: set[str] = set()
@@ -356,7 +367,7 @@ def run(cfg: Any) -> dict[str, Any]:
         record = ClipRecord(
             id=src.clip_id,
             speaker=speaker,
-            split=str(cfg.get("split") or "train"),
+            split=split_of[src.clip_id],
             source=str(src.path),
             fps=float(FPS),
             size=size,
@@ -371,6 +382,10 @@ def run(cfg: Any) -> dict[str, Any]:
         seen.add(src.clip_id)
         if writer.is_done(src.clip_id):
             summary["skipped"] += 1
+            if policy.resplit:
+                summary["resplit"] += resplit_rows(
+                    writer, [writer.records[src.clip_id]], lambda r, s=record.split: s
+                )
             continue
         with writer.claim(src.clip_id) as mine:
             if not mine or writer.is_done(src.clip_id):  # being made, or just made, by another process

@@ -155,6 +155,11 @@ class ClipStoreWriter:
             fcntl.flock(f, fcntl.LOCK_UN)
             f.close()
 
+    @property
+    def records(self) -> dict[str, ClipRecord]:
+        """The store's clips as this writer knows them (last row per id), keyed by id."""
+        return self._known
+
     def status(self, clip_id: str) -> str | None:
         """Last recorded status of ``clip_id`` (None when never attempted)."""
         rec = self._known.get(clip_id)
@@ -199,6 +204,18 @@ class ClipStoreWriter:
             shutil.rmtree(tmp, ignore_errors=True)
             done = replace(record, status=STATUS_FAILED, error=f"{type(e).__name__}: {e}")
             done.extra = {**done.extra, "traceback": traceback.format_exc(limit=3)}
+        self.append_row(done)
+        return done
+
+    def set_split(self, record: ClipRecord, split: str) -> ClipRecord:
+        """Move an ok clip to another split: its ``meta.json`` is rewritten (atomically) and a row with the
+        new split is appended; the clip's files are untouched (``mmgt-prep ... resplit=true``)."""
+        extra = {k: v for k, v in record.extra.items() if k != "written_at"}  # a row's time, not the clip's
+        done = replace(record, split=split, extra=extra)
+        meta = self.root / clip_relpath(record.speaker, record.id) / META_FILE
+        tmp = meta.with_name(f".{META_FILE}.{self._tag}")
+        tmp.write_text(done.to_json() + "\n")
+        os.replace(tmp, meta)
         self.append_row(done)
         return done
 

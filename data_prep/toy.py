@@ -954,6 +954,53 @@ def generate_toy_dataset(
     return summary
 
 
+class ToyStore:
+    """The ``data.prepare`` of the toy experiments: ``prepare(root)`` creates the toy store at ``out``, and
+    only there, with :func:`generate_toy_dataset` (the other arguments are its own).
+
+    A DataModule whose ``root`` is elsewhere and holds no store (``data.root=`` with a typo, or a real store
+    not made yet) gets a FileNotFoundError saying so and how to make a store, instead of a toy store at
+    that path. ``data.prepare.out=DIR`` asks for the toy store at DIR (``data.root`` follows it).
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        n_speakers: int = 4,
+        clips_per_speaker: int = 2,
+        seconds: float = 4.0,
+        size: int = 128,
+        seed: int = 0,
+        test_fraction: float = 0.25,
+        progress: bool = True,
+    ) -> None:
+        self.out = Path(out)
+        self.kwargs = {
+            "n_speakers": n_speakers,
+            "clips_per_speaker": clips_per_speaker,
+            "seconds": seconds,
+            "size": size,
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "progress": progress,
+        }
+
+    def __repr__(self) -> str:
+        return f"ToyStore(out={str(self.out)!r}, {', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
+
+    def __call__(self, root: str | Path) -> dict[str, Any]:
+        root = Path(root)
+        if root.resolve() != self.out.resolve():
+            raise FileNotFoundError(
+                f"{root}: no clip store here, and this toy experiment makes its toy store only at "
+                f"{self.out} (data.prepare.out), not at data.root={root} (a typo?). To train on your own "
+                f"videos: `mmgt-prep source=videos input=<folder of videos> out={root}`, then "
+                f"`mmgt-train experiment=smga data.root={root}` (or stage2_image, stage2_video); for a toy "
+                f"store at that path: data.prepare.out={root} (docs/prep.md)"
+            )
+        return generate_toy_dataset(root, **self.kwargs)
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """``mmgt-prep source=toy`` runner: ``conf/source/toy.yaml`` keys -> :func:`generate_toy_dataset`."""
     return generate_toy_dataset(

@@ -16,6 +16,11 @@ Inputs
     (default: the CSV's folder) and rows pointing outside that root (``..``, absolute paths elsewhere)
     are rejected with a failed row; symbolic links placed inside the root are followed.
 
+Splits
+    ``split=auto`` (default): every source video (``split_by=video``) or speaker (``split_by=speaker``)
+    gets one split from ``split_fractions``, deterministically (:mod:`mmgt_prep.splits`); a CSV ``split``
+    value wins for its row; ``split=<name>`` gives every other clip that split.
+
 Clip ids
     ``<relative path, made filename-safe>-<8 hex of sha1(relative path)>``, plus ``_i<k>`` for the
     k-th interval-list row of that file or ``_w<k>`` for the k-th fixed window. Deterministic.
@@ -68,7 +73,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +83,16 @@ from mmgt.clipstore import (
     AUDIO_FILE,
     FEATURES_DIR,
     KEYPOINTS_FILE,
+    MANIFEST,
     STATUS_OK,
     TMP_DIR,
     VIDEO_FILE,
     ClipRecord,
+    read_manifest,
 )
 from mmgt.io import X264_PRESETS, MediaError
 from mmgt.schema import BODY, FACE, FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, VISIBILITY_THRESHOLD
+from mmgt_prep.splits import AUTO, DEFAULT_FRACTIONS, PRIORITY, SplitPolicy, plan_splits, resplit_rows
 
 log = logging.getLogger("mmgt_prep.videos")
 
@@ -106,12 +114,17 @@ ELSEWHERE = "elsewhere"
 # =========================================================================== configuration
 @dataclass(frozen=True)
 class VideoPrepConfig:
-    """Plain-value settings of a ``source=videos`` run (the keys of ``conf/source/videos.yaml``)."""
+    """Plain-value settings of a ``source=videos`` run: the keys of ``conf/source/videos.yaml`` (+ ``out``,
+    ``retry_failed``, ``progress`` of ``conf/prep.yaml``), with the same defaults."""
 
     input: str
     out: str
     input_root: str | None = None
-    split: str = "train"
+    split: str = AUTO
+    split_fractions: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
+    split_by: str = "video"
+    split_seed: int = 0
+    resplit: bool = False
     size: int = 512
     crop: str = "center"
     left_ratios: dict[str, float | str] = field(default_factory=dict)
@@ -125,7 +138,7 @@ class VideoPrepConfig:
     window: float | None = None
     stride: float | None = None
     max_seconds: float | None = None
-    features: tuple[str, ...] = ("logmel",)
+    features: tuple[str, ...] = ("baseline",)
     workers: int = 1
     shard: int = 0
     num_shards: int = 1
@@ -157,51 +170,58 @@ class VideoPrepConfig:
         for speaker, ratio in self.left_ratios.items():
             if ratio != "right" and not (isinstance(ratio, (int, float)) and 0.0 <= ratio < 1.0):
                 raise ValueError(f"left_ratios.{speaker}={ratio!r}: expected a fraction in [0, 1) or 'right'")
+        _ = self.split_policy  # validates the split keys
+
+    @property
+    def split_policy(self) -> SplitPolicy:
+        return SplitPolicy(self.split, self.split_fractions, self.split_by, self.split_seed, self.resplit)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> VideoPrepConfig:
-        """From the composed Hydra config (``conf/prep.yaml`` + ``conf/source/videos.yaml``)."""
+        """From the composed Hydra config (``conf/prep.yaml`` + ``conf/source/videos.yaml``): every field
+        present in ``cfg`` is taken, converted to the field's type (a test checks that each key of
+        ``conf/source/videos.yaml`` arrives)."""
         from omegaconf import OmegaConf
 
-        def get(key: str, default: Any = None) -> Any:
-            value = OmegaConf.select(cfg, key, default=default)
-            return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-        if get("input") in (None, ""):
+        if OmegaConf.select(cfg, "input") in (None, ""):
             raise ValueError(
                 "input= is required: a folder of videos/images or an interval list .csv, e.g. "
                 "`mmgt-prep source=videos input=DIR out=DIR`"
             )
-        features = get("features") or []
-        if isinstance(features, str):
-            features = [features]
-        return cls(
-            input=str(get("input")),
-            out=str(get("out")),
-            input_root=None if get("input_root") is None else str(get("input_root")),
-            split=str(get("split", "train")),
-            size=int(get("size", 512)),
-            crop=str(get("crop", "center")),
-            left_ratios=dict(get("left_ratios") or {}),
-            person_samples=int(get("person_samples", 5)),
-            person_scale=float(get("person_scale", 1.2)),
-            max_gap=int(get("max_gap", 5)),
-            max_missing_fraction=float(get("max_missing_fraction", 0.5)),
-            require_audio=bool(get("require_audio", True)),
-            silence_threshold_db=float(get("silence_threshold_db", -60.0)),
-            window=None if get("window") is None else float(get("window")),
-            stride=None if get("stride") is None else float(get("stride")),
-            max_seconds=None if get("max_seconds") is None else float(get("max_seconds")),
-            features=tuple(str(f) for f in features),
-            workers=int(get("workers", 1)),
-            shard=int(get("shard", 0)),
-            num_shards=int(get("num_shards", 1)),
-            model_complexity=int(get("model_complexity", 1)),
-            min_detection_confidence=float(get("min_detection_confidence", 0.5)),
-            min_tracking_confidence=float(get("min_tracking_confidence", 0.5)),
-            retry_failed=bool(get("retry_failed", False)),
-            progress=bool(get("progress", True)),
-        )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = OmegaConf.select(cfg, f.name, default=_ABSENT)
+            if value is _ABSENT:
+                continue
+            plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+            values[f.name] = _convert(f.name, str(f.type), plain)
+        return cls(**values)
+
+
+_ABSENT = object()
+
+
+def _convert(name: str, annotation: str, value: Any) -> Any:
+    """A config value as the plain type of a :class:`VideoPrepConfig` field (annotation as a string)."""
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise ValueError(f"{name}=null: a value is required")
+    kind = annotation.split("[", 1)[0].split("|", 1)[0].strip()
+    if kind == "tuple":
+        return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
+    if kind == "dict":
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}={value!r}: expected a mapping, e.g. {name}={{a: 1}}")
+        return dict(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected true or false")
+        return value
+    try:
+        return {"int": int, "float": float, "str": str}[kind](value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r}: expected {'an' if kind == 'int' else 'a'} {kind}") from None
 
 
 # =========================================================================== sources and clips
@@ -1149,7 +1169,9 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    tasks = [t for t in discover(cfg) if shard_of(t.rel, cfg.num_shards) == cfg.shard]
+    everything = discover(cfg)
+    assign_auto_splits(cfg, everything)  # over every shard's sources (before windows): shards agree
+    tasks = [t for t in everything if shard_of(t.rel, cfg.num_shards) == cfg.shard]
     if cfg.window is not None:
         for t in tasks:
             if t.segments and t.segments[0].kind == "file" and t.segments[0].error is None:
@@ -1163,6 +1185,7 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
     _clean_stale_scratch(out)
     summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "silent_audio": 0}
     summary["frames"] = 0
+    summary["resplit"] = resplit_store(cfg, tasks, writer) if cfg.split_policy.resplit else 0
     failures: list[dict[str, str]] = []
     for t in tasks:
         for seg in t.segments:
@@ -1253,6 +1276,35 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
         summary["frames_per_s"],
     )
     return summary
+
+
+def assign_auto_splits(cfg: VideoPrepConfig, tasks: list[SourceTask]) -> None:
+    """Resolve the ``auto`` splits of the segments of ``tasks`` (:mod:`mmgt_prep.splits`): planned over the
+    groups with something to make (a source that exists, a segment without a discovery error); groups
+    with ok clips in the store ``cfg.out`` keep their split unless ``resplit``."""
+    policy = cfg.split_policy
+    if not policy.auto:
+        return
+    manifest = Path(cfg.out) / MANIFEST
+    records = read_manifest(cfg.out) if manifest.is_file() else {}
+
+    def group(task: SourceTask, seg: Segment) -> str:
+        return policy.group_of(task.rel, seg.speaker)
+
+    pending = [(t, seg) for t in tasks for seg in t.segments if seg.split == AUTO]
+    eligible = {group(t, seg) for t, seg in pending if seg.error is None and os.path.exists(t.path)}
+    plan = plan_splits(policy, eligible, records, lambda r: policy.group_of(r.source, r.speaker))
+    for t, seg in pending:
+        seg.split = plan.get(group(t, seg), PRIORITY[0])  # a group with nothing to make: failed rows only
+
+
+def resplit_store(cfg: VideoPrepConfig, tasks: list[SourceTask], writer: Any) -> int:
+    """``resplit=true``: give the ok clips of ``tasks`` already in the store their planned split; returns
+    the number of clips moved."""
+    planned = {seg.clip_id: seg.split for t in tasks for seg in t.segments}
+    moved = resplit_rows(writer, list(writer.records.values()), lambda r: planned.get(r.id))
+    log.info("resplit: %d clips moved to their planned split", moved)
+    return moved
 
 
 def backfill_features(root: Path, segments: list[Segment], cfg: VideoPrepConfig) -> int:

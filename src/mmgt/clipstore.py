@@ -16,6 +16,7 @@ place, so a clip folder either exists complete or not at all. This module only r
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -224,32 +225,106 @@ def ensure_store(root: str | Path, prepare: Callable[[Path], Any] | None) -> Non
     The first caller holds an exclusive ``flock`` on ``<root>/.prepare.lock`` while it prepares; the
     others wait and then find the store complete (a manifest alone is not enough: the first clip's row
     appears long before the last). A ``.preparing`` marker left by a killed run makes the next call
-    run ``prepare`` again, which resumes.
+    run ``prepare`` again, which resumes. When ``prepare`` raises before writing anything into a folder
+    this call created (e.g. :class:`mmgt_prep.toy.ToyStore` refusing a path), the folder is removed again.
     """
     root = Path(root)
     marker = root / PREPARING
     if prepare is None or ((root / MANIFEST).is_file() and not marker.exists()):
         return
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / PREPARE_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if (root / MANIFEST).is_file() and not marker.exists():
-                return  # another process made it while this one waited
-            log.info("%s: no complete clip store, creating it", root)
-            marker.touch()
-            prepare(root)
-            marker.unlink()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        with open(root / PREPARE_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if (root / MANIFEST).is_file() and not marker.exists():
+                    return  # another process made it while this one waited
+                log.info("%s: no complete clip store, creating it", root)
+                marker.touch()
+                prepare(root)
+                marker.unlink()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except BaseException:
+        if created:  # a prepare that refused or failed before writing anything leaves no folder behind
+            bookkeeping = {PREPARE_LOCK, PREPARING}
+            if {p.name for p in root.iterdir()} <= bookkeeping:
+                for name in bookkeeping:
+                    (root / name).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    root.rmdir()
+        raise
 
 
-def open_store(root: str | Path) -> ClipStore:
-    """The clip store at ``root``; a missing one is a FileNotFoundError saying how to create it."""
+PREP_COMMAND = "mmgt-prep source=videos input=<folder of videos> out={root}"
+"""How a store is made from one's own videos (shown by the errors below; docs/prep.md)."""
+
+
+def open_store(root: str | Path | None) -> ClipStore:
+    """The clip store at ``root``, with at least one ok clip.
+
+    Raises:
+        ValueError: ``root`` is not set (None or empty), or the store has no ok clip (the message names
+            the first failures and how to retry them).
+        FileNotFoundError: ``root`` holds no store; the message shows the ``mmgt-prep`` command making one.
+    """
+    if root is None or str(root) == "":
+        raise ValueError(
+            "data.root is not set: give the clip store to read, data.root=<store>. Make a store from a "
+            f"folder of videos with `{PREP_COMMAND.format(root='<store>')}` (docs/prep.md)"
+        )
     root = Path(root)
     if not (root / MANIFEST).is_file():
+        what = "no such folder" if not root.exists() else f"no {MANIFEST} in it"
         raise FileNotFoundError(
-            f"{root}: no clip store here. Create one first, e.g. "
-            f"`mmgt-prep source=toy out={root}` (toy speakers) or `mmgt-prep source=videos ...`"
+            f"{root}: no clip store here ({what}). Make one from a folder of videos: "
+            f"`{PREP_COMMAND.format(root=root)}` (docs/prep.md), or the toy speakers: "
+            f"`mmgt-prep source=toy out={root}`"
         )
-    return ClipStore(root)
+    store = ClipStore(root)
+    if not store.clips():
+        failed = store.failed()
+        first = "; ".join(f"{r.id}: {r.error}" for r in failed[:3])
+        raise ValueError(
+            f"{root}: the clip store has no ok clips ({len(failed)} failed{': ' + first if first else ''}). "
+            f"Fix the inputs and rerun `mmgt-prep ... out={root} retry_failed=true`"
+        )
+    return store
+
+
+def split_clips(
+    store: ClipStore, split: str, speakers: list[str] | None = None, fallback: str | None = None
+) -> list[Clip]:
+    """The ok clips of ``split`` (those of ``fallback`` when ``split`` has none); none at all is a
+    ValueError that lists the store's splits and says how to fix it."""
+    clips = store.clips(split=split, speakers=speakers)
+    if not clips and fallback is not None:
+        clips = store.clips(split=fallback, speakers=speakers)
+    if clips:
+        return clips
+    counts: dict[str, int] = {}
+    for clip in store.clips(speakers=speakers):
+        counts[clip.record.split] = counts.get(clip.record.split, 0) + 1
+    where = f" of speakers {speakers}" if speakers else ""
+    tried = f"{split!r}" + (f" (nor in {fallback!r}, its fallback)" if fallback else "")
+    have = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    raise ValueError(
+        f"{store.root}: no ok clips{where} in split {tried}; ok clips per split: {have}. Fix: split the "
+        f"store by source video, `{PREP_COMMAND.format(root=store.root)} resplit=true` (split_fractions="
+        "{train: 0.8, val: 0.1, test: 0.1}: every split gets a video when there are 3 or more; "
+        "docs/prep.md#splits), or validate on a split the store has: data.val_split=<split>"
+    )
+
+
+def store_size(root: str | Path | None) -> int:
+    """The frame side S of the clips of the store at ``root`` (its manifest rows' ``size``): what the
+    Stage II experiments train at unless ``data.size`` is given. Mixed sizes are a ValueError."""
+    store = open_store(root)
+    sizes = sorted({c.record.size for c in store.clips() if c.has_video and c.record.size})
+    if len(sizes) != 1:
+        raise ValueError(
+            f"{store.root}: the clips have {'no video' if not sizes else f'several sizes {sizes}'}; "
+            "give the training size explicitly, data.size=<S> (frames are resized to it on load)"
+        )
+    return sizes[0]

@@ -1,5 +1,6 @@
-"""Where the Hydra configs live (the package ``mmgt.conf``) and run-folder names (the ``mmgt_dirname``
-resolver that names multirun jobs by their overrides).
+"""Where the Hydra configs live (the package ``mmgt.conf``), run-folder names (the ``mmgt_dirname`` resolver
+that names multirun jobs by their overrides) and the ``mmgt_store_size`` / ``mmgt_export_size`` resolvers
+(the frame size of a clip store, of a Stage II export).
 
 Directories of runs and data are not here: ``conf/paths/default.yaml`` puts them under the working
 directory of the command (``paths.output_root``, default ``<cwd>/outputs``). No environment variable
@@ -68,3 +69,25 @@ def _dirname_resolver(overrides: Any, exclude: Any = None) -> str:
 
 
 OmegaConf.register_new_resolver("mmgt_dirname", _dirname_resolver, replace=True)
+
+
+def _store_size_resolver(root: Any) -> int:
+    from mmgt.clipstore import store_size
+
+    return store_size(root)
+
+
+def _export_size_resolver(export: Any, fallback: Any) -> Any:
+    import json
+
+    meta = Path(str(export)) / "mmgt_stage2.json" if export else None
+    if meta is None or not meta.is_file():
+        return fallback  # no export (or not one: model.init_from's loader explains that)
+    return int(json.loads(meta.read_text())["size"])
+
+
+OmegaConf.register_new_resolver("mmgt_store_size", _store_size_resolver, replace=True, use_cache=True)
+"""``${mmgt_store_size:<root>}``: the frame side of a store's clips (``size`` in ``conf/data/video.yaml``)."""
+OmegaConf.register_new_resolver("mmgt_export_size", _export_size_resolver, replace=True, use_cache=True)
+"""``${mmgt_export_size:<Stage II export>,<fallback>}``: the frame size an export was trained at (else
+``fallback``): the video-level experiments train at their ``init_from``'s size."""

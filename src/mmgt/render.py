@@ -188,7 +188,10 @@ def overlay_keypoints(frames: np.ndarray, kps: Any, alpha: float = 1.0, **draw_k
     skel = draw_pose(kps, (h, w), **draw_kwargs)
     if skel.shape != frames.shape:
         raise ValueError(f"frames {frames.shape} and rendered keypoints {skel.shape} do not match")
-    drawn = (skel.max(-1, keepdims=True) > 0).astype(np.float32) * alpha
+    mask = skel.max(-1, keepdims=True) > 0
+    if alpha == 1.0:  # the same values as the blend below, without float copies of the frames
+        return np.where(mask, skel, frames).astype(np.uint8)
+    drawn = mask.astype(np.float32) * alpha
     out = frames.astype(np.float32) * (1.0 - drawn) + skel.astype(np.float32) * drawn
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 

@@ -28,6 +28,10 @@ def test_toy_prep_cli_writes_store_previews_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "toy"
     summary = _prep(out, "preview=true")
     assert (summary["ok"], summary["failed"], summary["skipped"]) == (4, 0, 0)
+    phases = summary["phases"]  # seconds: the whole command's wall time, previews included
+    assert set(phases) == {"startup", "prep", "previews"} and phases["previews"] > 0
+    assert abs(sum(phases.values()) - summary["seconds"]) < 0.01 and phases["startup"] > 0
+    assert summary["splits"] == {"train": 2, "test": 2}
     store = ClipStore(out)
     assert len(store.clips()) == 4 and store.speakers() == ["toy_spk0", "toy_spk1"]
     assert {c.record.split for c in store.clips()} == {"train", "test"}

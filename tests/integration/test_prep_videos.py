@@ -231,8 +231,76 @@ def test_source_and_launcher_configs_compose(launcher: str) -> None:
     cfg = compose_config("prep", ["source=videos", "input=/data", "workers=2", f"hydra/launcher={launcher}"])
     assert cfg.runner == "mmgt_prep.videos:run" and cfg.left_ratios.jon == "right"
     pcfg = VideoPrepConfig.from_cfg(cfg)
-    assert (pcfg.input, pcfg.workers, pcfg.size, pcfg.features) == ("/data", 2, 512, ("logmel",))
+    assert (pcfg.input, pcfg.workers, pcfg.size, pcfg.features) == ("/data", 2, 512, ("baseline",))
     assert cfg.hydra.launcher._target_.endswith("Launcher") and cfg.hydra.launcher.gpus_per_node == 0
+
+
+NON_DEFAULT = {  # a valid value unlike the default for every key of conf/source/videos.yaml (but runner)
+    "out": "/elsewhere/store",
+    "input": "/data/talks",
+    "input_root": "/data",
+    "split": "train",
+    "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2},
+    "split_by": "speaker",
+    "split_seed": 7,
+    "resplit": True,
+    "size": 256,
+    "crop": "person",
+    "left_ratios": {"oliver": 0.25},
+    "person_samples": 9,
+    "person_scale": 1.5,
+    "max_gap": 3,
+    "max_missing_fraction": 0.25,
+    "require_audio": False,
+    "silence_threshold_db": -50.0,
+    "video_preset": "medium",
+    "window": 3.2,
+    "stride": 1.6,
+    "max_seconds": 30.0,
+    "features": ["logmel", "energy"],
+    "workers": 3,
+    "shard": 1,
+    "num_shards": 4,
+    "model_complexity": 0,
+    "min_detection_confidence": 0.6,
+    "min_tracking_confidence": 0.7,
+}
+
+
+def test_every_key_of_the_source_config_reaches_the_worker_config() -> None:
+    """Each key of conf/source/videos.yaml, given a non-default value on the command line, arrives in
+    VideoPrepConfig (what the workers run with); a key added to the YAML without reaching it fails here."""
+    from dataclasses import asdict, fields
+
+    from omegaconf import OmegaConf
+
+    from mmgt.config import CONFIG_DIR
+
+    keys = set(OmegaConf.load(CONFIG_DIR / "source" / "videos.yaml")) - {"runner"}
+    assert keys == set(NON_DEFAULT), "keep NON_DEFAULT in step with conf/source/videos.yaml"
+    field_names = {f.name for f in fields(VideoPrepConfig)}
+    assert field_names == keys | {"retry_failed", "progress"}  # those two come from conf/prep.yaml
+    defaults = asdict(VideoPrepConfig.from_cfg(compose_config("prep", ["source=videos", "input=/x"])))
+    overrides = ["source=videos", "retry_failed=true", "progress=false"]
+    for key, value in NON_DEFAULT.items():
+        overrides.append(
+            f"{key}={value if isinstance(value, str) else json.dumps(value).replace(chr(34), '')}"
+        )
+    got = asdict(VideoPrepConfig.from_cfg(compose_config("prep", overrides)))
+    for key, value in NON_DEFAULT.items():
+        expected = tuple(value) if key == "features" else value
+        if key == "left_ratios":  # a dict override is merged into the default table
+            expected = {**defaults["left_ratios"], **value}
+        assert got[key] == expected and got[key] != defaults[key], key
+    assert got["retry_failed"] is True and got["progress"] is False
+
+
+def test_prep_default_features_are_the_training_default() -> None:
+    """mmgt-prep caches the features the DataModules read by default (no recomputation at training)."""
+    prep = VideoPrepConfig.from_cfg(compose_config("prep", ["source=videos", "input=/x"]))
+    for experiment in ("smga", "stage2_image", "stage2_video"):
+        cfg = compose_config("train", [f"experiment={experiment}"])
+        assert prep.features == (cfg.data.audio_features,), experiment
 
 
 # =========================================================================== bad input batch
@@ -389,7 +457,7 @@ def test_interval_list_no_person_and_outside_root(tmp_path: Path) -> None:
     )
     out = tmp_path / "store"
     cfg = compose_config(
-        "prep", ["source=videos", f"input={csv}", f"out={out}", "size=128", "progress=false"]
+        "prep", ["source=videos", f"input={csv}", f"out={out}", "size=128", "progress=false", "split=train"]
     )
     summary = run(cfg)
     assert (summary["ok"], summary["failed"]) == (2, 4), summary["failures"]
@@ -431,6 +499,58 @@ def test_fixed_windows(tmp_path: Path) -> None:
     frames = [c.video().astype(int) for c in clips]
     assert np.abs(frames[0][5:] - frames[1][:5]).mean() < 1.0  # overlapping windows share source frames
     assert "shorter than one window" in row_for(out, "short.mp4").error
+
+
+def test_auto_splits_keep_each_video_in_one_split_and_stay_put_when_videos_are_added(tmp_path: Path) -> None:
+    inp = tmp_path / "in"
+    for name in ("spk_a/a1", "spk_a/a2", "spk_a/a3", "spk_b/b1", "spk_b/b2", "spk_b/b3"):
+        (inp / name).parent.mkdir(parents=True, exist_ok=True)
+        write_av(inp / f"{name}.mp4", colour_frames(10), audio=tone(0.4))
+    out = tmp_path / "store"
+    kw: dict[str, Any] = {"window": 0.2, "max_missing_fraction": 1.0, "features": ()}
+    assert prepare_videos(make_cfg(inp, out, **kw))["ok"] == 12  # 6 videos x 2 windows
+
+    def by_video() -> dict[str, set[str]]:
+        out_: dict[str, set[str]] = {}
+        for rec in rows(out).values():
+            out_.setdefault(rec.source, set()).add(rec.split)
+        return out_
+
+    first = by_video()
+    assert all(len(s) == 1 for s in first.values())  # the windows of a video share its split
+    assert sorted(s for (s,) in first.values()) == ["test", "train", "train", "train", "train", "val"]
+    for name in ("spk_a/a4", "spk_b/b4"):  # more videos: nothing already in the store moves
+        write_av(inp / f"{name}.mp4", colour_frames(10), audio=tone(0.4))
+    again = prepare_videos(make_cfg(inp, out, **kw))
+    assert (again["ok"], again["skipped"], again["resplit"]) == (4, 12, 0)
+    second = by_video()
+    assert {k: second[k] for k in first} == first and all(len(s) == 1 for s in second.values())
+    # resplit with other fractions: rows and meta.json follow, the clips' files do not change
+    checksums = {r.id: r.checksums for r in rows(out).values()}
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    moved = prepare_videos(make_cfg(inp, out, split_fractions=fractions, resplit=True, **kw))
+    assert moved["resplit"] > 0 and moved["ok"] == 0
+    third = by_video()
+    assert sorted(s for (s,) in third.values()) == [
+        "test",
+        "test",
+        "train",
+        "train",
+        "train",
+        "train",
+        "val",
+        "val",
+    ]
+    for rec in rows(out).values():
+        meta = json.loads((out / CLIPS_DIR / rec.speaker / rec.id / META_FILE).read_text())
+        assert meta["split"] == rec.split and rec.checksums == checksums[rec.id]
+    # by speaker: 2 groups -> train and test (training validates on test when there is no val)
+    speakers = prepare_videos(make_cfg(inp, tmp_path / "by_speaker", split_by="speaker", **kw))
+    assert speakers["ok"] == 16
+    per_speaker = {r.speaker: set() for r in rows(tmp_path / "by_speaker").values()}
+    for rec in rows(tmp_path / "by_speaker").values():
+        per_speaker[rec.speaker].add(rec.split)
+    assert sorted(s for (s,) in per_speaker.values()) == ["test", "train"]
 
 
 # =========================================================================== acceptance on real media

@@ -33,7 +33,7 @@ def test_tiny_smga_learns_lip_sync_and_beats(tmp_path: Path) -> None:
         output_dir=tmp_path,
     )
     with open_dict(cfg):
-        cfg.data.root = str(tmp_path / "toy")
+        cfg.data.prepare.out = str(tmp_path / "toy")  # the toy store is made there (data.root follows)
     train(cfg)
     summary = json.loads((tmp_path / "results.json").read_text())["summary"]
     lip, lip_shuffled = summary["lip_audio_pose/lip_audio_r"], summary["lip_audio_pose_shuffled/lip_audio_r"]

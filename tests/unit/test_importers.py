@@ -203,6 +203,7 @@ def test_runner_writes_a_store_and_records_bad_files(tmp_path: Path) -> None:
     assert store.clip("clip_a").record.n_frames == 30  # (T, 402) files are 25 fps by default
     assert set(good.record.checksums) >= {KEYPOINTS_FILE, POSE_VIDEO_FILE}
     assert not any((out / ".tmp").iterdir())
+    assert sorted(r.split for r in rows.values()) == ["test", "train", "train", "val"]  # split=auto, 4 inputs
 
     again = prep_run(cfg)  # rerun: finished and failed clips are skipped
     assert (again["ok"], again["failed"], again["skipped"]) == (0, 0, 4)

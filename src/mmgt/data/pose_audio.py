@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
-from mmgt.clipstore import Clip, ensure_store, open_store
+from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
 from mmgt.schema import FPS, SAMPLES_PER_FRAME, to_model_space
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
     """Windows of pose + audio features from a clip store, split by the manifest.
 
     Args:
-        root: clip-store folder (``mmgt-prep`` output).
+        root: clip-store folder (``mmgt-prep`` output); required (None: an error saying how to make one).
         audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (e.g. ``"baseline"``).
         window, stride: in frames (defaults 80 and 10: 3.2 s windows every 0.4 s at 25 fps).
         val_split: manifest split used for validation; falls back to ``"test"`` when the store has none.
@@ -112,7 +112,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None,
         audio_features: str | dict = "baseline",
         window: int = 80,
         stride: int = 10,
@@ -125,7 +125,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["prepare"])
-        self.root = Path(root)
+        self.root = None if root is None or str(root) == "" else Path(root)
         self.prepare = prepare
         self.extractor = build_extractor(audio_features)
         self.datasets: dict[str, PoseAudioWindows] = {}
@@ -137,7 +137,9 @@ class PoseAudioDataModule(pl.LightningDataModule):
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model)."""
+        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model); checks the
+        store first (:meth:`prepare_data`), so a missing one fails before the model is built."""
+        self.prepare_data()
         return {"audio_dim": self.audio_dim}
 
     @property
@@ -145,19 +147,19 @@ class PoseAudioDataModule(pl.LightningDataModule):
         return FPS
 
     def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes)."""
-        ensure_store(self.root, self.prepare)
+        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes), then
+        check it: no store at ``root``, or one without ok clips, is an error naming it and the ``mmgt-prep``
+        command."""
+        if self.root is not None:
+            ensure_store(self.root, self.prepare)
+        open_store(self.root)
 
     def split_dataset(self, split: str) -> PoseAudioWindows:
         """The windows of one manifest split (built once, then reused)."""
         if split not in self.datasets:
-            store = open_store(self.root)
-            clips = store.clips(split=split, speakers=self.hparams.speakers)
-            if split == self.hparams.val_split and not clips:
-                clips = store.clips(split="test", speakers=self.hparams.speakers)
-            if not clips:
-                raise ValueError(f"{self.root}: no ok clips in split {split!r}")
             h = self.hparams
+            fallback = "test" if split == h.val_split else None
+            clips = split_clips(open_store(self.root), split, h.speakers, fallback)
             self.datasets[split] = PoseAudioWindows(
                 clips, self.extractor, h.window, h.stride, h.cache_features
             )

@@ -14,14 +14,18 @@ A sample (all tensors; S = ``size``, F = ``frames``, W = 2 ``audio_margin`` + 1,
 clip allows it, as Moore-AnimateAnyone's 25); video-level uses F > 1 and any reference frame. Training
 draws a random window and reference per item (``samples_per_clip`` items per clip and epoch); validation
 and test use fixed, evenly spaced windows and references, so their losses are comparable across epochs.
-Frames are resized to S when the store's size differs (area interpolation). Audio features come from the
+Frames are resized to S as they are decoded when the store's size differs (area interpolation), so a
+512^2 store trains at ``data.size=64`` without holding full-size clips; the real-data experiments default
+``data.size`` to the store's size (``conf/data/video.yaml``). Audio features come from the
 clip store's feature cache (:func:`mmgt.audio.load_or_compute_features`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +36,21 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
-from mmgt.clipstore import Clip, ensure_store, open_store
+from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
+from mmgt.io import iter_video_frames
 from mmgt.render import draw_pose
 from mmgt.schema import FPS
 
 log = logging.getLogger(__name__)
 
 
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1:3] == (size, size):
-        return frames
-    if frames.shape[1] != frames.shape[2]:
-        raise ValueError(f"clip frames must be square, got {frames.shape[1:3]}")
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+def _resize(frame: np.ndarray, size: int, source: Path) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3): area interpolation (a copy-free pass-through at the same size)."""
+    if frame.shape[:2] == (size, size):
+        return frame
+    if frame.shape[0] != frame.shape[1]:
+        raise ValueError(f"{source}: clip frames must be square, got {frame.shape[:2]}")
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
 
 
 class VideoClips(Dataset):
@@ -124,9 +130,12 @@ class VideoClips(Dataset):
         """(T, S, S, 3) uint8 frames of clip ``c`` (decoded once when ``cache_videos``)."""
         if c in self._videos:
             return self._videos[c]
-        frames = _resize(self.clips[c].video()[: self.lengths[c]], self.size)
-        if len(frames) < self.lengths[c]:
-            raise ValueError(f"{self.clips[c].video_path}: {len(frames)} frames, expected {self.lengths[c]}")
+        path, n = self.clips[c].video_path, self.lengths[c]
+        with contextlib.closing(iter_video_frames(path)) as decoded:  # resized as decoded: no full-size copy
+            frames = [_resize(frame, self.size, path) for _, frame in islice(decoded, n)]
+        if len(frames) < n:
+            raise ValueError(f"{path}: {len(frames)} frames, expected {n}")
+        frames = np.stack(frames)
         if self.cache_videos:
             self._videos[c] = frames
         return frames
@@ -177,8 +186,8 @@ class VideoDataModule(pl.LightningDataModule):
     """Stage II samples from a clip store, split by the manifest.
 
     Args:
-        root: clip-store folder (``mmgt-prep`` output).
-        size: frame side S of the model (frames are resized to it).
+        root: clip-store folder (``mmgt-prep`` output); required (None: an error saying how to make one).
+        size: frame side S of the model (frames are resized to it on load).
         frames: frames per sample (1 = image-level process).
         audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (``"baseline"`` for the toy;
             ``{kind: wav2vec2, model_dir: ..., layers: all}`` for the original's (T, 12, 768)).
@@ -193,7 +202,7 @@ class VideoDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | None,
         size: int = 64,
         frames: int = 1,
         audio_features: str | dict = "baseline",
@@ -215,7 +224,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.save_hyperparameters(logger=False, ignore=["prepare"])
         for key, value in self.hparams.items():  # checkpoints hold plain values (resume with weights_only)
             self.hparams[key] = _plain(value)
-        self.root = Path(root)
+        self.root = None if root is None or str(root) == "" else Path(root)
         self.prepare = prepare
         self.extractor = build_extractor(audio_features)
         self.datasets: dict[str, VideoClips] = {}
@@ -230,7 +239,7 @@ class VideoDataModule(pl.LightningDataModule):
         shape = self.extractor.feature_shape()
         layers, dim = (1, shape[0]) if len(shape) == 1 else shape
         h = self.hparams
-        self.prepare_data()  # the model's pretrained stand-ins (toy VAE) may read the store
+        self.prepare_data()  # fails early on a missing store; the model's VAE stand-in may read it
         return {
             "audio_layers": int(layers),
             "audio_dim": int(dim),
@@ -244,19 +253,19 @@ class VideoDataModule(pl.LightningDataModule):
         }
 
     def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes)."""
-        ensure_store(self.root, self.prepare)
+        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes), then
+        check it: no store at ``root``, or one without ok clips, is an error naming it and the ``mmgt-prep``
+        command."""
+        if self.root is not None:
+            ensure_store(self.root, self.prepare)
+        open_store(self.root)
 
     def split_dataset(self, split: str) -> VideoClips:
         """The samples of one manifest split (built once)."""
         if split not in self.datasets:
             h = self.hparams
-            store = open_store(self.root)
-            clips = store.clips(split=split, speakers=h.speakers)
-            if split == h.val_split and not clips:
-                clips = store.clips(split="test", speakers=h.speakers)
-            if not clips:
-                raise ValueError(f"{self.root}: no ok clips in split {split!r}")
+            fallback = "test" if split == h.val_split else None
+            clips = split_clips(open_store(self.root), split, h.speakers, fallback)
             train = split == "train"
             self.datasets[split] = VideoClips(
                 clips,

@@ -175,6 +175,7 @@ class Stage2LitModule(pl.LightningModule):
         if init_from:
             from mmgt.stage2.loading import load_export_weights
 
+            _check_init_size(init_from, int(data_meta["size"]) if "size" in data_meta else None)
             load_export_weights(self.components, init_from, list(init_parts))
             log.info("initialised %s from %s", ", ".join(init_parts), init_from)
         self.mask_guidance = mask_guidance
@@ -370,6 +371,24 @@ class Stage2LitModule(pl.LightningModule):
         from mmgt.stage2.loading import save_export
 
         return save_export(self.components, out_dir, self.export_meta())
+
+
+def _check_init_size(export_dir: str | Path, size: int | None) -> None:
+    """An ``init_from`` export trained at another frame size is an error at start-up (its frozen VAE
+    stand-in and its spatial layers saw frames of that size)."""
+    import json
+
+    from mmgt.stage2.loading import EXPORT_META
+
+    meta_path = Path(export_dir) / EXPORT_META
+    if size is None or not meta_path.is_file():
+        return  # load_export_weights explains a folder that is not an export
+    trained = json.loads(meta_path.read_text()).get("size")
+    if trained is not None and int(trained) != size:
+        raise ValueError(
+            f"model.init_from={export_dir} was trained at {trained}x{trained} frames, this run's data.size "
+            f"is {size}: pass data.size={trained} (or train the image level at data.size={size})"
+        )
 
 
 def _clean_scheduler_config(config: dict[str, Any]) -> dict[str, Any]:
