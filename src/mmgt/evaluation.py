@@ -83,6 +83,23 @@ def protocol_size(
     return side, [f"protocol.resize={side}", f"++protocol.size_from={_quoted(source)}"]
 
 
+def generation_conditions(
+    n_clips: int, shuffled_control: bool, where: str
+) -> tuple[dict[str, list[int]], str]:
+    """The generation conditions of an evaluation: ``{"generated": [0..n), "generated_shuffled": clip i driven
+    by clip i+1's audio (a derangement)}`` and what became of the control (``"ok"``, ``"off"``, or why it was
+    skipped: a split of one clip has no other clip's audio, so it is scored without the control)."""
+    out = {"generated": list(range(n_clips))}
+    if not shuffled_control:
+        return out, "off"
+    if n_clips < 2:
+        note = f"skipped: the shuffled-audio control needs >= 2 clips, {where} has {n_clips}"
+        log.warning("%s", note)
+        return out, note
+    out["generated_shuffled"] = [(i + 1) % n_clips for i in range(n_clips)]
+    return out, "ok"
+
+
 def nothing_scored(results: Mapping[str, Any]) -> str | None:
     """Why an evaluation scored nothing (no metric of the generated videos has a value), else None.
 

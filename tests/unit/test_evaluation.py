@@ -53,3 +53,14 @@ def test_nothing_scored_is_every_own_metric_failing_with_the_first_skip(tmp_path
     assert nothing_scored(merge_results(res, ok, "shuffled")) is not None
     assert nothing_scored(merge_results(ok, res, "shuffled")) is None
     assert nothing_scored({"metrics": {}}) == "evaluation scored nothing: no metric was run"
+
+
+def test_a_split_of_one_clip_is_scored_without_the_shuffled_control(caplog) -> None:
+    from mmgt.evaluation import generation_conditions
+
+    conds, note = generation_conditions(3, True, "split 'test'")
+    assert conds == {"generated": [0, 1, 2], "generated_shuffled": [1, 2, 0]} and note == "ok"
+    assert generation_conditions(3, False, "x") == ({"generated": [0, 1, 2]}, "off")
+    conds, note = generation_conditions(1, True, "split 'test' of /s")
+    assert conds == {"generated": [0]} and note.startswith("skipped: the shuffled-audio control needs >= 2")
+    assert "split 'test' of /s has 1" in caplog.text

@@ -27,6 +27,7 @@ from mmgt.clipstore import ClipStore
 from mmgt.evaluation import (
     EVAL_SIZE_GENERATED,
     clip_name,
+    generation_conditions,
     merge_results,
     protocol_size,
     score_videos,
@@ -86,8 +87,6 @@ class PoseEvaluation:
         clips = store.clips(split=self.split)
         if self.max_clips is not None:
             clips = clips[: self.max_clips]
-        if len(clips) < 2 and self.shuffled_control:
-            raise ValueError(f"{store.root}: the shuffled-audio control needs >= 2 {self.split} clips")
         if not clips:
             raise ValueError(f"{store.root}: no ok clips in split {self.split!r}")
         side, size_overrides = protocol_size(
@@ -100,9 +99,9 @@ class PoseEvaluation:
             "guidance": self.guidance if self.guidance is not None else meta.get("guidance", 2.0),
             "eta": self.eta if self.eta is not None else meta.get("eta", 1.0),
         }
-        conditions = {"generated": list(range(len(clips)))}
-        if self.shuffled_control:  # clip i gets the audio features of clip i+1 (a derangement)
-            conditions["generated_shuffled"] = [(i + 1) % len(clips) for i in range(len(clips))]
+        conditions, control = generation_conditions(
+            len(clips), self.shuffled_control, f"split {self.split!r} of {store.root}"
+        )
         for i, clip in enumerate(tqdm(clips, desc=f"stage I: generating {self.split}", unit="clip")):
             kps_true, audio = clip.keypoints(), clip.audio()
             name = clip_name(clip)
@@ -132,5 +131,5 @@ class PoseEvaluation:
             )
             results = res if folder == "generated" else merge_results(results, res, "shuffled")
         results["generation"] = {"stage": "pose", "split": self.split, "clips": len(clips), **settings}
-        results["generation"]["eval_size"] = side
+        results["generation"].update(eval_size=side, shuffled_control=control)
         return results

@@ -28,6 +28,7 @@ from mmgt.clipstore import ClipStore
 from mmgt.evaluation import (
     EVAL_SIZE_GENERATED,
     clip_name,
+    generation_conditions,
     merge_results,
     protocol_size,
     score_videos,
@@ -134,15 +135,13 @@ class VideoEvaluation:
         out_dir = Path(out_dir)
         store = ClipStore(datamodule.root)
         clips = _test_clips(store, self.split, self.max_clips)
-        if self.shuffled_control and len(clips) < 2:
-            raise ValueError(f"{store.root}: the shuffled-audio control needs >= 2 {self.split} clips")
         pipe = Stage2Pipeline.from_pretrained(export_dir)
         trained = "the training size of the Stage II export (mmgt_stage2.json size)"
         sizes = [c.record.size for c in clips]
         side, size_overrides = protocol_size(self.eval_size, pipe.size, sizes, trained)
-        conditions = {"generated": list(range(len(clips)))}
-        if self.shuffled_control:
-            conditions["generated_shuffled"] = [(i + 1) % len(clips) for i in range(len(clips))]
+        conditions, control = generation_conditions(
+            len(clips), self.shuffled_control, f"split {self.split!r} of {store.root}"
+        )
         audios = [c.audio() for c in clips]
         for i, clip in enumerate(tqdm(clips, desc=f"stage II: generating {self.split}", unit="clip")):
             kps, frames = clip.keypoints(), clip.video()
@@ -181,6 +180,7 @@ class VideoEvaluation:
         settings = {**pipe.inference, **self.options}
         results["generation"] = {"stage": "video", "split": self.split, "clips": len(clips)}
         results["generation"].update(max_frames=self.max_frames, size=pipe.size, eval_size=side, **settings)
+        results["generation"]["shuffled_control"] = control
         return results
 
 
