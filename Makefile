@@ -23,13 +23,11 @@ install: $(STAMP) ## create .venv and install the project (skipped when up to da
 demo: $(STAMP) ## the main job on the embedded default (toy speakers)
 	$(PY) -m mmgt.demo
 
-TEST_WORKERS ?= 2
-
-test: $(STAMP) ## the full test suite (what CI runs), TEST_WORKERS parallel workers (pytest-xdist)
-	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected" || exit $$rc; }
+test: $(STAMP) ## the full test suite (what CI runs)
+	$(PY) -m pytest -q --durations=15 || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests collected" || exit $$rc; }
 
 test-fast: $(STAMP) ## the fast tier for the inner loop (< 3 min)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow"
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP) ## benchmark scripts (print ratios against baselines)
 	@set -e; for b in $$(ls tests/benchmarks/bench_*.py 2>/dev/null); do echo "== $$b"; $(PY) $$b; done

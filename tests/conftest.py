@@ -7,8 +7,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one thread each
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"  # and in their subprocesses
 
 import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
@@ -25,12 +23,6 @@ REFERENCE_FIXTURES = Path(
     )
 )
 """Outputs of the original MMGT code (``$MMGT_REFERENCE_FIXTURES``; default ../shared/fixtures/...)."""
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first (in file order), so that parallel workers (pytest-xdist) share out the long ones
-    before the short ones fill the gaps."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def samples_path(name: str) -> Path:
