@@ -57,6 +57,11 @@ def test_prep_killed_at_random_moments_resumes_to_the_same_store(tmp_path: Path)
     proc = _start(_prep(ref, tmp_path / "h0"))
     assert proc.wait(timeout=600) == 0, proc.stdout.read().decode()[-3000:]
     total = time.perf_counter() - t0
+    # first (so that it always has work left), a kill in the middle of a manifest append: half a row, no
+    # newline, then SIGKILL
+    proc = _start(_prep(hurt, tmp_path / "h6"), {"MMGT_FAULT_INJECT": "manifest_append:1"})
+    assert proc.wait(timeout=600) == -signal.SIGKILL
+    assert not (hurt / "manifest.jsonl").read_bytes().endswith(b"\n")  # a torn row is there
     rng = np.random.default_rng(12)
     kills = []
     for i, moment in enumerate(sorted(rng.uniform(0.2 * total, total, 5))):
@@ -64,10 +69,6 @@ def test_prep_killed_at_random_moments_resumes_to_the_same_store(tmp_path: Path)
         time.sleep(moment)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole group, as a cluster scheduler does
         kills.append(proc.wait(timeout=60))
-    # a kill in the middle of a manifest append: half a row, no newline, then SIGKILL
-    proc = _start(_prep(hurt, tmp_path / "h6"), {"MMGT_FAULT_INJECT": "manifest_append:1"})
-    assert proc.wait(timeout=600) == -signal.SIGKILL
-    assert not (hurt / "manifest.jsonl").read_bytes().endswith(b"\n")  # a torn row is there
     proc = _start(_prep(hurt, tmp_path / "h7"))
     assert proc.wait(timeout=600) == 0, proc.stdout.read().decode()[-3000:]
     assert -signal.SIGKILL in kills  # at least one of the random moments hit a running prep
