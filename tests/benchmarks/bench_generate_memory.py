@@ -40,7 +40,7 @@ def make_exports(out: Path) -> dict[str, Path]:
     from omegaconf import OmegaConf, open_dict
 
     from mmgt.config import CONFIG_DIR
-    from tests.conftest import compose_config
+    from tests.helpers.shared import compose_config
 
     exports = {"pose": out / "stage1", "video": out / "stage2"}
     if all((p / "config.json").is_file() or (p / "mmgt_stage2.json").is_file() for p in exports.values()):

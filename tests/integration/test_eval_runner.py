@@ -23,7 +23,7 @@ from omegaconf import open_dict
 from mmgt.io import read_video, write_audio, write_video
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
 from mmgt_eval.runner import EvaluationError, PairingError, RunProtocol, evaluate, pair_videos
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 SIZE, T = 32, 12
 

@@ -16,21 +16,15 @@ import pytest
 import torch
 
 from mmgt_eval.weights_cli import main as weights_main
-from tests.conftest import REFERENCE_FIXTURES, SAMPLES_DIR, compose_config, reference_fixture
+from tests.helpers.shared import REFERENCE_FIXTURES, SAMPLES_DIR, compose_config, reference_fixture
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reproduce-mmgt.md"
 
 
 STANDIN = ["--stage1-audio-features", "standin"]  # librosa is an optional extra (the exact features need it)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _configs() -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES_DIR, samples_path
+from tests.helpers.shared import SAMPLES_DIR, samples_path
 from tests.helpers.videos import AOC, MOORE, make_video_folder
 
 pytestmark = pytest.mark.slow

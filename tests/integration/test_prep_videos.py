@@ -35,7 +35,7 @@ from mmgt_prep.videos import (
     shard_of,
     source_id,
 )
-from tests.conftest import compose_config, samples_path
+from tests.helpers.shared import compose_config, samples_path
 
 SIZE = 64
 AOC = "talking_face_hdtf_aoc_25fps.mp4"

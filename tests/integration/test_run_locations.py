@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mmgt.io import write_video
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 BIN = Path(sys.executable).parent
 TOY_STORES = {"smga_toy": "toy_speakers_smga", "stage2_image_toy": "toy_speakers_video"}

@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mmgt.io import probe_video
 from mmgt.pose_detect import NoPersonError
 from mmgt.schema import FPS, SAMPLE_RATE, KeypointLayoutError
-from tests.conftest import compose_config, samples_path
+from tests.helpers.shared import compose_config, samples_path
 
 TOY = [  # a small toy store: 2 speakers x 3 clips x 4 s (2 train + 1 test each)
     "data.prepare.n_speakers=2",

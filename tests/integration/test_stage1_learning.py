@@ -13,7 +13,7 @@ from omegaconf import open_dict
 
 from mmgt.train import train
 from tests.benchmarks.bench_stage1_learning import toy_beat_alignment
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 
 @pytest.mark.slow

@@ -20,17 +20,9 @@ from mmgt.config import CONFIG_DIR
 from mmgt.io import probe_video, read_video
 from mmgt.schema import FPS, SAMPLE_RATE
 from mmgt.stage2.components import COMPONENT_NAMES
-from tests.conftest import compose_config, samples_path
+from tests.helpers.shared import compose_config, samples_path
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster single-threaded, and immune to oversubscription when jobs share the cores
-    (measured here: 52 s vs 213 s for the fast tier with 2 threads while another job ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TOY = [  # 2 speakers x 3 clips x 4 s (2 train + 1 test each); a quickly fitted toy VAE

@@ -8,19 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from tests.benchmarks.bench_stage2_learning import _Truncated, compose, fit, psnr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster single-threaded, and immune to oversubscription when jobs share the cores
-    (measured here: 52 s vs 213 s for the fast tier with 2 threads while another job ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _held_out_psnr(export: Path, store_root: str) -> float:

@@ -9,22 +9,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 from omegaconf import OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from mmgt.config import CONFIG_DIR
 from mmgt.train import train
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _events(run: Path) -> dict:

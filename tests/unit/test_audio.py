@@ -32,7 +32,7 @@ from mmgt.io import write_audio
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt_prep.store import ClipStoreWriter
 from mmgt_prep.toy import _syllable_envelope, generate_clip, speaker_style, toy_envelope
-from tests.conftest import compose_config, samples_path
+from tests.helpers.shared import compose_config, samples_path
 
 transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()

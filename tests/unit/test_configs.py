@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mmgt.config import CONFIG_DIR
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 
 def test_prep_config_composes_with_cli_overrides(tmp_path: Path) -> None:

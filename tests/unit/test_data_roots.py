@@ -17,7 +17,7 @@ from mmgt.data.pose_audio import PoseAudioDataModule
 from mmgt.train import train
 from mmgt_prep.store import ClipStoreWriter
 from mmgt_prep.toy import ToyStore, generate_toy_dataset
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 PREP = "mmgt-prep source=videos input=<folder of videos> out="
 

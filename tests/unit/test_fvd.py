@@ -38,7 +38,7 @@ from mmgt_eval.metrics.fvd import (
     load_i3d_torchscript,
     write_stand_in_i3d,
 )
-from tests.conftest import compose_config, metrics_reference_path
+from tests.helpers.shared import compose_config, metrics_reference_path
 
 D = 16  # stand-in feature size: small, so that a few dozen clips give full-rank covariances
 

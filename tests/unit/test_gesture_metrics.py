@@ -21,8 +21,8 @@ from mmgt_eval.metrics.diversity import (
 )
 from mmgt_eval.metrics.kinetic import bailando_kinetic_features, bailando_positions
 from mmgt_prep.toy import speaker_style, synthesize_audio, synthesize_motion
-from tests.conftest import samples_path
 from tests.helpers.poses import make_pose
+from tests.helpers.shared import samples_path
 
 FPS = 25
 SR = 16000

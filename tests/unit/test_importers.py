@@ -20,8 +20,8 @@ from mmgt_prep.importers import (
     load_mmgt_402,
     resample_keypoints,
 )
-from tests.conftest import compose_config, samples_path
 from tests.helpers.poses import make_pose
+from tests.helpers.shared import compose_config, samples_path
 
 ECHO = "pose_echomimicv2_good"
 

@@ -19,7 +19,7 @@ from mmgt_eval.metrics.lip_audio import (
 )
 from mmgt_eval.runner import evaluate
 from mmgt_prep.toy import generate_clip, speaker_style, toy_envelope
-from tests.conftest import samples_path
+from tests.helpers.shared import samples_path
 
 
 @pytest.fixture(scope="module")

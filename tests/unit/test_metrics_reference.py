@@ -20,7 +20,7 @@ from mmgt_eval.metrics.diversity import (
     bailando_normalize,
 )
 from mmgt_eval.metrics.kinetic import bailando_kinetic_features, bailando_positions, kinetic_features
-from tests.conftest import metrics_reference_path
+from tests.helpers.shared import metrics_reference_path
 
 REL = 1e-6
 VARIANTS = {"ft60": 1 / 60, "ft25": 1 / 25}

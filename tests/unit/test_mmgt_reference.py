@@ -33,19 +33,13 @@ from mmgt.stage2.release import (
     release_denoiser,
     split_net,
 )
-from tests.conftest import reference_fixture
+from tests.helpers.shared import reference_fixture
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 ATOL = 2e-5
 """float32 round-off against the original's outputs: 3.7e-6-5.9e-6 with 2 threads, up to 1.05e-5 with one
 (the fp16 bank), as the reduction order changes with the thread count."""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _close(ours: torch.Tensor, original: torch.Tensor) -> None:

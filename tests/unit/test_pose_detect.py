@@ -20,7 +20,7 @@ from mmgt.pose_detect import (
     interpolate_gaps,
     keypoints_from_image,
 )
-from tests.conftest import samples_path
+from tests.helpers.shared import samples_path
 
 ibug = S.FACE_OFFSET  # iBUG point i is keypoint ibug + i
 

@@ -16,7 +16,7 @@ from mmgt_prep.splits import (
     policy_from_cfg,
     split_counts,
 )
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 
 @pytest.mark.parametrize(

@@ -18,15 +18,7 @@ from mmgt.stage2.loading import build_audio_proj, build_denoiser, build_pose_gui
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster single-threaded, and immune to oversubscription when jobs share the cores
-    (measured here: 52 s vs 213 s for the fast tier with 2 threads while another job ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 B, F, H, W = 2, 3, 16, 16

@@ -16,17 +16,9 @@ from omegaconf import OmegaConf, open_dict
 from mmgt.config import CONFIG_DIR
 from mmgt.schema import SAMPLE_RATE
 from mmgt.stage2.loading import EXPECTED_LAYOUT, build_denoiser, build_vae, check_pretrained_folder
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster single-threaded, and immune to oversubscription when jobs share the cores
-    (measured here: 52 s vs 213 s for the fast tier with 2 threads while another job ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TINY = OmegaConf.to_container(

@@ -12,17 +12,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny models run faster single-threaded, and immune to oversubscription when jobs share the cores
-    (measured here: 52 s vs 213 s for the fast tier with 2 threads while another job ran)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 TINY_VAE = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae)

@@ -14,16 +14,10 @@ from mmgt.stage2.attention import RegionMasks, Stage2AttentionContext, mask_regi
 from mmgt.stage2.audio_modules import MMHAAProcessors, ReleaseAudioTransformers, build_audio_module
 from mmgt.stage2.denoiser import MMGTDenoiser
 from mmgt.stage2.motion_norm import ClipGroupNorm, FrameGroupNorm, build_motion_norm
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 from tests.unit.test_stage2_denoiser import B, F, context_for, inputs, make_denoiser, tiny
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def release_denoiser(**kwargs: object) -> MMGTDenoiser:

@@ -42,7 +42,7 @@ from mmgt_eval.syncnet import (
     save_syncnet_weights,
     sync_scores,
 )
-from tests.conftest import samples_path
+from tests.helpers.shared import samples_path
 
 HDTF = "talking_face_hdtf_aoc_25fps.mp4"
 MOORE = "talking_face_moore4_30fps.mp4"

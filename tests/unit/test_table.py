@@ -36,7 +36,7 @@ from mmgt_eval.table import (
     run,
     value_direction,
 )
-from tests.conftest import compose_config
+from tests.helpers.shared import compose_config
 
 SIZE, T = 32, 10
 NOISE = {"default": 4.0, "mask_guidance=none": 14.0}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -198,15 +197,3 @@ def test_speakers_look_different(store: ClipStore) -> None:
     same_speaker = np.abs(means[0] - means[1]).mean()
     other_speaker = np.abs(means[0] - means[2]).mean()
     assert other_speaker > 10.0 and other_speaker > 3 * same_speaker
-
-
-# --------------------------------------------------------------------------- timing
-@pytest.mark.slow
-def test_generation_time_4x2x4s_128(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
-    summary = generate_toy_dataset(
-        tmp_path / "toy", n_speakers=4, clips_per_speaker=2, seconds=4.0, size=128, seed=0, progress=False
-    )
-    elapsed = time.perf_counter() - t0
-    assert summary["ok"] == 8
-    print(f"\ntoy speakers 4 x 2 x 4 s at 128^2 (incl. mp4 + wav): {elapsed:.2f} s (acceptance: <= 60 s)")

@@ -18,7 +18,7 @@ from mmgt.clipstore import MANIFEST, ClipRecord, ClipStore, clip_relpath, read_m
 from mmgt.untrusted import UntrustedFileError, check_name, inside, load_npy, load_pickled_npy, npy_header
 from mmgt_prep.importers import ImportFormatError, discover_sources, load_echomimic_dir
 from mmgt_prep.store import TORN_FILE, ClipStoreWriter
-from tests.conftest import samples_path
+from tests.helpers.shared import samples_path
 
 REPO = Path(__file__).resolve().parents[2]
 
