@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mmgt.atomic import write_text
 from mmgt.clipstore import (
     MANIFEST,
     META_FILE,
@@ -40,6 +40,7 @@ from mmgt.clipstore import (
     clip_relpath,
     read_manifest,
 )
+from mmgt.digest import sha256_file
 from mmgt.untrusted import check_name
 
 log = logging.getLogger(__name__)
@@ -53,14 +54,6 @@ CLAIMS_DIR = "claims"
 """Under ``<root>/.tmp``: one ``<key>.lock`` per unit of work being made (:meth:`ClipStoreWriter.claim`)."""
 TORN_FILE = MANIFEST + ".torn"
 """Torn manifest rows cut off by :meth:`ClipStoreWriter.append_row` (kept for inspection)."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _inject_torn_append(f: Any, line: bytes) -> None:
@@ -213,9 +206,7 @@ class ClipStoreWriter:
         extra = {k: v for k, v in record.extra.items() if k != "written_at"}  # a row's time, not the clip's
         done = replace(record, split=split, extra=extra)
         meta = self.root / clip_relpath(record.speaker, record.id) / META_FILE
-        tmp = meta.with_name(f".{META_FILE}.{self._tag}")
-        tmp.write_text(done.to_json() + "\n")
-        os.replace(tmp, meta)
+        write_text(meta, done.to_json() + "\n")
         self.append_row(done)
         return done
 

@@ -65,7 +65,6 @@ import platform
 import random
 import subprocess
 import sys
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -77,6 +76,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from mmgt.atomic import write_json
 from mmgt.io import MediaError, read_audio, read_video
 from mmgt.schema import KEYPOINT_DIMS, NUM_KEYPOINTS, SAMPLE_RATE
 from mmgt.untrusted import load_npy
@@ -529,22 +529,6 @@ def git_commit() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_tensorboard(log_dir: Path, result: dict, step: int) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -778,7 +762,7 @@ def evaluate(
         }
         result = _jsonable(result)
         if results_path is not None:
-            _write_json_atomic(Path(results_path), result)
+            write_json(Path(results_path), result, allow_nan=False)
             log.info("results: %s", results_path)
         if tensorboard_dir is not None:
             _write_tensorboard(Path(tensorboard_dir), result, tensorboard_step)

@@ -57,8 +57,6 @@ import logging
 import math
 import os
 import re
-import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +65,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mmgt.atomic import write_text
 from mmgt_eval.labels import row_labels
 
 __all__ = [
@@ -89,7 +88,6 @@ __all__ = [
     "format_markdown",
     "format_number",
     "load_result",
-    "main",
     "row_labels",
     "run",
     "value_direction",
@@ -950,21 +948,6 @@ def format_csv(table: Table) -> str:
 
 
 # --------------------------------------------------------------------------- outputs
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render(table: Table, fmt: str, sig: int = 3) -> str:
     """The table in one of :data:`FORMATS`."""
     if fmt == "md":
@@ -986,7 +969,7 @@ def write_outputs(
     paths = {}
     for fmt, text in texts.items():
         paths[fmt] = Path(out) / f"table.{fmt}"
-        _write_atomic(paths[fmt], text)
+        write_text(paths[fmt], text)
     return paths
 
 
@@ -1035,34 +1018,3 @@ def run(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
         paths["plot"] = save_plot(table, cfg["plot"])
     return {"table": table, "markdown": format_markdown(table, sig), "paths": paths}
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``mmgt-table`` (Hydra, ``conf/table.yaml``); ``argv`` replaces the command line."""
-    import hydra
-
-    from mmgt.config import CONFIG_DIR
-
-    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="table")
-    def _entry(cfg: Any) -> None:
-        try:
-            result = run(cfg)
-        except TableError as e:
-            raise SystemExit(f"mmgt-table: error: {e}") from None
-        print(result["markdown"], end="")
-        for fmt, path in result["paths"].items():
-            print(f"{fmt}: {path}")
-
-    if argv is None:
-        _entry()
-        return
-    saved = sys.argv
-    sys.argv = [saved[0] if saved else "mmgt-table", *argv]
-    try:
-        _entry()
-    finally:
-        sys.argv = saved
-
-
-if __name__ == "__main__":
-    main()

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from mmgt.digest import sha256_file
+
 __all__ = [
     "REGISTRY",
     "MissingWeightsError",
@@ -37,7 +39,6 @@ __all__ = [
     "WeightsError",
     "candidate_paths",
     "fetch",
-    "file_sha256",
     "get_command",
     "get_spec",
     "resolve",
@@ -201,8 +202,6 @@ _SPECS: tuple[WeightSpec, ...] = (
 REGISTRY: Mapping[str, WeightSpec] = MappingProxyType({s.name: s for s in _SPECS})
 """All registered weights by name (read-only)."""
 
-_sha_cache: dict[tuple[str, int, int], str] = {}
-
 
 def get_spec(name: str | WeightSpec) -> WeightSpec:
     """The registered spec of ``name`` (a :class:`WeightSpec` is returned as is)."""
@@ -235,20 +234,6 @@ def candidate_paths(spec: str | WeightSpec, directory: str | os.PathLike[str] | 
     if spec.torch_hub:
         paths.append(_torch_hub_dir() / spec.filename)
     return paths
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 hex digest of a file (cached per path, size and mtime within the process)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _sha_cache:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        _sha_cache[key] = h.hexdigest()
-    return _sha_cache[key]
 
 
 @dataclass
@@ -311,7 +296,7 @@ def verify(
         where = [Path(path)] if path is not None else candidate_paths(spec, directory)
         extra = f" (nor in {', '.join(map(str, where[1:]))})" if len(where) > 1 else ""
         return Verification(spec.name, where[0], "missing", None, f"not found{extra}")
-    digest = file_sha256(found)
+    digest = sha256_file(found)
     status, message = _check_digest(spec, digest)
     return Verification(spec.name, found, status, digest, message)
 

@@ -19,8 +19,6 @@ Life cycle, per rank::
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +27,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torchmetrics
+
+from mmgt.digest import sha256_file
 
 
 class MetricInputError(ValueError):
@@ -133,26 +133,10 @@ class VideoMetric(Protocol):
         ...
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 hex digest of a file (cached per path, size and modification time)."""
-    p = Path(path)
-    st = p.stat()
-    return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
-
-
 def weights_record(path: str | os.PathLike) -> dict[str, str]:
     """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`VideoMetric.protocol`."""
     p = Path(path)
-    return {"file": p.name, "sha256": file_sha256(p)}
+    return {"file": p.name, "sha256": sha256_file(p)}
 
 
 def metric_variant(adapter: object, protocol: dict | None = None) -> str | None:

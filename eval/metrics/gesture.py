@@ -42,7 +42,6 @@ checkpoint; its sha256 is part of :meth:`FGDMetric.protocol`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -60,6 +59,7 @@ from scipy.signal import argrelextrema
 from torch import Tensor, nn
 
 from mmgt import schema as S
+from mmgt.digest import sha256_file
 from mmgt.untrusted import load_npy
 from mmgt_eval.frechet import frechet_distance, gaussian_stats, stats_from_sums
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
@@ -763,14 +763,6 @@ def train_pose_autoencoder(
     return model, info
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_pose_autoencoder(
     model: PoseAutoencoder, path: str | os.PathLike, training: dict[str, Any] | None = None
 ) -> Path:
@@ -788,7 +780,7 @@ def save_pose_autoencoder(
         **model.config,
         "coordinates": "model space x, y in [-1, 1] (mmgt.schema.to_model_space), invisible points = 0",
         "state_file": path.name,
-        "sha256": _sha256_file(path),
+        "sha256": sha256_file(path),
         "training": {k: v for k, v in (training or {}).items() if k != "loss"},
     }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -816,7 +808,7 @@ def load_pose_autoencoder(path: str | os.PathLike) -> tuple[PoseAutoencoder, dic
         raise PoseAutoencoderError(f"{meta_path}: not valid JSON ({err})") from err
     if meta.get("format") != AE_FORMAT:
         raise PoseAutoencoderError(f"{meta_path}: format {meta.get('format')!r}, expected {AE_FORMAT!r}")
-    digest = _sha256_file(pt)
+    digest = sha256_file(pt)
     if digest != meta.get("sha256"):
         raise PoseAutoencoderError(
             f"{pt}: sha256 {digest} differs from {meta.get('sha256')} recorded in {meta_path.name}"

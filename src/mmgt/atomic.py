@@ -1,6 +1,7 @@
 """Atomic outputs: files and folders that appear complete or not at all, and never silently replace work.
 
-* :func:`atomic_file` - write a file through a temporary sibling, renamed into place on success.
+* :func:`atomic_file` - write a file through a temporary sibling, renamed into place on success;
+  :func:`write_text`, :func:`write_json`, :func:`save_npy` for whole files at once.
 * :func:`staged_folder` - build a whole output folder beside its target, renamed into place on success.
 * :func:`check_new_output` - refuse an existing file or non-empty folder unless ``overwrite``.
 * :class:`NpyStreamWriter` - a ``.npy`` array written piece by piece (memory O(piece) for any length).
@@ -12,11 +13,13 @@ that the call itself created.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,21 +70,42 @@ def _parents_removed_on_error(path: Path) -> Iterator[None]:
         raise
 
 
+def temp_sibling(path: PathLike) -> Path:
+    """A new empty file beside ``path`` with its suffix and the usual permissions (mkstemp makes 0600); the
+    caller renames it into place or deletes it."""
+    p = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
+    os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())
+    return Path(name)
+
+
 @contextlib.contextmanager
 def atomic_file(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); on success it replaces ``path``, on an
     exception it is deleted (and so are parents this call created)."""
     p = Path(path)
     with _parents_removed_on_error(p):
-        fd, name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
-        os.close(fd)
-        tmp = Path(name)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
+        tmp = temp_sibling(p)
         try:
             yield tmp
             os.replace(tmp, p)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8, newlines as given) atomically and durably (on disk before the rename)."""
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
+
+
+def write_json(path: PathLike, data: Any, **dumps: Any) -> Path:
+    """``data`` as indented JSON plus a newline, atomically (``dumps``: e.g. ``allow_nan=False``)."""
+    return write_text(path, json.dumps(data, indent=2, **dumps) + "\n")
 
 
 def save_npy(path: PathLike, array: np.ndarray) -> Path:
@@ -161,4 +185,7 @@ __all__ = [
     "check_new_output",
     "save_npy",
     "staged_folder",
+    "temp_sibling",
+    "write_json",
+    "write_text",
 ]

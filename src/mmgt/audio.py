@@ -42,8 +42,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mmgt.atomic import save_npy
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, num_frames_for_samples
 from mmgt.untrusted import load_npy
 
@@ -708,8 +707,8 @@ def build_extractor(spec: str | Mapping[str, Any] | AudioFeatureExtractor) -> Au
 def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache: bool = True) -> np.ndarray:
     """Features (T, *feature_shape) of ``clip``: the cached ``features/<name>.npy`` when it exists and its
     shape matches (T = ``clip.record.n_frames``, or the audio's frame count when the record has none);
-    otherwise computed from ``clip.audio()`` and, with ``cache=True``, written atomically (a temporary file in
-    the same folder, then ``os.replace``; concurrent writers are safe, the last identical file wins)."""
+    otherwise computed from ``clip.audio()`` and, with ``cache=True``, written atomically
+    (:func:`mmgt.atomic.save_npy`; concurrent writers are safe, the last identical file wins)."""
     path = clip.feature_path(extractor.name)
     n_frames = int(clip.record.n_frames)
     audio = None
@@ -730,12 +729,5 @@ def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache
         audio = clip.audio()
     feats = extractor(audio, n_frames=n_frames)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with tmp.open("wb") as f:
-                np.save(f, feats)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        save_npy(path, feats)
     return feats

@@ -21,10 +21,11 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mmgt.atomic import write_json
 
 log = logging.getLogger(__name__)
 
@@ -214,29 +215,13 @@ def merge_results(main: dict[str, Any], control: Mapping[str, Any], suffix: str)
     return merged
 
 
-def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> Path:
-    """Write JSON via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def write_run_results(
     out_dir: str | Path, run: Mapping[str, Any], results: Mapping[str, Any] | None = None
 ) -> Path:
     """``<out_dir>/results.json``: the evaluation results (if any) plus the ``run`` block."""
     data = dict(results or {})
     data["run"] = dict(run)
-    return write_json_atomic(Path(out_dir) / RESULTS_FILE, data)
+    return write_json(Path(out_dir) / RESULTS_FILE, data, default=str)
 
 
 def scalar_summary(results: Mapping[str, Any]) -> dict[str, float]:

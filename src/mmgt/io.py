@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from mmgt.atomic import temp_sibling
 from mmgt.schema import FPS, SAMPLE_RATE
 
 __all__ = [
@@ -215,16 +215,6 @@ def _frame_rgb(frame: Any, width: int, height: int) -> np.ndarray:
     if frame.width == width and frame.height == height:
         return frame.to_ndarray(format="rgb24")
     return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
-
-
-def _temp_sibling(path: Path) -> Path:
-    """A new empty file next to ``path`` with the same suffix (for atomic replace)."""
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp creates 0600; the final file gets the usual permissions
-    return Path(name)
 
 
 # --------------------------------------------------------------------------- video
@@ -430,7 +420,7 @@ class VideoWriter:
     def _open(self, height: int, width: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fmt = {".mov": "mov", ".mkv": "matroska"}.get(self.path.suffix.lower(), "mp4")
-        self._tmp = _temp_sibling(self.path)
+        self._tmp = temp_sibling(self.path)
         self._pad = (height % 2, width % 2)
         with _wrap_errors(self.path, "writing video failed"):
             self._out = av.open(str(self._tmp), mode="w", format=fmt)
@@ -638,7 +628,7 @@ def write_audio(path: PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RAT
         raise ValueError(f"audio must be (N,) or (N, C), got shape {data.shape}")
     p.parent.mkdir(parents=True, exist_ok=True)
     fmt = "FLAC" if p.suffix.lower() == ".flac" else "WAV"
-    tmp = _temp_sibling(p)
+    tmp = temp_sibling(p)
     try:
         with _wrap_errors(p, "writing audio failed"):
             sf.write(str(tmp), data, int(sample_rate), subtype="PCM_16", format=fmt)

@@ -31,11 +31,11 @@ from mmgt_eval.table import (
     format_markdown,
     format_number,
     load_result,
-    main,
     row_labels,
     run,
     value_direction,
 )
+from mmgt_eval.table_cli import main
 from tests.helpers.shared import compose_config
 
 SIZE, T = 32, 10

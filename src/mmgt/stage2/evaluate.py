@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from mmgt.atomic import write_json
 from mmgt.clipstore import ClipStore
 from mmgt.evaluation import (
     EVAL_SIZE_GENERATED,
@@ -32,7 +33,6 @@ from mmgt.evaluation import (
     merge_results,
     protocol_size,
     score_videos,
-    write_json_atomic,
     write_pairs_manifest,
 )
 from mmgt.io import probe_video, write_video
@@ -245,5 +245,5 @@ def still_baseline(
     )  # fmt: skip
     results["generation"] = {"stage": "baseline", "definition": STILL_BASELINES[kind], "clips": len(clips)}
     results["generation"].update(max_frames=max_frames, eval_size=side)
-    write_json_atomic(out_dir / "results.json", results)
+    write_json(out_dir / "results.json", results, default=str)
     return results

@@ -25,28 +25,39 @@ Export layout (:func:`save_export` / :func:`load_export`, what ``mmgt-train`` wr
 ``<run>/export`` and ``Stage2Pipeline.from_pretrained`` reads): one ``save_pretrained`` subfolder per
 component (:data:`~mmgt.stage2.components.COMPONENT_NAMES`) and ``mmgt_stage2.json`` (generation
 metadata: audio features, sizes, scheduler, mask guidance, inference defaults).
+
+The toy VAE (:func:`load_or_fit_toy_vae`): the ``sd-vae-ft-mse``-layout folder beside a toy store, fitted
+once on its train frames (:func:`mmgt.stage2.toy_vae.fit_toy_vae`) when absent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import MotionAdapter, UNetMotionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from mmgt.clipstore import ClipStore
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
 from mmgt.stage2.denoiser import MMGTDenoiser
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
+from mmgt.stage2.toy_vae import fit_toy_vae
+
+log = logging.getLogger(__name__)
 
 EXPORT_META = "mmgt_stage2.json"
 """Generation metadata written next to the exported components."""
@@ -343,3 +354,41 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
         bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not _is_audio_key(k)]
         if bad:
             raise ValueError(f"{path / name}: weights do not fit the configured {name}: {bad[:6]}")
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1:3] == (size, size):
+        return frames
+    import cv2
+
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def load_or_fit_toy_vae(
+    out_dir: str | Path,
+    store: str | Path,
+    size: int,
+    config: Mapping[str, Any],
+    steps: int = 800,
+    crop: int | None = 32,
+    frame_stride: int = 2,
+    seed: int = 0,
+) -> AutoencoderKL:
+    """The toy VAE in ``out_dir``; if absent, fitted (architecture ``config``) on the store's train frames
+    (every ``frame_stride``-th, resized to ``size``) and saved there - once, atomically."""
+    out = Path(out_dir)
+    if not (out / "config.json").is_file():
+        clips = ClipStore(store).clips(split="train")
+        if not clips:
+            raise FileNotFoundError(f"{store}: no train clips to fit the toy VAE on")
+        frames = np.concatenate([_resize(c.video()[::frame_stride], size) for c in clips if c.has_video])
+        log.info("fitting the toy VAE on %d frames of %s (once; saved to %s)", len(frames), store, out)
+        vae = fit_toy_vae(frames, _plain(config), steps, crop=crop, seed=seed)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}")
+        vae.save_pretrained(tmp)
+        if (out / "config.json").is_file():  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+    return build_vae(pretrained=out)

@@ -3,9 +3,10 @@
 Stage II keeps its VAE frozen, so it must be *pretrained* (``sd-vae-ft-mse`` for real runs); a random VAE
 would make every pixel metric meaningless. No weights can be downloaded here, so toy recipes fit a tiny VAE
 (the tiny scale's architecture: 4x downsampling, 4 latent channels, 64^2 frames -> 16^2 latents) on the
-train split's frames the first time they run and save it with ``save_pretrained`` in the ``sd-vae-ft-mse``
-layout; later runs load it
-through the same :func:`~mmgt.stage2.loading.build_vae` path. The ``scaling_factor`` is set to
+train split's frames the first time they run (:func:`mmgt.stage2.loading.load_or_fit_toy_vae`, which reads
+the store and saves the VAE with ``save_pretrained`` in the ``sd-vae-ft-mse`` layout); later runs load it
+through the same :func:`~mmgt.stage2.loading.build_vae` path. This file holds only the fitting on frames
+(no file IO). The ``scaling_factor`` is set to
 1 / std(latents) as for SD. Fitting: L1 + L2 reconstruction with a small KL term, AdamW with one-cycle LR,
 on random crops.
 """
@@ -13,29 +14,15 @@ on random crops.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 
-from mmgt.clipstore import ClipStore
-from mmgt.stage2.loading import build_vae
-
 log = logging.getLogger(__name__)
-
-
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1:3] == (size, size):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def fit_toy_vae(
@@ -48,7 +35,8 @@ def fit_toy_vae(
     kl_weight: float = 1e-6,
     seed: int = 0,
 ) -> AutoencoderKL:
-    """Fit an ``AutoencoderKL(**config)`` on frames (N, S, S, 3) uint8; returns it frozen, in eval mode.
+    """Fit an ``AutoencoderKL(**config)`` (plain values) on frames (N, S, S, 3) uint8; returns it frozen, in
+    eval mode.
 
     The VAE is fully convolutional (``mid_block_add_attention: false`` in the toy config), so it is fitted on
     random ``crop`` x ``crop`` patches (4x cheaper at 64^2) and applies to whole frames. The scaling factor is
@@ -56,7 +44,7 @@ def fit_toy_vae(
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    vae = build_vae(config=config).requires_grad_(True).train()
+    vae = AutoencoderKL(**dict(config)).requires_grad_(True).train()
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     side = x.shape[-1]
     crop = side if crop is None else min(int(crop), side)
@@ -86,33 +74,3 @@ def fit_toy_vae(
         std = float(vae.encode(sample).latent_dist.mean.std())
     vae.register_to_config(scaling_factor=1.0 / std)
     return vae.requires_grad_(False)
-
-
-def load_or_fit_toy_vae(
-    out_dir: str | Path,
-    store: str | Path,
-    size: int,
-    config: Mapping[str, Any],
-    steps: int = 800,
-    crop: int | None = 32,
-    frame_stride: int = 2,
-    seed: int = 0,
-) -> AutoencoderKL:
-    """The toy VAE in ``out_dir``; if absent, fitted (architecture ``config``) on the store's train frames
-    (every ``frame_stride``-th, resized to ``size``) and saved there - once, atomically."""
-    out = Path(out_dir)
-    if not (out / "config.json").is_file():
-        clips = ClipStore(store).clips(split="train")
-        if not clips:
-            raise FileNotFoundError(f"{store}: no train clips to fit the toy VAE on")
-        frames = np.concatenate([_resize(c.video()[::frame_stride], size) for c in clips if c.has_video])
-        log.info("fitting the toy VAE on %d frames of %s (once; saved to %s)", len(frames), store, out)
-        vae = fit_toy_vae(frames, config, steps, crop=crop, seed=seed)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        vae.save_pretrained(tmp)
-        if (out / "config.json").is_file():  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
-    return build_vae(pretrained=out)
