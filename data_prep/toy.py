@@ -85,6 +85,7 @@ from typing import Any
 
 import numpy as np
 
+from mmgt.dsp import frame_rms
 from mmgt.schema import (
     BODY_INDEX,
     FACE_OFFSET,
@@ -397,11 +398,9 @@ def _round6(x: float) -> float:
 
 # =========================================================================== measures
 def toy_envelope(audio: np.ndarray) -> np.ndarray:
-    """Per-frame RMS envelope (T,) float32 at 25 fps of audio (N,) at 16 kHz; T = ceil(N / 640)."""
-    a = np.asarray(audio, dtype=np.float64).reshape(-1)
-    t = -(-a.shape[0] // SAMPLES_PER_FRAME)
-    a = np.pad(a, (0, t * SAMPLES_PER_FRAME - a.shape[0]))
-    return np.sqrt((a.reshape(t, SAMPLES_PER_FRAME) ** 2).mean(axis=1)).astype(np.float32)
+    """Per-frame RMS envelope (T,) float32 at 25 fps of audio (N,) at 16 kHz; T = ceil(N / 640)
+    (:func:`mmgt.dsp.frame_rms`)."""
+    return frame_rms(audio).astype(np.float32)
 
 
 def stress_frames(events: dict) -> np.ndarray:

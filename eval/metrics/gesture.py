@@ -60,6 +60,7 @@ from torch import Tensor, nn
 
 from mmgt import schema as S
 from mmgt.digest import sha256_file
+from mmgt.dsp import mel_filterbank
 from mmgt.untrusted import load_npy
 from mmgt_eval.frechet import frechet_distance, gaussian_stats, stats_from_sums
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
@@ -157,36 +158,6 @@ ONSET_HOP = 512
 ONSET_N_MELS = 128
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (librosa ``hz_to_mel(htk=False)``)."""
-    f = np.asanyarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp
-    )
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asanyarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-def _mel_filterbank(sr: float, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_mels, 1 + n_fft // 2) float32 Slaney-normalised triangles, 0 to sr/2 (librosa ``filters.mel``)."""
-    weights = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
-    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = np.subtract.outer(mel_f, fftfreqs)
-    for i in range(n_mels):
-        weights[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights
-
-
 def onset_strength(
     audio: np.ndarray, sr: int = S.SAMPLE_RATE, n_fft: int = ONSET_N_FFT, hop_length: int = ONSET_HOP
 ) -> np.ndarray:
@@ -208,7 +179,9 @@ def onset_strength(
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann, float64
     spec = np.fft.rfft(frames * window, axis=-1).astype(np.complex64)
     power = np.abs(spec) ** 2  # (n_frames, F) float32
-    mel = np.einsum("tf,mf->mt", power, _mel_filterbank(sr, n_fft, ONSET_N_MELS), optimize=True)
+    mel = np.einsum(
+        "tf,mf->mt", power, mel_filterbank(ONSET_N_MELS, n_fft, sr, dtype=np.float32), optimize=True
+    )
     db = 10.0 * np.log10(np.maximum(np.float32(1e-10), mel))
     db = np.maximum(db, db.max() - np.float32(80.0))
     env = np.mean(np.maximum(0.0, db[:, 1:] - db[:, :-1]), axis=0)

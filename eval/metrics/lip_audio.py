@@ -37,6 +37,7 @@ import torch
 import torchmetrics
 from torch import Tensor
 
+from mmgt.dsp import frame_rms
 from mmgt.schema import (
     FPS,
     LIP_BOTTOM_INNER,
@@ -49,18 +50,6 @@ from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
 
 KEYPOINTS_SOURCE = "keypoints"
 PIXELS_SOURCE = "pixels"
-
-
-def audio_envelope(audio: np.ndarray, n_frames: int | None = None, fps: float = FPS) -> np.ndarray:
-    """Per-video-frame RMS (T,) float64 of mono 16 kHz audio (N,); T = ceil(N / (16000 / fps)) or n_frames."""
-    a = np.asarray(audio, dtype=np.float64).reshape(-1)
-    hop = SAMPLE_RATE / fps
-    t = int(np.ceil(len(a) / hop)) if n_frames is None else int(n_frames)
-    edges = np.round(np.arange(t + 1) * hop).astype(np.int64)
-    a = np.pad(a, (0, max(0, int(edges[-1]) - len(a))))
-    sq = np.concatenate([[0.0], np.cumsum(a**2)])
-    counts = np.maximum(np.diff(edges), 1)
-    return np.sqrt((sq[edges[1:]] - sq[edges[:-1]]) / counts)
 
 
 def lip_audio_correlation(
@@ -82,7 +71,7 @@ def lip_audio_correlation(
     valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
         kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
     )
-    env = audio_envelope(audio, len(kps), fps)
+    env = frame_rms(audio, len(kps), fps)
     best: tuple[float, int] | None = None
     for lag in range(-max_lag, max_lag + 1):
         o = opening[max(lag, 0) : len(opening) + min(lag, 0)]
@@ -314,7 +303,7 @@ class LipAudioMetric(_LipAudioAdapter):
         )
         opening = np.asarray(lip_opening(kps.astype(np.float64)))[valid]
         still = len(opening) >= acc.min_frames and float(opening.std()) < self.still_std
-        if still and float(audio_envelope(audio, len(kps), fps).std()) >= 1e-12:
+        if still and float(frame_rms(audio, len(kps), fps).std()) >= 1e-12:
             acc.add(0.0, 0)
             if acc is self.generated:
                 self.n_still.update(1.0)

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mmgt.atomic import save_npy
+from mmgt.dsp import frame_mean_square, mel_filterbank
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, num_frames_for_samples
 from mmgt.untrusted import load_npy
 
@@ -68,7 +68,6 @@ __all__ = [
     "PretrainedSpeechEncoder",
     "build_extractor",
     "load_or_compute_features",
-    "mel_filterbank",
 ]
 
 
@@ -130,42 +129,6 @@ def _settings_suffix(values: dict[str, Any], defaults: dict[str, Any]) -> str:
 
 
 # =========================================================================== spectral helpers
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney mel scale (librosa ``htk=False``): linear below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(
-        f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-10) / min_log_hz) / logstep, f / f_sp
-    )
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    f_sp, min_log_hz = 200.0 / 3, 1000.0
-    min_log_mel, logstep = min_log_hz / f_sp, math.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
-
-
-def mel_filterbank(
-    n_mels: int, n_fft: int, sample_rate: int = SAMPLE_RATE, f_min: float = 0.0, f_max: float | None = None
-) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular Slaney-scale filters with Slaney area normalisation.
-
-    The formulas of ``librosa.filters.mel`` with its defaults (``htk=False, norm="slaney"``).
-    """
-    f_max = sample_rate / 2 if f_max is None else f_max
-    fft_freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
-    return weights
-
-
 class _MelSpectrogram:
     """Mel power (K, n_mels) of sub-frames with hop ``hop_length`` (dividing 640), K = T * 640 / hop.
 
@@ -293,7 +256,7 @@ class MFCCExtractor(AudioFeatureExtractor):
 
 class EnergyExtractor(AudioFeatureExtractor):
     """Per-frame energy (T, 1) of the frame's 640 samples: log(mean square + eps) (``log=True``, name
-    ``energy``) or the RMS (``log=False``, name ``rms``; equals ``mmgt_prep.toy.toy_envelope``)."""
+    ``energy``) or the RMS (``log=False``, name ``rms``), from :func:`mmgt.dsp.frame_mean_square`."""
 
     def __init__(self, log: bool = True, eps: float = 1e-8) -> None:
         self.log, self.eps = bool(log), float(eps)
@@ -303,7 +266,7 @@ class EnergyExtractor(AudioFeatureExtractor):
         return (1,)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
-        ms = (audio.astype(np.float64).reshape(n_frames, SAMPLES_PER_FRAME) ** 2).mean(axis=1, keepdims=True)
+        ms = frame_mean_square(audio, n_frames)[:, None]
         return np.log(ms + self.eps) if self.log else np.sqrt(ms)
 
 

@@ -25,9 +25,9 @@ from mmgt.audio import (
     PretrainedSpeechEncoder,
     build_extractor,
     load_or_compute_features,
-    mel_filterbank,
 )
 from mmgt.clipstore import AUDIO_FILE, ClipRecord, ClipStore
+from mmgt.dsp import mel_filterbank
 from mmgt.io import write_audio
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt_prep.store import ClipStoreWriter
