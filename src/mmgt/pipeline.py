@@ -53,25 +53,19 @@ def stage1_keypoints(
     seed: int = 0,
 ) -> np.ndarray:
     """Stage I (a ``mmgt-train experiment=smga_toy`` export): audio (N,) + reference pose (134, 3) ->
-    keypoints (n_frames, 134, 3) in the stored layout."""
-    from mmgt.audio import build_extractor
-    from mmgt.stage1.generate import generate_pose_sequence, load_exported
+    keypoints (n_frames, 134, 3) in the stored layout (:class:`mmgt.stage1.export.PosePipeline`)."""
+    from mmgt.stage1.export import PosePipeline
 
-    net, diffusion, meta = load_exported(pose_model, device)
-    feats = build_extractor(meta["audio_features"])(audio, n_frames=n_frames)
-    return generate_pose_sequence(
-        net,
-        diffusion,
-        feats,
-        ref_pose,
-        n_frames=n_frames,
-        steps=steps or meta.get("sample_steps", 50),
-        guidance=guidance if guidance is not None else meta.get("guidance", 2.0),
-        eta=eta if eta is not None else meta.get("eta", 1.0),
-        best_of=best_of,
-        seam=seam,
-        seed=seed,
-    )
+    pipe = PosePipeline.from_pretrained(pose_model, device)
+    options = {
+        "steps": steps,
+        "guidance": guidance,
+        "eta": eta,
+        "best_of": best_of,
+        "seam": seam,
+        "seed": seed,
+    }
+    return pipe(audio, ref_pose, n_frames, **options)
 
 
 def stream_from_audio(

@@ -9,7 +9,7 @@ What ``mmgt-weights import-mmgt SRC OUT`` runs (docs/reproduce-mmgt.md). ``SRC``
 and writes ``OUT/stage1`` (what ``mmgt-train experiment=smga_toy`` writes into ``<run>/export``: used by
 ``mmgt-generate pose_model=``) and ``OUT/stage2`` (a Stage II export, process 2 when its file is there, else
 process 1 alone: ``mmgt-generate video_model=`` / ``model.init_from=``), both through the project's own
-export writers (:func:`mmgt.stage1.generate.save_exported`, :func:`mmgt.stage2.loading.save_export`).
+export writers (:meth:`mmgt.stage1.export.Stage1Export.save`, :func:`mmgt.stage2.loading.save_export`).
 
 The parts the release does not hold come from local pretrained folders (usual names under a pretrained dir,
 :data:`mmgt.stage2.loading.EXPECTED_LAYOUT`): the SD-1.5 UNet (architecture, and the ReferenceNet's unused
@@ -150,7 +150,7 @@ def import_stage1(
 ) -> Path:
     """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``."""
     from mmgt.audio import build_extractor
-    from mmgt.stage1.generate import save_exported
+    from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
 
     net = load_reference_checkpoint(checkpoint, heads=heads)
@@ -169,9 +169,7 @@ def import_stage1(
             f"{checkpoint}: the network takes {net.config.audio_dim}-d audio, the audio features {spec} "
             f"give {dims}"
         )
-    meta = {"audio_features": spec, **STAGE1_META, "fps": FPS, "sample_rate": SAMPLE_RATE,
-            "source": str(checkpoint)}  # fmt: skip
-    return save_exported(net, out_dir, meta)
+    return Stage1Export(audio_features=spec, **STAGE1_META, source=str(checkpoint)).save(net, out_dir)
 
 
 # --------------------------------------------------------------------------- Stage II

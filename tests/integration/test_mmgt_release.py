@@ -85,20 +85,20 @@ def imported(release: dict[str, Path]) -> Path:
 
 
 def test_import_writes_exports_that_compute_the_original(imported: Path) -> None:
-    from mmgt.stage1.generate import load_exported
+    from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
     from mmgt.stage2.attention import RegionMasks, Stage2AttentionContext
     from mmgt.stage2.pipeline import Stage2Pipeline
 
     cfg = _configs()
-    net, diffusion, meta1 = load_exported(imported / "stage1")
+    net, diffusion, meta1 = Stage1Export.load(imported / "stage1")
     ref = load_reference_checkpoint(
         reference_fixture("stage1_tiny", "smga_tiny_orig_ckpt.pth"), cfg["stage1"]["num_heads"]
     )
     assert all(
         torch.equal(a, b) for a, b in zip(net.state_dict().values(), ref.state_dict().values(), strict=True)
     )
-    assert meta1["sample_steps"] == 50 and meta1["eta"] == 1.0 and meta1["guidance"] == 2.0
+    assert meta1.sampling() == {"steps": 50, "guidance": 2.0, "eta": 1.0}
 
     pipe = Stage2Pipeline.from_pretrained(imported / "stage2")
     meta = pipe.meta

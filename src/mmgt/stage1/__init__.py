@@ -6,6 +6,8 @@
 * :class:`PoseDiffusion`, :class:`PoseLossWeights` (``diffusion``): cosine-schedule x0 diffusion through
   diffusers schedulers - training losses (position, velocity, acceleration, face weight, visibility)
   and DDIM sampling with batched classifier-free guidance.
+* :class:`Stage1Export`, :class:`PosePipeline` (``export``): the export's typed metadata (sampling defaults
+  defined once) and ``PosePipeline.from_pretrained(dir)(audio, ref_pose, n_frames)``.
 * :func:`load_reference_checkpoint` (``reference``): the authors' released checkpoint layout
   (``audio2pose_best_model.pt``) mapped onto :class:`SMGATransformer` in its reference configuration.
 
@@ -14,7 +16,15 @@ checkpoint loader in ``reference`` is the one file reader).
 """
 
 from mmgt.stage1.diffusion import PoseDiffusion, PoseLossWeights
+from mmgt.stage1.export import PosePipeline, Stage1Export
 from mmgt.stage1.network import SMGATransformer
 from mmgt.stage1.reference import load_reference_checkpoint
 
-__all__ = ["PoseDiffusion", "PoseLossWeights", "SMGATransformer", "load_reference_checkpoint"]
+__all__ = [
+    "PoseDiffusion",
+    "PoseLossWeights",
+    "PosePipeline",
+    "SMGATransformer",
+    "Stage1Export",
+    "load_reference_checkpoint",
+]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from mmgt.audio import build_extractor, load_or_compute_features
+from mmgt.audio import load_or_compute_features
 from mmgt.clipstore import ClipStore
 from mmgt.evaluation import (
     EVAL_SIZE_GENERATED,
@@ -36,7 +36,7 @@ from mmgt.evaluation import (
 from mmgt.io import write_video
 from mmgt.render import draw_pose
 from mmgt.schema import FPS
-from mmgt.stage1.generate import generate_pose_sequence, load_exported
+from mmgt.stage1.export import PosePipeline
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class PoseEvaluation:
     def __call__(self, export_dir: str | Path, datamodule: Any, out_dir: str | Path) -> dict[str, Any]:
         """Generate, score and return the merged mmgt-eval results (also in ``<out_dir>/eval/``)."""
         out_dir = Path(out_dir)
-        net, diffusion, meta = load_exported(export_dir)
+        pipe = PosePipeline.from_pretrained(export_dir)
         store = ClipStore(datamodule.root)
         clips = store.clips(split=self.split)
         if self.max_clips is not None:
@@ -92,13 +92,8 @@ class PoseEvaluation:
         side, size_overrides = protocol_size(
             self.eval_size, self.size, [c.record.size for c in clips], "the side of the pose videos (size)"
         )
-        extractor = build_extractor(meta["audio_features"])
-        feats = [load_or_compute_features(c, extractor) for c in clips]
-        settings = {
-            "steps": self.steps or meta.get("sample_steps", 50),
-            "guidance": self.guidance if self.guidance is not None else meta.get("guidance", 2.0),
-            "eta": self.eta if self.eta is not None else meta.get("eta", 1.0),
-        }
+        feats = [load_or_compute_features(c, pipe.extractor) for c in clips]
+        settings = pipe.export.sampling(self.steps, self.guidance, self.eta)
         conditions, control = generation_conditions(
             len(clips), self.shuffled_control, f"split {self.split!r} of {store.root}"
         )
@@ -108,9 +103,7 @@ class PoseEvaluation:
             for folder, source in conditions.items():
                 f = feats[source[i]]
                 f = np.concatenate([f] * (1 + len(kps_true) // len(f)))[: len(kps_true)]
-                kps = generate_pose_sequence(
-                    net, diffusion, f, kps_true[0], n_frames=len(kps_true), seed=self.seed + i, **settings
-                )
+                kps = pipe.from_features(f, kps_true[0], len(kps_true), seed=self.seed + i, **settings)
                 path = out_dir / folder / f"{name}.mp4"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path.with_suffix(".npy"), kps)

@@ -9,9 +9,6 @@ sampled per window and the one whose first frame is closest to the conditioning 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -24,9 +21,6 @@ from mmgt.schema import (
 )
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.network import SMGATransformer
-
-EXPORT_META = "mmgt_stage1.json"
-"""Written next to the exported network: what generation needs besides the weights."""
 
 
 def smooth_seams(kps: np.ndarray, boundaries: list[int], seam: int) -> np.ndarray:
@@ -55,10 +49,11 @@ def generate_pose_sequence(
     audio_features: np.ndarray,
     ref_pose: np.ndarray,
     n_frames: int | None = None,
+    *,
+    steps: int,
+    guidance: float,
+    eta: float,
     window: int = 80,
-    steps: int = 50,
-    guidance: float = 2.0,
-    eta: float = 1.0,
     best_of: int = 1,
     seam: int = 3,
     seed: int = 0,
@@ -69,6 +64,9 @@ def generate_pose_sequence(
         audio_features: (T_a, D) or (T_a, ...) features at 25 fps.
         ref_pose: (134, 3) stored keypoints of the reference (x, y in [0, 1], confidence).
         n_frames: output length (default: the feature length).
+        steps, guidance, eta: DDIM steps, CFG weight, DDIM eta (an export's defaults:
+            :meth:`mmgt.stage1.export.Stage1Export.sampling`; :class:`~mmgt.stage1.export.PosePipeline`
+            passes them).
         best_of: candidates per window for continuity selection.
 
     Returns:
@@ -119,26 +117,3 @@ def generate_pose_sequence(
     seq[..., 2] = (seq[..., 2] >= VISIBILITY_THRESHOLD).astype(np.float32)
     boundaries = [w * window for w in range(1, n_windows) if w * window < total]
     return smooth_seams(seq, boundaries, seam).astype(np.float32)
-
-
-def save_exported(net: SMGATransformer, out_dir: str | Path, meta: dict) -> Path:
-    """Write a Stage I export: ``save_pretrained`` of the network + ``mmgt_stage1.json`` (``meta``: the audio
-    feature spec, ``diffusion`` kwargs, ``sample_steps``, ``guidance``, ``eta``, ``fps``, ``sample_rate``)."""
-    out = Path(out_dir)
-    net.save_pretrained(out, safe_serialization=True)
-    (out / EXPORT_META).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    return out
-
-
-def load_exported(model_dir: str | Path, device: str = "cpu") -> tuple[SMGATransformer, PoseDiffusion, dict]:
-    """Load a Stage I export (``save_pretrained`` folder + ``mmgt_stage1.json``) for generation."""
-    path = Path(model_dir)
-    meta_path = path / EXPORT_META
-    if not (path / "config.json").is_file() or not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{path}: not a Stage I export (expected config.json, diffusion_pytorch_model.safetensors and "
-            f"{EXPORT_META}, as written by `mmgt-train experiment=smga_toy` into <run>/export)"
-        )
-    meta = json.loads(meta_path.read_text())
-    net = SMGATransformer.from_pretrained(path, local_files_only=True, use_safetensors=True).to(device).eval()
-    return net, PoseDiffusion(**meta.get("diffusion", {})), meta

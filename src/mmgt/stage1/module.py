@@ -19,7 +19,7 @@ from mmgt.masks import MaskConfig, motion_masks
 from mmgt.render import add_caption, draw_pose, overlay_masks, side_by_side
 from mmgt.schema import FPS, SAMPLE_RATE, from_model_space, lip_opening
 from mmgt.stage1.diffusion import PoseDiffusion
-from mmgt.stage1.generate import save_exported
+from mmgt.stage1.export import Stage1Export
 from mmgt.stage1.network import SMGATransformer
 from mmgt.tb import add_video, first_val_batch, tensorboard_writer
 
@@ -59,9 +59,9 @@ class SMGALitModule(pl.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         sample_every_n_epochs: int = 5,
         sample_at_end: bool = True,
-        sample_steps: int = 20,
-        guidance: float = 2.0,
-        eta: float = 1.0,
+        sample_steps: int = Stage1Export.sample_steps,
+        guidance: float = Stage1Export.guidance,
+        eta: float = Stage1Export.eta,
         audio_features: str | dict = "baseline",
         standardize_audio: bool = True,
         standardize_pose: bool = True,
@@ -184,13 +184,10 @@ class SMGALitModule(pl.LightningModule):
     # ------------------------------------------------------------------ export
     def export(self, out_dir: str | Path) -> Path:
         """``save_pretrained`` the network and write what generation needs (``mmgt_stage1.json``)."""
-        meta = {
-            "audio_features": self.hparams.audio_features,
-            "diffusion": self.hparams.diffusion or {},
-            "sample_steps": self.hparams.sample_steps,
-            "guidance": self.hparams.guidance,
-            "eta": self.hparams.eta,
-            "fps": FPS,
-            "sample_rate": SAMPLE_RATE,
-        }
-        return save_exported(self.net, out_dir, meta)
+        return Stage1Export(
+            audio_features=self.hparams.audio_features,
+            diffusion=self.hparams.diffusion or {},
+            sample_steps=self.hparams.sample_steps,
+            guidance=self.hparams.guidance,
+            eta=self.hparams.eta,
+        ).save(self.net, out_dir)
