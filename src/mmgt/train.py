@@ -88,8 +88,9 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test and evaluate) the configured model; export it. Returns metrics and paths.
 
-    Contract with the stages: the DataModule may expose ``model_kwargs`` (a dict, e.g. the audio feature
-    size) that is passed to the model's constructor; a model with ``export(dir)`` is exported into
+    Contract with the stages: the DataModule's ``prepare_data`` runs first (creating or checking the
+    store); its ``model_kwargs`` (a dict, e.g. the audio feature size; a pure property) is passed to the
+    model's constructor; a model with ``export(dir)`` is exported into
     ``<run>/export`` after fitting; ``cfg.evaluate`` (optional) builds a callable
     ``evaluator(export_dir=, datamodule=, out_dir=) -> results dict`` (e.g. ``PoseEvaluation``).
 
@@ -106,6 +107,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()  # a missing store fails here, before the model (whose toy VAE may read it)
     model = hydra.utils.instantiate(cfg.model, **getattr(datamodule, "model_kwargs", {}))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))

@@ -71,6 +71,7 @@ def fit(cfg: Any, minutes: float) -> tuple[Path, dict[str, float], float]:
         cfg.trainer.max_time = f"00:{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
         cfg.trainer.max_epochs = 10_000
     dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
     trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_list(cfg.callbacks), logger=instantiate_list(cfg.logger)
@@ -194,7 +195,7 @@ def main() -> None:
     image_cfg = compose("stage2_image_toy", args.out, "image", [])
     import hydra
 
-    hydra.utils.instantiate(image_cfg.data).model_kwargs  # noqa: B018 - creates the store (first use)
+    hydra.utils.instantiate(image_cfg.data).prepare_data()  # creates the store (first use)
     t0 = time.perf_counter()
     hydra.utils.instantiate(image_cfg.model.vae)  # fits the toy VAE once (not part of the budget)
     vae_seconds = time.perf_counter() - t0

@@ -233,6 +233,7 @@ def test_fine_tuning_from_the_imported_release(
         output_dir=tmp_path,
     )
     dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
     comps = model.components
     before = {n: p.detach().clone() for n, p in comps.named_parameters()}

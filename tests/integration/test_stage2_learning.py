@@ -43,6 +43,7 @@ def test_image_level_learns(tmp_path: Path) -> None:
     cfg = compose("stage2_image_toy", tmp_path, "image", overrides)
     pl.seed_everything(cfg.seed)  # the same initialisation as fit() below
     dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
     before = hydra.utils.instantiate(cfg.model, **dm.model_kwargs).export(tmp_path / "untrained")
     export, losses, _ = fit(cfg, minutes=30)
     assert losses["steps"] == 100

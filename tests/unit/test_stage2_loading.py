@@ -108,6 +108,7 @@ def test_sd15_config_loads_every_part_from_local_folders(
     with open_dict(cfg):
         cfg.data.samples_per_clip = 1
     dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
     assert (
         dm.model_kwargs["audio_layers"] == 2 and dm.model_kwargs["audio_dim"] == 16
     )  # (T, L, D) hidden states

@@ -49,6 +49,7 @@ def stage2_config(
 def build(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     torch.manual_seed(0)
     dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
     model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
     dm.setup("fit")
     return model, dm

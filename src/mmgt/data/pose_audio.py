@@ -137,9 +137,9 @@ class PoseAudioDataModule(pl.LightningDataModule):
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model); checks the
-        store first (:meth:`prepare_data`), so a missing one fails before the model is built."""
-        self.prepare_data()
+        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model); pure: reads
+        nothing from disk (``mmgt-train`` runs :meth:`prepare_data` first, so a missing store fails before
+        the model is built)."""
         return {"audio_dim": self.audio_dim}
 
     @property

@@ -197,7 +197,7 @@ class VideoDataModule(pl.LightningDataModule):
         samples_per_clip / val_samples_per_clip: items per clip and epoch.
         val_split: manifest split for validation; falls back to ``test`` when the store has none.
         prepare: optional callable ``prepare(root)`` creating the store when it does not exist
-            (``prepare_data``; also called by :attr:`model_kwargs`, which needs the features' shape).
+            (``prepare_data``; ``mmgt-train`` calls it before it builds the model, whose toy VAE may read it).
     """
 
     def __init__(
@@ -235,11 +235,11 @@ class VideoDataModule(pl.LightningDataModule):
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """Feature shape (L, D) and the data facts generation needs (``mmgt-train`` passes them on)."""
+        """Feature shape (L, D) and the data facts generation needs (``mmgt-train`` passes them on); pure:
+        reads nothing from disk."""
         shape = self.extractor.feature_shape()
         layers, dim = (1, shape[0]) if len(shape) == 1 else shape
         h = self.hparams
-        self.prepare_data()  # fails early on a missing store; the model's VAE stand-in may read it
         return {
             "audio_layers": int(layers),
             "audio_dim": int(dim),
