@@ -40,6 +40,11 @@ class MaskGuidance:
     uses_audio: bool = True
     """False: the model runs without audio tokens (the no-audio ablation)."""
 
+    def audio_enabled(self, requested: bool) -> bool:
+        """Whether the denoiser gets audio tokens: ``requested`` (the process: video level) and this guidance
+        uses audio. The one place this is decided (the LightningModule and the pipeline both ask)."""
+        return bool(requested) and self.uses_audio
+
     def masks(self, keypoints: Tensor, ref_keypoints: Tensor, size: Size, regions: Sequence[str]) -> Tensor:
         """(B, F, R, h, w) masks at ``size`` for keypoints (B, F, 134, 3) / reference (B, 134, 3)."""
         raise NotImplementedError

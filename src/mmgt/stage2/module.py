@@ -179,7 +179,7 @@ class Stage2LitModule(pl.LightningModule):
             load_export_weights(self.components, init_from, list(init_parts))
             log.info("initialised %s from %s", ", ".join(init_parts), init_from)
         self.mask_guidance = mask_guidance
-        self.use_audio = bool(use_audio) and mask_guidance.uses_audio
+        self.use_audio = mask_guidance.audio_enabled(use_audio)
         self.noise_scheduler = DDPMScheduler(**(noise_scheduler or {}))
         self.optimizer_factory = optimizer or (lambda params: adamw(params))
         self.scheduler_factory = scheduler

@@ -157,7 +157,7 @@ class Stage2Pipeline:
 
     @property
     def use_audio(self) -> bool:
-        return bool(self.meta.get("use_audio", True)) and self.guidance.uses_audio
+        return self.guidance.audio_enabled(self.meta.get("use_audio", True))
 
     def audio_features(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         """(N,) float32 16 kHz audio -> (n_frames, ...) features with the export's extractor."""
