@@ -16,11 +16,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "samples"
+WORK = Path(__file__).resolve().parents[3]
+"""The folder holding the checkout and ../shared (reference data)."""
+SAMPLES_DIR = WORK / "shared" / "samples"
 REFERENCE_FIXTURES = Path(
     os.environ.get(
         "MMGT_REFERENCE_FIXTURES",
-        Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mmgt_reference",
+        WORK / "shared" / "fixtures" / "mmgt_reference",
     )
 )
 """Outputs of the original MMGT code (``$MMGT_REFERENCE_FIXTURES``; default ../shared/fixtures/...)."""
@@ -42,7 +44,7 @@ def reference_fixture(*parts: str) -> Path:
     return path
 
 
-METRICS_REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "metrics_reference"
+METRICS_REFERENCE_DIR = WORK / "shared" / "fixtures" / "metrics_reference"
 
 
 def metrics_reference_path(name: str) -> Path:

@@ -460,7 +460,7 @@ def test_main_prints_markdown(sweep, tmp_path, capsys):
 
 
 def test_python_m_entry_point_and_error_exit(sweep, tmp_path):
-    cmd = [sys.executable, "-m", "mmgt_eval.table", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    cmd = [sys.executable, "-m", "mmgt_eval.table_cli", f"hydra.run.dir={tmp_path / 'hydra'}"]
     ok = subprocess.run(
         [*cmd, f"runs={sweep['sweep']}", f"out={tmp_path}", "metrics=[ssim/ssim]"],
         capture_output=True,
