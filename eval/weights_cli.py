@@ -115,7 +115,7 @@ def cmd_train_fgd(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mmgt.clipstore import MANIFEST, ClipStore
-    from mmgt_eval.metrics.gesture import (
+    from mmgt_eval.pose_autoencoder import (
         load_keypoint_files,
         pose_windows,
         save_pose_autoencoder,
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="train", help="clip-store split to train on ('' = every file)")
     p.add_argument("--window", type=int, default=34, help="frames per window (HA2G: 34)")
     p.add_argument("--stride", type=int, default=None, help="frames between windows (default: window)")
-    p.add_argument("--joints", default="upper_body_hands", help="joint set (mmgt_eval.metrics.gesture)")
+    p.add_argument("--joints", default="upper_body_hands", help="joint set (mmgt_eval.metrics.keypoints)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=None, help="stop training after this long")

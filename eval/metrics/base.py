@@ -23,7 +23,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torchmetrics
@@ -96,6 +96,14 @@ def validate_frames(frames: np.ndarray, name: str) -> None:
         raise MetricInputError(f"{name}: frames must be uint8, got {frames.dtype}")
     if frames.shape[0] < 1 or frames.shape[1] < 1 or frames.shape[2] < 1:
         raise MetricInputError(f"{name}: empty video of shape {frames.shape}")
+
+
+def _as_2d(features: Any, what: str, min_rows: int = 2, dtype: Any = np.float64) -> np.ndarray:
+    """``features`` as an (N >= min_rows, d) ``dtype`` array, else a :class:`MetricInputError`."""
+    f = np.asarray(features, dtype=dtype)
+    if f.ndim != 2 or f.shape[0] < min_rows:
+        raise MetricInputError(f"{what}: need a (N >= {min_rows}, d) feature matrix, got shape {f.shape}")
+    return f
 
 
 @runtime_checkable

@@ -55,21 +55,19 @@ from mmgt_eval.metrics.diversity_sets import (
     diversity_pairwise_l2,
     diversity_within_l1,
 )
-from mmgt_eval.metrics.gesture import (
-    PoseAutoencoder,
-    PoseAutoencoderError,
-    _keypoints_of,
-    encode_windows,
-    joint_indices,
-    load_pose_autoencoder,
-    pose_windows,
-    pose_xy,
-)
+from mmgt_eval.metrics.keypoints import _keypoints_of, joint_indices, pose_xy
 from mmgt_eval.metrics.kinetic import (
     BAILANDO_FRAME_TIME,
     bailando_kinetic_features,
     bailando_positions,
     kinetic_features,
+)
+from mmgt_eval.pose_autoencoder import (
+    PoseAutoencoder,
+    PoseAutoencoderError,
+    encode_windows,
+    load_pose_autoencoder,
+    pose_windows,
 )
 
 __all__ = [

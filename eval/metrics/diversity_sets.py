@@ -16,8 +16,7 @@ import torchmetrics
 from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
 
-from mmgt_eval.metrics.base import MetricInputError
-from mmgt_eval.metrics.gesture import _as_2d
+from mmgt_eval.metrics.base import MetricInputError, _as_2d
 
 __all__ = [
     "BailandoCalcDiversity",

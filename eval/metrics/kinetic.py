@@ -38,7 +38,7 @@ import numpy as np
 
 from mmgt import schema as S
 from mmgt_eval.metrics.base import MetricInputError
-from mmgt_eval.metrics.gesture import pose_xy
+from mmgt_eval.metrics.keypoints import pose_xy
 
 __all__ = [
     "BAILANDO_FRAME_TIME",

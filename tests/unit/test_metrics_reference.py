@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from mmgt_eval.metrics import gesture as G
+from mmgt_eval.metrics.bas import BAS_PRESETS, BASMetric, beat_align_score, beat_alignment_clip, motion_beats
 from mmgt_eval.metrics.base import VideoSample
 from mmgt_eval.metrics.diversity import (
     DiversityMetric,
@@ -19,7 +19,9 @@ from mmgt_eval.metrics.diversity import (
     bailando_calculate_avg_distance,
     bailando_normalize,
 )
+from mmgt_eval.metrics.keypoints import joint_indices, pose_xy
 from mmgt_eval.metrics.kinetic import bailando_kinetic_features, bailando_positions, kinetic_features
+from mmgt_eval.metrics.onset import onset_detect, onset_strength
 from tests.helpers.shared import metrics_reference_path
 
 REL = 1e-6
@@ -94,7 +96,7 @@ def test_positions_are_what_bailando_was_given(div):
     for c in range(6):
         kps = stored_keypoints(div["keypoints_stored_xy"][c], div["joint_indices_134"])
         assert np.array_equal(bailando_positions(kps, "upper_body"), div["positions"][c])
-    assert G.joint_indices("upper_body") == tuple(div["joint_indices_134"].tolist())
+    assert joint_indices("upper_body") == tuple(div["joint_indices_134"].tolist())
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -156,32 +158,32 @@ def test_corrected_definition_is_not_bailandos(div):
 # =========================================================================== Bailando BAS fixture
 def test_onsets_equal_librosa_on_the_fixture_audio(bas):
     audio = bas["audio"]
-    assert G.onset_detect(audio, sr=int(bas["sr"]), units="frames").tolist() == bas["onset_frames"].tolist()
-    np.testing.assert_allclose(G.onset_detect(audio, sr=16000), bas["onset_times_s"], rtol=1e-12)
-    np.testing.assert_allclose(G.onset_strength(audio, sr=16000), bas["onset_envelope"], rtol=1e-5, atol=1e-6)
+    assert onset_detect(audio, sr=int(bas["sr"]), units="frames").tolist() == bas["onset_frames"].tolist()
+    np.testing.assert_allclose(onset_detect(audio, sr=16000), bas["onset_times_s"], rtol=1e-12)
+    np.testing.assert_allclose(onset_strength(audio, sr=16000), bas["onset_envelope"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", ["aligned", "mismatched"])
 def test_motion_beats_and_ba_reproduce_calc_db_and_ba(bas, case):
     fps = float(bas["fps"])
-    joints = G.joint_indices("upper_body")
+    joints = joint_indices("upper_body")
     kps = stored_keypoints(bas[f"{case}_keypoints_stored_xy"], np.array(joints))
-    xy = G.pose_xy(kps, "upper_body")
+    xy = pose_xy(kps, "upper_body")
     # calc_db's curve over 24 joints (12 zero-padded) is exactly half the 12-joint mean speed
     speed = np.linalg.norm(xy[1:] - xy[:-1], axis=-1).mean(axis=1)
     curve = gaussian_filter1d(speed, 5) / 2
     np.testing.assert_allclose(curve, bas[f"{case}_calc_db_kinetic_vel"], rtol=1e-12)
-    config = G.BAS_PRESETS["bailando"]
-    beats_s = G.motion_beats(kps, fps, config)
+    config = BAS_PRESETS["bailando"]
+    beats_s = motion_beats(kps, fps, config)
     assert np.round(beats_s * fps).astype(int).tolist() == bas[f"{case}_motion_beats"].tolist()
     assert xy.shape[0] - 1 == int(bas[f"{case}_length"])
     # BA in Bailando's frame units, and ours in seconds (sigma 3 frames = 0.12 s at 25 fps)
     music = bas["music_beats_motion_frames"]
-    in_frames = G.beat_align_score(music, bas[f"{case}_motion_beats"].astype(float), sigma=3.0)
+    in_frames = beat_align_score(music, bas[f"{case}_motion_beats"].astype(float), sigma=3.0)
     assert in_frames == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
-    clip = G.beat_alignment_clip(kps, bas["audio"], fps, config)
+    clip = beat_alignment_clip(kps, bas["audio"], fps, config)
     assert clip.n_audio_beats == 33 and clip.score == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
-    metric = G.BASMetric(preset="bailando", score_reference=False)
+    metric = BASMetric(preset="bailando", score_reference=False)
     metric.update(_sample(case, kps, fps, bas["audio"]), None)
     assert metric.compute()["bas"] == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
     assert metric.variant == "bailando"

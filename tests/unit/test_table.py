@@ -203,9 +203,11 @@ def test_runner_writes_per_value_directions(sweep):
 def test_library_adapters_declare_their_main_values_direction():
     """The adapters' declarations are the one source of the directions (the runner copies them into the
     results; the table has no table of its own that could drift)."""
+    from mmgt_eval.metrics.bas import BASMetric
+    from mmgt_eval.metrics.diversity import DiversityMetric
+    from mmgt_eval.metrics.fgd import FGDMetric
     from mmgt_eval.metrics.fid import FIDAdapter
     from mmgt_eval.metrics.fvd import FVDAdapter
-    from mmgt_eval.metrics.gesture import BASMetric, DiversityMetric, FGDMetric
     from mmgt_eval.metrics.image import LPIPSMetric
     from mmgt_eval.metrics.lip_audio import LipAudioMetric
     from mmgt_eval.metrics.region import RegionErrorMetric

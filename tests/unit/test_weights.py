@@ -228,7 +228,7 @@ def test_cli_fetch_and_verify(tmp_path, capsys):
 
 
 def test_train_fgd_writes_a_loadable_autoencoder(tmp_path: Path) -> None:
-    from mmgt_eval.metrics.gesture import load_pose_autoencoder
+    from mmgt_eval.pose_autoencoder import load_pose_autoencoder
     from mmgt_prep.toy import generate_toy_dataset
 
     store = tmp_path / "store"
