@@ -2,7 +2,7 @@
 
 A sweep's configurations share most of their overrides (``experiment=...``, ``evaluate.*``,
 ``trainer.max_time``, data paths); a row is labelled only by what tells it apart (:func:`row_labels`), with
-differing paths cut to their distinguishing tail. Used by :mod:`mmgt_eval.table` (labels) and
+differing paths cut to their distinguishing tail. Used by :mod:`mmgt_eval.aggregate` (labels) and
 :mod:`mmgt_eval.plot` (the same with short keys).
 """
 
@@ -74,7 +74,7 @@ def row_labels(
 ) -> dict[str, str]:
     """``{configuration name: row label}`` for the (non-reference) configurations compared.
 
-    ``groups``: configuration name -> its runs (``mmgt_eval.table.RunResult``: ``overrides``, ``named``).
+    ``groups``: configuration name -> its runs (``mmgt_eval.results.RunResult``: ``overrides``, ``named``).
     A label is ``key=value,...`` of the overrides whose values differ between the configurations (sorted by
     key), leaving out seeds and :data:`LABEL_EXCLUDE`; a key the runs of one configuration disagree on is
     left out of its label; a differing path is shortened to the trailing parts that tell the paths apart, and

@@ -1,8 +1,8 @@
 """The benchmark table as a figure: ``mmgt-table ... plot=FILE.png`` and ``notebooks/02_compare_runs.ipynb``.
 
-One panel per column of a :class:`~mmgt_eval.table.Table`, on the values' own scale. Each configuration is a
-row (the table's row labels with short override keys, top to bottom, and its ``n``): its mean as a dot with
-± sample std error bars, the individual runs (seeds) as small grey dots, the table's cell text above it;
+One panel per column of a :class:`~mmgt_eval.aggregate.Table`, on the values' own scale. Each configuration
+is a row (the table's row labels with short override keys, top to bottom, and its ``n``): its mean as a dot
+with ± sample std error bars, the individual runs (seeds) as small grey dots, the table's cell text above it;
 the best configuration (the table's mark) in green. Reference rows are dashed vertical lines, or written
 under the x axis when they lie far outside the runs' range (they would flatten the comparison) or are not
 finite (PSNR of identical videos is ∞). Configurations without a value say why (``failed``, ``not
@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from mmgt_eval.table import STATUS_TEXT, Table, TableError, _cell_texts, _n_text
+from mmgt_eval.aggregate import Table
+from mmgt_eval.render import STATUS_TEXT, cell_texts, n_text
+from mmgt_eval.results import TableError
 
 __all__ = ["plot_table", "save_plot"]
 
@@ -68,7 +70,7 @@ def plot_table(table: Table, columns: list[str] | None = None, sig: int = 3) -> 
     refs = [r for r in table.rows if r.reference]
     if not rows:
         raise TableError("plot: no configuration (only reference rows)")
-    texts = _cell_texts(table, sig, "∞")
+    texts = cell_texts(table, sig, "∞")
     index = {id(r): i for i, r in enumerate(table.rows)}
     ncols = 2 if len(cols) == 4 else min(MAX_COLUMNS, len(cols))
     nrows = math.ceil(len(cols) / ncols)
@@ -135,7 +137,7 @@ def plot_table(table: Table, columns: list[str] | None = None, sig: int = 3) -> 
         ax.tick_params(axis="x", labelsize=9)
         ax.set_ylim(len(rows) - 0.35, -0.7)  # first row on top; room for the value texts and reference names
     for ax in axes[:, 0]:
-        ax.set_yticks(y, [f"{_wrap(r.short or r.name)}\nn = {_n_text(r)}" for r in rows], fontsize=9)
+        ax.set_yticks(y, [f"{_wrap(r.short or r.name)}\nn = {n_text(r)}" for r in rows], fontsize=9)
     handles = [
         Line2D([], [], marker="o", color=RUN, ls="-", label="mean ± std over seeds"),
         Line2D([], [], marker="o", color=BEST, ls="-", label="best configuration"),

@@ -29,6 +29,7 @@ import numpy as np
 import torchmetrics
 
 from mmgt.digest import sha256_file
+from mmgt_eval.directions import declared_direction
 
 
 class MetricInputError(ValueError):
@@ -159,12 +160,9 @@ def value_directions(adapter: object, keys: Sequence[str]) -> dict[str, bool | N
     """Direction of each value key of ``adapter.compute()``: True higher is better, False lower, None neither.
 
     Taken from the adapter's ``value_higher_is_better`` mapping when it lists the key, else its
-    ``higher_is_better`` flag (adapters without the mapping behave as before: one direction for every value).
+    ``higher_is_better`` flag (adapters without the mapping behave as before: one direction for every value);
+    the rule is :func:`mmgt_eval.directions.declared_direction`, the one the table reads results with.
     """
     declared = getattr(adapter, "value_higher_is_better", None) or {}
     default = bool(getattr(adapter, "higher_is_better", False))
-    out: dict[str, bool | None] = {}
-    for key in keys:
-        d = declared.get(key, default)
-        out[key] = None if d is None else bool(d)
-    return out
+    return {key: declared_direction(key, declared, default) for key in keys}

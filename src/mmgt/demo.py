@@ -149,14 +149,14 @@ class Demo:
         reference = ",".join(f"{kind}:{path}" for kind, path in baselines.items())
         metrics = "[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]"
         video = self.run(
-            "mmgt_eval.table", f"runs={sweep}", f"reference={{{reference}}}", f"metrics={metrics}",
+            "mmgt_eval.table_cli", f"runs={sweep}", f"reference={{{reference}}}", f"metrics={metrics}",
             f"out={self.out / 'tables' / 'stage2'}", "on_missing_metric=keep",
             f"hydra.run.dir={self.out / 'logs' / 'table2'}",
         )  # fmt: skip
         lip = "lip_audio_pose"
         s1 = f"[{lip}/lip_audio_r,{lip}_shuffled/lip_audio_r,{lip}/lip_audio_r_reference,bas/bas]"
         pose = self.run(
-            "mmgt_eval.table", f"runs={stage1}", f"metrics={s1}", f"out={self.out / 'tables' / 'stage1'}",
+            "mmgt_eval.table_cli", f"runs={stage1}", f"metrics={s1}", f"out={self.out / 'tables' / 'stage1'}",
             "on_missing_metric=keep",
             f"hydra.run.dir={self.out / 'logs' / 'table1'}",
         )  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from mmgt_eval.table import error_line
+from mmgt_eval.render import error_line
 
 RESULTS_FILE = "results.json"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"

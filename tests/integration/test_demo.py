@@ -50,7 +50,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     # ... and mmgt-table reproduces it from the folders
     base = out / "baseline"
     again = subprocess.run(
-        [sys.executable, "-m", "mmgt_eval.table", f"runs={out / 'sweep'}",
+        [sys.executable, "-m", "mmgt_eval.table_cli", f"runs={out / 'sweep'}",
          f"reference={{mean_frame:{base}_mean_frame,reference_frame:{base}_reference_frame}}",
          "metrics=[psnr/psnr,ssim/ssim,mouth/mouth_psnr,mouth_shuffled/mouth_psnr]",
          f"out={tmp_path / 'again'}", "on_missing_metric=keep", f"hydra.run.dir={tmp_path / 'log'}"],

@@ -125,7 +125,7 @@ def test_multirun_records_failures_names_folders_and_tabulates(tmp_path: Path) -
     assert "eval/bas/bas" in _hparams_metrics(run)  # the HParams view can compare the sweep
 
     table = subprocess.run(
-        [sys.executable, "-m", "mmgt_eval.table", f"runs={sweep}", "metrics=[bas/bas]"],
+        [sys.executable, "-m", "mmgt_eval.table_cli", f"runs={sweep}", "metrics=[bas/bas]"],
         capture_output=True,
         text=True,
         check=True,

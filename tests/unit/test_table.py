@@ -18,23 +18,14 @@ import torchmetrics
 import yaml
 
 from mmgt.io import write_video
+from mmgt_eval.aggregate import build_table, row_labels
+from mmgt_eval.directions import library_declarations, value_direction
 from mmgt_eval.metrics.base import VideoSample
 from mmgt_eval.metrics.image import PSNRMetric, SSIMMetric
+from mmgt_eval.render import format_csv, format_latex, format_markdown, format_number
+from mmgt_eval.results import RunResult, TableError, collect, load_result
 from mmgt_eval.runner import RunProtocol, evaluate
-from mmgt_eval.table import (
-    RunResult,
-    TableError,
-    build_table,
-    collect,
-    format_csv,
-    format_latex,
-    format_markdown,
-    format_number,
-    load_result,
-    row_labels,
-    run,
-    value_direction,
-)
+from mmgt_eval.table import run
 from mmgt_eval.table_cli import main
 from tests.helpers.shared import compose_config
 
@@ -226,13 +217,67 @@ def test_library_adapters_declare_their_main_values_direction():
     assert mouth.value_higher_is_better == {"mouth_psnr": True, "mouth_mse": False, "mouth_clips": None}
 
 
-def test_value_direction_is_declared_else_count_like_else_the_metrics():
+def test_a_values_direction_comes_from_the_results_else_the_adapters_declaration():
+    """One source: the entry's ``value_higher_is_better``; an older entry without it takes the library
+    adapter's declaration (no list of value names in the table), undeclared keys the metric's flag."""
+    from mmgt_eval.metrics.base import value_directions
+    from mmgt_eval.metrics.lip_audio import LipAudioMetric
+    from mmgt_eval.metrics.sync import SyncAdapter
+
     assert value_direction("mae", {"mae": False}, True) is False  # declared wins
-    assert value_direction("sync_d", {"sync_d": False}, True) is False
-    assert value_direction("sync_offset_abs_mean", None, True) is None  # count-like
-    assert value_direction("mad_n_videos", None, False) is None
-    assert value_direction("mad", None, False) is False  # else the metric's flag
+    assert value_direction("sync_d", {"sync_d": True}, True, "sync") is True  # over the library too
+    assert value_direction("offset", {"offset": None}, True) is None
+    assert value_direction("sync_d", None, True, "sync") is False  # an older entry: SyncAdapter says so
+    assert value_direction("lip_audio_r_reference", None, True, "lip_audio") is None
+    assert value_direction("mad_n_videos", None, False, "not_a_library_metric") is False  # the metric's flag
     assert value_direction("mad", None, None) is None
+    assert library_declarations()["sync"] == (SyncAdapter.value_higher_is_better, True)
+    assert library_declarations()["lip_audio"] == (LipAudioMetric.value_higher_is_better, True)
+    # the runner resolves adapters with the same rule the table reads results with
+    keys = [*SyncAdapter.value_higher_is_better, "sync_undeclared"]
+    resolved = value_directions(SyncAdapter, keys)
+    assert resolved["sync_d"] is False and resolved["sync_n_scored"] is None and resolved["sync_undeclared"]
+    assert {k: value_direction(k, None, True, "sync") for k in keys} == resolved
+
+
+def test_results_without_directions_take_the_adapters(tmp_path):
+    """A results entry written before ``value_higher_is_better`` existed: Sync-D is still lower-is-better,
+    the counts have no direction (the count-like name list that gave sync_d 'higher' is gone)."""
+    from mmgt_eval.metrics.sync import SyncAdapter
+
+    values = {"sync_c": 7.5, "sync_d": 6.9, "sync_offset_abs_mean": 1.0, "sync_n_scored": 4.0}
+    old = {"status": "ok", "name": "sync", "higher_is_better": True, "values": values}
+    path = tmp_path / "old" / "results.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"format": 1, "metrics": {"sync": old}}))
+    r = load_result(path)
+    assert r.directions == {f"sync/{k}": SyncAdapter.value_higher_is_better[k] for k in values}
+    assert r.directions["sync/sync_d"] is False and r.directions["sync/sync_n_scored"] is None
+    table = build_table([r])
+    assert [(c.key, c.higher_is_better) for c in table.columns] == [
+        ("sync/sync_c", True),
+        ("sync/sync_d", False),
+    ]
+    # the runner's entry for the same values says the same
+    new = {**old, "value_higher_is_better": SyncAdapter.value_higher_is_better}
+    path.write_text(json.dumps({"format": 1, "metrics": {"sync": new}}))
+    assert load_result(path).directions == r.directions
+
+
+def test_table_module_re_exports_the_split_modules():
+    """``mmgt_eval.table`` (notebooks, docs) re-exports the names of results / aggregate / render."""
+    import mmgt_eval.aggregate
+    import mmgt_eval.render
+    import mmgt_eval.results
+    import mmgt_eval.table
+
+    for name in mmgt_eval.table.__all__:
+        obj = getattr(mmgt_eval.table, name)
+        homes = [m for m in (mmgt_eval.results, mmgt_eval.aggregate, mmgt_eval.render) if name in m.__all__]
+        assert name == "run" or name == "value_direction" or homes, name
+        for m in homes:
+            assert getattr(m, name) is obj, (name, m)
+    assert mmgt_eval.table.value_direction is value_direction
 
 
 # --------------------------------------------------------------------------- rows, cells, marks
