@@ -1,4 +1,4 @@
-"""Old home of the gesture metrics: every name that lived here still resolves, lazily, from its new module.
+"""Old home of the gesture metrics: every name that lived here still resolves from its new module.
 
 The gesture metrics on 2-D keypoints are split into one module each (``../shared/docs/metrics-reference.md``
 §5):
@@ -18,51 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from mmgt_eval import pose_autoencoder
+from mmgt_eval.metrics import bas, fgd, keypoints, onset
+
 _MOVED: dict[str, str] = {
     **{
-        n: "mmgt_eval.metrics.keypoints"
-        for n in ("JOINT_SETS", "joint_indices", "pose_xy", "_check_keypoints", "_keypoints_of")
+        name: module.__name__
+        for module in (keypoints, onset, bas, pose_autoencoder, fgd)
+        for name in module.__all__
     },
-    **{
-        n: "mmgt_eval.metrics.onset"
-        for n in ("ONSET_HOP", "ONSET_N_FFT", "ONSET_N_MELS", "onset_detect", "onset_strength", "peak_pick")
-    },
-    **{
-        n: "mmgt_eval.metrics.bas"
-        for n in (
-            "BAS_PRESETS",
-            "HA2G_ANGLE_BONES",
-            "HA2G_ANGLE_PAIRS",
-            "HA2G_CHANGE_ANGLE",
-            "MIN_BEAT_FRAMES",
-            "BASMetric",
-            "BeatAlignConfig",
-            "BeatAlignScore",
-            "ClipBeatAlignment",
-            "beat_align_score",
-            "beat_alignment_clip",
-            "motion_beats",
-        )
-    },
-    **{
-        n: "mmgt_eval.pose_autoencoder"
-        for n in (
-            "AE_FORMAT",
-            "PoseAutoencoder",
-            "PoseAutoencoderError",
-            "encode_windows",
-            "load_keypoint_files",
-            "load_pose_autoencoder",
-            "pose_windows",
-            "reconstruction_loss",
-            "save_pose_autoencoder",
-            "train_pose_autoencoder",
-        )
-    },
-    **{
-        n: "mmgt_eval.metrics.fgd"
-        for n in ("FGDMetric", "FrechetGestureDistance", "frechet_gesture_distance")
-    },
+    **{name: keypoints.__name__ for name in ("_check_keypoints", "_keypoints_of")},
     "_as_2d": "mmgt_eval.metrics.base",
     **{
         n: "mmgt_eval.metrics.diversity_sets"
@@ -87,7 +52,7 @@ __all__ = sorted(n for n in _MOVED if not n.startswith("_"))  # resolved lazily 
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy re-export of :data:`_MOVED` (imported on first use, so importing this module loads none)."""
+    """Re-export of :data:`_MOVED` (the Diversity modules are imported on first use)."""
     if name in _MOVED:
         import importlib
 
