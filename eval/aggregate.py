@@ -194,6 +194,17 @@ def _variant_mismatch(title: str, protocols: Iterable[tuple[Any, list[RunResult]
     ]
 
 
+PROVENANCE_KEYS: frozenset[str] = frozenset({"size_from"})
+"""Protocol entries that say why a setting has its value (``size_from``: where the evaluation size came from,
+e.g. a model's training size or a baseline's frame size), not a setting: rows that differ only in them were
+scored the same way and are compared without a mismatch."""
+
+
+def _settings(proto: Any) -> Any:
+    """``proto`` without its :data:`PROVENANCE_KEYS`."""
+    return {k: v for k, v in proto.items() if k not in PROVENANCE_KEYS} if isinstance(proto, dict) else proto
+
+
 def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tuple[list[str], bool]:
     scopes: list[tuple[str, list[tuple[RunResult, Any]]]] = [
         ("run", [(r, r.protocol) for r in results if r.protocol is not None])
@@ -207,6 +218,7 @@ def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tu
             continue
         variants: dict[str, tuple[Any, list[RunResult]]] = {}
         for r, proto in items:
+            proto = _settings(proto)
             variants.setdefault(_canonical(proto), (proto, []))[1].append(r)
         title = "run protocol" if scope == "run" else f"{scope}"
         if len(variants) == 1:

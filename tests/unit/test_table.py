@@ -408,6 +408,15 @@ def test_protocol_mismatch_is_loud(sweep, tmp_path):
         run(cfg)
 
 
+def test_rows_differing_only_in_why_their_size_was_chosen_are_comparable(sweep, tmp_path):
+    """``size_from`` (provenance: a model's training size vs a baseline's frame size) is not a setting."""
+    other = tmp_path / "other_sweep"
+    _scored_job(other, sweep["ref"], "default", 5, protocol=RunProtocol(extra={"size_from": "a baseline"}))
+    table = build_table(collect([sweep["sweep"], other]))
+    assert not table.protocol_mismatch and "MISMATCH" not in format_markdown(table)
+    assert "size_from" not in format_markdown(table)  # the settings line shows settings only
+
+
 def test_number_formatting():
     assert format_number(12.3456, 1) == "12.3"
     assert format_number(0.91234) == "0.912"
