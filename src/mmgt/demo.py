@@ -210,8 +210,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_epochs": 40,
               "image_epochs": 1, "vae_steps": 30, "sweep": "demo_quick"},
 }  # fmt: skip
-"""Training lengths: ``default`` fits the 15-minute budget on 2 cores (Stage I by wall time); ``quick`` is a
-smoke run of fixed length (Stage I by epochs), the same on a loaded machine."""
+"""Training lengths: ``default`` is sized for the 15-minute budget on 2 cores (Stage I by wall time; measured
+20 min on 2026-12-03, see the README); ``quick`` is a smoke run of fixed length (Stage I by epochs), the same
+on a loaded machine."""
 
 
 def main(argv: list[str] | None = None) -> None:
