@@ -31,9 +31,11 @@ class OutputExistsError(FileExistsError):
 
 
 def check_new_output(path: PathLike, overwrite: bool, kind: str = "file") -> Path:
-    """``path`` as an output that may be written: refused (OutputExistsError) when it exists as the wrong
-    kind (a file where a folder goes, a folder where a file goes), or as a file / non-empty folder and
-    ``overwrite`` is False. ``kind`` is ``"file"`` or ``"folder"``."""
+    """``path`` as an output that may be written (``kind``: ``"file"`` or ``"folder"``).
+
+    Refused (OutputExistsError) when it exists as the wrong kind (a file where a folder goes, a folder where
+    a file goes), or as a file / non-empty folder and ``overwrite`` is False.
+    """
     p = Path(path)
     if kind == "folder" and p.is_file():
         raise OutputExistsError(f"{p}: exists and is a file, but a folder is written here; give another path")
@@ -71,8 +73,10 @@ def _parents_removed_on_error(path: Path) -> Iterator[None]:
 
 
 def temp_sibling(path: PathLike) -> Path:
-    """A new empty file beside ``path`` with its suffix and the usual permissions (mkstemp makes 0600); the
-    caller renames it into place or deletes it."""
+    """A new empty file beside ``path`` with its suffix and the usual permissions (mkstemp makes 0600).
+
+    The caller renames it into place or deletes it.
+    """
     p = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{p.stem}.", suffix=p.suffix, dir=p.parent)
     os.close(fd)
@@ -82,8 +86,10 @@ def temp_sibling(path: PathLike) -> Path:
 
 @contextlib.contextmanager
 def atomic_file(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); on success it replaces ``path``, on an
-    exception it is deleted (and so are parents this call created)."""
+    """Yield a temporary path beside ``path`` (same suffix) that replaces ``path`` on success.
+
+    On an exception it is deleted (and so are parents this call created).
+    """
     p = Path(path)
     with _parents_removed_on_error(p):
         tmp = temp_sibling(p)
@@ -117,8 +123,11 @@ def save_npy(path: PathLike, array: np.ndarray) -> Path:
 
 @contextlib.contextmanager
 def staged_folder(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; on success it becomes ``path`` (an existing one is
-    replaced only with ``overwrite``, see :func:`check_new_output`), on an exception it is removed."""
+    """Yield an empty temporary folder beside ``path`` that becomes ``path`` on success.
+
+    An existing one is replaced only with ``overwrite`` (see :func:`check_new_output`); on an exception the
+    temporary folder is removed.
+    """
     p = check_new_output(path, overwrite, "folder")
     with _parents_removed_on_error(p):
         tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))

@@ -26,6 +26,7 @@ class EMAWarmupUpdate:
         return min(self.decay, (1.0 + num_averaged) / (10.0 + num_averaged)) if self.warmup else self.decay
 
     def __call__(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: Any) -> torch.Tensor:
+        """The new average of one parameter tensor (any shape), at the decay for ``num_averaged``."""
         d = self.decay_at(int(num_averaged))
         return averaged * d + current * (1.0 - d)
 

@@ -70,10 +70,12 @@ class ClipRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """The record as one manifest line (sorted keys)."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> ClipRecord:
+        """A record from a manifest row; keys it does not know are kept in ``extra``."""
         known = {k: row[k] for k in cls.__dataclass_fields__ if k in row}
         extra = {k: v for k, v in row.items() if k not in cls.__dataclass_fields__}
         rec = cls(**known)
@@ -82,8 +84,11 @@ class ClipRecord:
 
 
 def clip_relpath(speaker: str, clip_id: str, source: str = "clip") -> Path:
-    """Path of a clip folder relative to the store root; ``speaker`` and ``clip_id`` must be safe names
-    (:func:`mmgt.untrusted.check_name`, an UntrustedFileError naming ``source`` otherwise)."""
+    """Path of a clip folder relative to the store root.
+
+    ``speaker`` and ``clip_id`` must be safe names (:func:`mmgt.untrusted.check_name`, an UntrustedFileError
+    naming ``source`` otherwise).
+    """
     return Path(CLIPS_DIR) / check_name(speaker, "speaker", source) / check_name(clip_id, "id", source)
 
 
@@ -137,6 +142,7 @@ class Clip:
 
     @property
     def video_path(self) -> Path:
+        """The clip's ``video.mp4``."""
         return self.dir / VIDEO_FILE
 
     @property
@@ -146,10 +152,12 @@ class Clip:
 
     @property
     def audio_path(self) -> Path:
+        """The clip's ``audio.wav``."""
         return self.dir / AUDIO_FILE
 
     @property
     def keypoints_path(self) -> Path:
+        """The clip's ``keypoints.npy``."""
         return self.dir / KEYPOINTS_FILE
 
     def feature_path(self, name: str) -> Path:
@@ -205,6 +213,7 @@ class ClipStore:
         return iter(self.clips())
 
     def clip(self, clip_id: str) -> Clip:
+        """The clip ``clip_id`` (a KeyError naming the store otherwise)."""
         try:
             rec = self.records[clip_id]
         except KeyError:
@@ -212,15 +221,19 @@ class ClipStore:
         return Clip(self.root, rec)
 
     def failed(self) -> list[ClipRecord]:
+        """The records whose last attempt failed."""
         return [r for r in self.records.values() if r.status == STATUS_FAILED]
 
     def speakers(self) -> list[str]:
+        """The speakers with at least one ok clip, sorted."""
         return sorted({r.speaker for r in self.records.values() if r.status == STATUS_OK})
 
 
 def ensure_store(root: str | Path, prepare: Callable[[Path], Any] | None) -> None:
-    """Create the clip store ``root`` with ``prepare(root)`` unless it exists; safe to call at once from
-    several processes (the jobs of a local sweep, DDP ranks, SLURM array tasks on one file system).
+    """Create the clip store ``root`` with ``prepare(root)`` unless it exists.
+
+    Safe to call at once from several processes (the jobs of a local sweep, DDP ranks, SLURM array tasks on
+    one file system).
 
     The first caller holds an exclusive ``flock`` on ``<root>/.prepare.lock`` while it prepares; the
     others wait and then find the store complete (a manifest alone is not enough: the first clip's row
@@ -296,8 +309,10 @@ def open_store(root: str | Path | None) -> ClipStore:
 def split_clips(
     store: ClipStore, split: str, speakers: list[str] | None = None, fallback: str | None = None
 ) -> list[Clip]:
-    """The ok clips of ``split`` (those of ``fallback`` when ``split`` has none); none at all is a
-    ValueError that lists the store's splits and says how to fix it."""
+    """The ok clips of ``split`` (those of ``fallback`` when ``split`` has none).
+
+    None at all is a ValueError that lists the store's splits and says how to fix it.
+    """
     clips = store.clips(split=split, speakers=speakers)
     if not clips and fallback is not None:
         clips = store.clips(split=fallback, speakers=speakers)
@@ -318,8 +333,10 @@ def split_clips(
 
 
 def store_size(root: str | Path | None) -> int:
-    """The frame side S of the clips of the store at ``root`` (its manifest rows' ``size``): what the
-    Stage II experiments train at unless ``data.size`` is given. Mixed sizes are a ValueError."""
+    """The frame side S of the clips of the store at ``root`` (its manifest rows' ``size``).
+
+    What the Stage II experiments train at unless ``data.size`` is given. Mixed sizes are a ValueError.
+    """
     store = open_store(root)
     sizes = sorted({c.record.size for c in store.clips() if c.has_video and c.record.size})
     if len(sizes) != 1:

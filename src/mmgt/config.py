@@ -1,6 +1,8 @@
-"""Where the Hydra configs live (the package ``mmgt.conf``), run-folder names (the ``mmgt_dirname`` resolver
-that names multirun jobs by their overrides) and the ``mmgt_store_size`` / ``mmgt_export_size`` resolvers
-(the frame size of a clip store, of a Stage II export).
+"""Where the Hydra configs live, run-folder names and the ``mmgt_*`` resolvers.
+
+The configs are the package ``mmgt.conf``; the ``mmgt_dirname`` resolver names multirun jobs by their
+overrides; ``mmgt_store_size`` / ``mmgt_export_size`` give the frame size of a clip store, of a Stage II
+export.
 
 Directories of runs and data are not here: ``conf/paths/default.yaml`` puts them under the working
 directory of the command (``paths.output_root``, default ``<cwd>/outputs``). No environment variable

@@ -46,11 +46,14 @@ class Demo:
         self.env = dict(os.environ, HF_HUB_OFFLINE="1")
 
     def phase(self, k: int, text: str) -> None:
+        """Print the header of phase ``k`` with the time since the start."""
         print(f"\n[{k}/{PHASES}] {text}  (+{time.perf_counter() - self.t0:.0f} s)", flush=True)
 
     def run(self, *args: str) -> str:
-        """Run ``python -m <module> <args>``; its output goes to ``<out>/logs/<n>.log`` (shown on failure)
-        and is returned."""
+        """Run ``python -m <module> <args>`` and return its output.
+
+        The output also goes to ``<out>/logs/<n>.log`` (shown on failure).
+        """
         cmd = [sys.executable, "-m", *args]
         shown = " ".join(a if " " not in a else repr(a) for a in args)
         print(f"  $ {shown}", flush=True)
@@ -66,6 +69,7 @@ class Demo:
 
     # ------------------------------------------------------------------ phases
     def data(self) -> None:
+        """Phase 1: the toy clip store."""
         self.phase(1, "toy speakers -> clip store")
         b = self.budget
         self.run(
@@ -82,6 +86,7 @@ class Demo:
         )
 
     def features(self) -> None:
+        """Phase 2: the training audio features, cached per clip."""
         self.phase(2, "preprocessing: audio features cached per clip")
         from mmgt.audio import build_extractor, load_or_compute_features
         from mmgt.clipstore import ClipStore
@@ -93,6 +98,7 @@ class Demo:
         print(f"  {extractor.name}: {len(clips)} clips -> <clip>/features/{extractor.name}.npy")
 
     def stage1(self) -> Path:
+        """Phase 3: Stage I trained, generated and scored; returns its run folder."""
         self.phase(3, "Stage I (SMGA): train, generate the held-out clips, score (+ shuffled-audio control)")
         run = self.out / "stage1"
         shutil.rmtree(run, ignore_errors=True)
@@ -108,6 +114,7 @@ class Demo:
         return run
 
     def stage2_image(self) -> Path:
+        """Phase 4: Stage II image level; returns its export folder."""
         self.phase(4, "Stage II, image level (ReferenceNet + denoiser + PoseGuider); the toy VAE once")
         run = self.out / "stage2_image"
         if (run / "export" / "mmgt_stage2.json").is_file():
@@ -121,6 +128,7 @@ class Demo:
         return run / "export"
 
     def sweep(self, image_export: Path) -> Path:
+        """Phase 5: the mask-guidance sweep from ``image_export``; returns the multirun folder."""
         self.phase(5, "ablation sweep: motion masks vs no masks x 2 seeds (video level, evaluated)")
         sweep = self.out / "sweep"
         shutil.rmtree(sweep, ignore_errors=True)
@@ -132,6 +140,7 @@ class Demo:
         return sweep
 
     def tables(self, stage1: Path, sweep: Path) -> tuple[str, str]:
+        """Phase 6: still-frame baselines and the (Stage II, Stage I) tables as Markdown."""
         self.phase(6, "still-frame baselines (mean frame, reference frame) and the tables (mmgt-table)")
         from omegaconf import OmegaConf
 
@@ -163,6 +172,7 @@ class Demo:
         return _table(video), _table(pose)
 
     def summary(self, stage1: Path, sweep: Path, tables: tuple[str, str]) -> None:
+        """Phase 7: print the tables and what they show."""
         self.phase(7, "done")
         print("\nStage II ablation (toy speakers, test split; mean ± std over 2 seeds):\n")
         print(tables[0])
@@ -216,6 +226,7 @@ on a loaded machine."""
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m mmgt.demo [--out DIR] [--quick]``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("outputs") / "demo", help="relative: to the cwd")
     parser.add_argument("--quick", action="store_true", help="a smoke run (tiny data, a few steps)")

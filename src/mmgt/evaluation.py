@@ -87,9 +87,12 @@ def protocol_size(
 def generation_conditions(
     n_clips: int, shuffled_control: bool, where: str
 ) -> tuple[dict[str, list[int]], str]:
-    """The generation conditions of an evaluation: ``{"generated": [0..n), "generated_shuffled": clip i driven
-    by clip i+1's audio (a derangement)}`` and what became of the control (``"ok"``, ``"off"``, or why it was
-    skipped: a split of one clip has no other clip's audio, so it is scored without the control)."""
+    """The generation conditions of an evaluation and what became of the shuffled-audio control.
+
+    Conditions: ``{"generated": [0..n), "generated_shuffled": clip i driven by clip i+1's audio (a
+    derangement)}``; the control is ``"ok"``, ``"off"``, or why it was skipped (a split of one clip has no
+    other clip's audio, so it is scored without the control).
+    """
     out = {"generated": list(range(n_clips))}
     if not shuffled_control:
         return out, "off"
@@ -146,6 +149,7 @@ def score_videos(
         pairing: ``name`` or a pairing manifest (.jsonl / .csv).
         protocol: ``conf/eval/protocol/<name>.yaml``.
         overrides: further Hydra overrides of ``conf/eval.yaml`` (e.g. ``+metric_args.fid.batch_size=8``).
+        timeout: seconds mmgt-eval may run (None: no limit).
 
     Raises:
         EvaluationFailed: mmgt-eval failed before writing results (a metric that fails inside a run is

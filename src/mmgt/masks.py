@@ -281,9 +281,11 @@ def motion_masks(kps: Tensor | Any, size: Size, cfg: MaskConfig = _DEFAULT_CONFI
 def iter_motion_masks(
     kps: Tensor | Any, size: Size, cfg: MaskConfig = _DEFAULT_CONFIG, chunk: int = 16
 ) -> Iterator[Tensor]:
-    """:func:`motion_masks` of keypoints (T, 134, 3) in consecutive pieces (<= ``chunk``, R, H, W): memory
-    O(chunk) for any T, and exactly the full call's values (each piece is computed with the
-    ``smooth_frames // 2`` neighbouring frames of temporal context on both sides)."""
+    """:func:`motion_masks` of keypoints (T, 134, 3) in consecutive pieces (<= ``chunk``, R, H, W).
+
+    Memory is O(chunk) for any T, and the values are exactly the full call's (each piece is computed with
+    the ``smooth_frames // 2`` neighbouring frames of temporal context on both sides).
+    """
     cfg = cfg if cfg is not None else _DEFAULT_CONFIG
     kps = _as_keypoints(kps)
     if kps.ndim != 3:
@@ -378,6 +380,7 @@ class MotionMaskGenerator:
 
     @property
     def regions(self) -> tuple[str, ...]:
+        """The mask regions, in channel order."""
         return self.config.regions
 
     def __call__(self, kps: Tensor | Any, size: Size | None = None) -> list[Tensor]:

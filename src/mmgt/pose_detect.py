@@ -1,5 +1,7 @@
-"""mediapipe Holistic (0.10.21, bundled models, offline) -> COCO-WholeBody-134 stored keypoints; mediapipe
-FaceMesh -> the face block alone (:class:`FaceLandmarkDetector`, faces without a body, e.g. for lip metrics).
+"""mediapipe detectors -> COCO-WholeBody-134 stored keypoints (0.10.21, bundled models, offline).
+
+Holistic gives the whole body; FaceMesh the face block alone (:class:`FaceLandmarkDetector`, faces without a
+body, e.g. for lip metrics).
 
 Layout and conventions: :mod:`mmgt.schema` (x, y in [0, 1] of the frame, confidence in [0, 1]).
 
@@ -126,7 +128,7 @@ def clip_to_frame(
 
 
 def holistic_to_coco134(results: Any, width: int, height: int) -> np.ndarray:
-    """mediapipe Holistic results of one (height x width) frame -> (134, 3) float32 stored keypoints.
+    """Mediapipe Holistic results of one (height x width) frame -> (134, 3) float32 stored keypoints.
 
     ``results`` needs the attributes ``pose_landmarks``, ``face_landmarks``, ``left_hand_landmarks``
     and ``right_hand_landmarks`` (each None or a landmark list). ``width``/``height`` set the
@@ -256,13 +258,17 @@ class HolisticDetector:
         return np.stack(out)
 
     def reset(self) -> None:
-        """Forget the tracking state: restart the graph's run (its calculators reopen; ~0.08 s, a third
-        less than building a new graph). Results after a reset equal those of a new detector."""
+        """Forget the tracking state: restart the graph's run.
+
+        Its calculators reopen (~0.08 s, a third less than building a new graph). Results after a reset
+        equal those of a new detector.
+        """
         if self._graph is None:
             raise RuntimeError("HolisticDetector is closed")
         self._graph.reset()
 
     def close(self) -> None:
+        """Release the mediapipe graph (the detector can no longer be used)."""
         if self._graph is not None:
             self._graph.close()
             self._graph = None
@@ -281,8 +287,10 @@ class HolisticDetector:
 
 
 def face_mesh_to_coco134(face_landmarks: Any, width: int, height: int) -> np.ndarray:
-    """One face of mediapipe FaceMesh (a NormalizedLandmarkList or None) -> (134, 3) float32 stored
-    keypoints: the face block 24-91 (:data:`MP_FACE_TO_IBUG68`, confidence 1), everything else 0."""
+    """One face of mediapipe FaceMesh (a NormalizedLandmarkList or None) -> (134, 3) float32 keypoints.
+
+    Only the face block 24-91 is filled (:data:`MP_FACE_TO_IBUG68`, confidence 1), everything else is 0.
+    """
     kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
     face = _landmarks(face_landmarks)
     if face is not None:
@@ -293,8 +301,9 @@ def face_mesh_to_coco134(face_landmarks: Any, width: int, height: int) -> np.nda
 
 
 class FaceLandmarkDetector:
-    """mediapipe FaceMesh (0.10.21, bundled BlazeFace + face-landmark models, offline) on whole frames:
-    (T, H, W, 3) uint8 RGB -> (T, 134, 3) stored keypoints with only the face block (iBUG-68) filled.
+    """mediapipe FaceMesh on whole frames: (T, H, W, 3) uint8 RGB -> (T, 134, 3) face-block keypoints.
+
+    0.10.21, bundled BlazeFace + face-landmark models, offline; only the face block (iBUG-68) is filled.
 
     Unlike :class:`HolisticDetector` it needs no body: the face detector finds the face in head-and-shoulders
     crops and small frames (64 x 64 toy and generated videos). The face points are the same mesh points
@@ -339,6 +348,7 @@ class FaceLandmarkDetector:
         return np.stack(out) if out else np.zeros((0, NUM_KEYPOINTS, 3), dtype=np.float32)
 
     def close(self) -> None:
+        """Release the mediapipe graph (the detector can no longer be used)."""
         if self._graph is not None:
             self._graph.close()
             self._graph = None

@@ -83,6 +83,7 @@ class SweepReport(Callback):
     """Hydra callback: after a multirun, list the failed jobs and exit 1 if there are any."""
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        """Hydra's hook after the last job: list the failed jobs and exit 1 when there are any."""
         failed, seen = failed_jobs(config.hydra.sweep.dir)
         if failed:
             sys.stdout.flush()

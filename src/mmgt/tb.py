@@ -1,6 +1,8 @@
-"""TensorBoard helpers that need no extra dependency: videos as animated GIF image summaries, the writer and
-a validation batch for the stages' sample videos, and the hyperparameters of a finished run with its final
-metrics (the HParams view)."""
+"""TensorBoard helpers that need no extra dependency.
+
+Videos as animated GIF image summaries, the writer and a validation batch for the stages' sample videos, and
+the hyperparameters of a finished run with its final metrics (the HParams view).
+"""
 
 from __future__ import annotations
 

@@ -59,8 +59,11 @@ def job_overrides() -> list[str]:
 def run_info(
     cfg: DictConfig, status: str, seconds: float, error: str | None = None, evaluated: bool = True
 ) -> dict[str, Any]:
-    """The ``run`` block of results.json: status, error, overrides, seed, the configuration name (``named``:
-    given by ``run_name``) and whether the run was evaluated."""
+    """The ``run`` block of results.json.
+
+    Status, error, overrides, seed, the configuration name (``named``: given by ``run_name``) and whether
+    the run was evaluated.
+    """
     overrides = job_overrides()
     excluded = [*SEED_KEYS, *(cfg.get("run_name_exclude") or [])]
     return {

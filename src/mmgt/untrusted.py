@@ -83,6 +83,7 @@ def load_npy(path: PathLike, what: str = "array") -> np.ndarray:
     """A plain ``.npy`` array (never unpickles); errors name ``path`` and say what was wrong.
 
     Args:
+        path: the ``.npy`` file.
         what: what the file should hold, for the message (e.g. "keypoints (T, 134, 3)").
     """
     p = Path(path)
@@ -104,8 +105,10 @@ def load_npy(path: PathLike, what: str = "array") -> np.ndarray:
 
 
 def load_pickled_npy(path: PathLike) -> Any:
-    """A ``.npy`` file that may hold a pickled object (0-d object array): the object, unpickled by
-    :class:`RestrictedUnpickler`; numeric arrays come back as arrays. Errors name ``path``."""
+    """The object in a ``.npy`` file that may hold a pickled object (0-d object array).
+
+    Unpickled by :class:`RestrictedUnpickler`; numeric arrays come back as arrays. Errors name ``path``.
+    """
     p = Path(path)
     shape, dtype = npy_header(p)
     if not dtype.hasobject:
@@ -127,9 +130,11 @@ def load_pickled_npy(path: PathLike) -> Any:
 
 # --------------------------------------------------------------------------- names and paths
 def check_name(value: Any, what: str, source: str, extra: str = "") -> str:
-    """``value`` as one safe path component ([A-Za-z0-9._-] and the characters of ``extra``, not starting
-    with '.', no ``..``, <= 200 characters); UntrustedFileError naming ``source`` (e.g. ``manifest.jsonl:12``)
-    otherwise."""
+    """``value`` as one safe path component.
+
+    Allowed: [A-Za-z0-9._-] and the characters of ``extra``, not starting with '.', no ``..``, <= 200
+    characters; an UntrustedFileError naming ``source`` (e.g. ``manifest.jsonl:12``) otherwise.
+    """
     allowed = re.compile(rf"[A-Za-z0-9_\-][A-Za-z0-9._\-{re.escape(extra)}]{{0,199}}")
     if not isinstance(value, str) or not allowed.fullmatch(value) or ".." in value:
         raise UntrustedFileError(
@@ -141,8 +146,10 @@ def check_name(value: Any, what: str, source: str, extra: str = "") -> str:
 
 
 def inside(root: PathLike, relative: PathLike, source: str) -> Path:
-    """``root / relative``, which must resolve inside ``root`` (symlinks followed); UntrustedFileError
-    naming ``source`` otherwise."""
+    """``root / relative``, which must resolve inside ``root`` (symlinks followed).
+
+    An UntrustedFileError naming ``source`` otherwise.
+    """
     base = Path(root).resolve()
     rel = Path(relative)
     target = (base / rel).resolve()
