@@ -8,8 +8,9 @@
   (audio muxed, keypoints ``.npy`` beside), paired by name with the store's ``<speaker>/<id>/video.mp4`` by
   ``mmgt-eval``. This is how a trained Stage II is scored (PSNR/SSIM/LPIPS/FID/FVD).
 
-The two stages meet only in :mod:`mmgt.schema`'s keypoint layout: Stage I writes (T, 134, 3) stored
-keypoints, Stage II renders them to the pose video and turns them into motion masks itself.
+The two stages meet only in :mod:`mmgt.schema`'s keypoint layout: Stage I is any :class:`PoseGenerator`
+(audio -> (T, 134, 3) stored keypoints; :class:`mmgt.stage1.export.PosePipeline` for this repository's
+exports), Stage II renders the keypoints to the pose video and turns them into motion masks itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,8 +40,33 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+@runtime_checkable
+class PoseGenerator(Protocol):
+    """Stage I as the pipeline sees it: speech audio + a reference pose -> a keypoint sequence.
+
+    :class:`mmgt.stage1.export.PosePipeline` implements it; another audio -> pose model is one class with
+    this call (docs/stage1.md, "How to add a Stage I model").
+    """
+
+    def __call__(self, audio: np.ndarray, ref_pose: np.ndarray, n_frames: int, **options: Any) -> np.ndarray:
+        """Keypoints (n_frames, 134, 3), stored layout, for audio (N,) float32 mono 16 kHz and a reference
+        pose (134, 3) stored. ``options``: ``steps``, ``guidance``, ``eta``, ``best_of``, ``seam``, ``seed``
+        (:func:`stage1_keypoints` passes them all; None = the model's default; ignore those without use)."""
+        ...
+
+
+def load_pose_generator(pose_model: str | Path | PoseGenerator, device: str = "cpu") -> PoseGenerator:
+    """A :class:`PoseGenerator` as is; a Stage I export folder -> :class:`~mmgt.stage1.export.PosePipeline`
+    (the one place naming the concrete class)."""
+    if isinstance(pose_model, PoseGenerator):
+        return pose_model
+    from mmgt.stage1.export import PosePipeline
+
+    return PosePipeline.from_pretrained(pose_model, device)
+
+
 def stage1_keypoints(
-    pose_model: str | Path,
+    pose_model: str | Path | PoseGenerator,
     audio: np.ndarray,
     ref_pose: np.ndarray,
     n_frames: int,
@@ -52,11 +78,10 @@ def stage1_keypoints(
     seam: int = 3,
     seed: int = 0,
 ) -> np.ndarray:
-    """Stage I (a ``mmgt-train experiment=smga_toy`` export): audio (N,) + reference pose (134, 3) ->
-    keypoints (n_frames, 134, 3) in the stored layout (:class:`mmgt.stage1.export.PosePipeline`)."""
-    from mmgt.stage1.export import PosePipeline
+    """Stage I: audio (N,) + reference pose (134, 3) -> keypoints (n_frames, 134, 3) in the stored layout.
 
-    pipe = PosePipeline.from_pretrained(pose_model, device)
+    ``pose_model``: a :class:`PoseGenerator`, or a Stage I export folder (``mmgt-train experiment=smga_toy``,
+    ``mmgt-weights import-mmgt``; :func:`load_pose_generator`)."""
     options = {
         "steps": steps,
         "guidance": guidance,
@@ -65,14 +90,14 @@ def stage1_keypoints(
         "seam": seam,
         "seed": seed,
     }
-    return pipe(audio, ref_pose, n_frames, **options)
+    return load_pose_generator(pose_model, device)(audio, ref_pose, n_frames, **options)
 
 
 def stream_from_audio(
     audio: np.ndarray,
     ref_image: np.ndarray,
     ref_pose: np.ndarray,
-    pose_model: str | Path,
+    pose_model: str | Path | PoseGenerator,
     video_model: str | Path | Any,
     device: str = "cpu",
     pose_options: dict[str, Any] | None = None,
@@ -82,6 +107,7 @@ def stream_from_audio(
     """Both stages: audio (N,) 16 kHz + reference image (H, W, 3) uint8 and its pose (134, 3).
 
     Args:
+        pose_model: a :class:`PoseGenerator` or a Stage I export folder.
         video_model: a Stage II export folder or a loaded :class:`~mmgt.stage2.pipeline.Stage2Pipeline`.
         pose_options / video_options: keyword arguments of :func:`stage1_keypoints` / the pipeline call.
 
@@ -161,9 +187,11 @@ def generate_split(
 
 
 __all__: Sequence[str] = (
+    "PoseGenerator",
     "generate_clip",
     "generate_from_audio",
     "generate_split",
+    "load_pose_generator",
     "read_image",
     "stage1_keypoints",
     "stream_from_audio",

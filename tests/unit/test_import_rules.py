@@ -95,7 +95,7 @@ def test_the_floor_imports_only_the_floor() -> None:
 
 def _networks() -> list[Path]:
     stage2 = [p for p in sorted((SRC / "stage2").glob("*.py")) if p.stem not in NOT_NETWORKS]
-    return [SRC / "stage1" / "network.py", *stage2]
+    return [SRC / "stage1" / "network.py", SRC / "stage1" / "positions.py", *stage2]
 
 
 def test_networks_import_no_lightning_hydra_or_file_io() -> None:

@@ -100,13 +100,14 @@ def _key_list(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def test_stage1_release_size_key_list_is_the_reference_layout() -> None:
-    from mmgt.stage1.network import SMGATransformer, rotary_angles
+    from mmgt.stage1.network import SMGAReferenceTransformer
+    from mmgt.stage1.positions import rotary_angles
     from mmgt.stage1.reference import from_reference_state_dict, reference_config
 
     keys = _key_list(reference_fixture("stage1_release", "smga_release_orig_keys.txt"))
     with torch.device("meta"):
         release = {k: torch.empty(s) for k, s in keys.items()}
-        net = SMGATransformer(**reference_config(release, heads=8))
+        net = SMGAReferenceTransformer(**reference_config(release, heads=8))
     width = net.config.width
     for k in release:  # the rotary frequency buffers are checked by value: give the original's
         if k.endswith("rotary.freqs"):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import hydra
 import pytest
@@ -14,9 +16,11 @@ from omegaconf import OmegaConf
 
 from mmgt import schema as S
 from mmgt.config import CONFIG_DIR
-from mmgt.stage1 import SMGATransformer, load_reference_checkpoint
-from mmgt.stage1.network import apply_rotary, rotary_angles
+from mmgt.stage1 import SMGAReferenceTransformer, SMGATransformer, load_reference_checkpoint
+from mmgt.stage1.network import network_class
+from mmgt.stage1.positions import apply_rotary, rotary_angles
 from mmgt.stage1.reference import REFERENCE_VARIANT, from_reference_state_dict, to_reference_state_dict
+from tests.helpers.model_tester import ModelTesterMixin
 from tests.helpers.poses import make_pose
 
 AUDIO_DIM = 8
@@ -51,17 +55,88 @@ def _inputs(
     }
 
 
-@pytest.mark.parametrize("frames", [80, 17])
-@pytest.mark.parametrize("stacking", ["both", "reference"])
-def test_forward_shapes(frames: int, stacking: str) -> None:
-    net = SMGATransformer(**TINY, stacking=stacking)
-    out = net(**_inputs(frames=frames))
-    assert out.shape == (2, frames, 134, 3)
-    assert torch.isfinite(out).all()
+class _SMGATester(ModelTesterMixin):
+    """The generic network tests (tests.helpers.model_tester) for one SMGA variant, 20-frame windows."""
+
+    network: ClassVar[type[SMGATransformer]] = SMGATransformer
+    variant: ClassVar[dict] = {}
+    layout: ClassVar[str] = "model"
+
+    def make_model(self) -> SMGATransformer:
+        torch.manual_seed(0)
+        return self.network(**{**TINY, **self.variant})
+
+    def make_inputs(self) -> dict:
+        return {**_inputs(frames=20, layout=self.layout), "drop_audio": torch.tensor([True, False])}
+
+    def expected_shape(self, inputs: dict) -> tuple[int, ...]:
+        return tuple(inputs["sample"].shape)
+
+
+class TestSMGATransformer(_SMGATester):
+    variant = {"face_indices": list(S.LIPS)}
+
+
+class TestSMGAReferenceStacking(_SMGATester):
+    variant = {"stacking": "reference"}
+
+
+class TestSMGAAbsolutePositions(_SMGATester):
+    variant = {"positional": "absolute"}
+
+
+class TestSMGAWithoutPositions(_SMGATester):
+    variant = {"positional": "none"}
+
+
+class TestSMGAReferenceTransformer(_SMGATester):
+    network, variant, layout = SMGAReferenceTransformer, REFERENCE_VARIANT, "reference402"
+
+
+@pytest.mark.parametrize(
+    ("legacy", "network", "variant", "layout"),
+    [
+        (
+            {"rotary": False, "rotary_mode": "heads", "input_layout": "model"},
+            SMGATransformer,
+            {"positional": "absolute"},
+            "model",
+        ),
+        (
+            {"rotary": True, "rotary_mode": "inputs", "input_layout": "reference402"},
+            SMGAReferenceTransformer,
+            REFERENCE_VARIANT,
+            "reference402",
+        ),
+    ],
+    ids=["absolute", "reference402"],
+)
+def test_exports_written_before_positional_load_as_they_were(
+    tmp_path: Path, legacy: dict, network: type, variant: dict, layout: str
+) -> None:
+    """A config.json with the old flags (rotary, rotary_mode, input_layout) loads into the same network."""
+    net = network(**{**TINY, **variant}).eval()
+    net.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config = (
+        {k: v for k, v in config.items() if k != "positional"} | legacy | {"_class_name": "SMGATransformer"}
+    )
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = network_class(config).from_pretrained(tmp_path)
+    assert type(loaded) is network and loaded.config.positional == net.config.positional
+    inputs = _inputs(frames=12, layout=layout)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs), net(**inputs), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("frames", [80, 1])
+def test_any_window_length_up_to_window(frames: int) -> None:
+    out = SMGATransformer(**TINY)(**_inputs(frames=frames))
+    assert out.shape == (2, frames, 134, 3) and torch.isfinite(out).all()
 
 
 def test_reference402_layout_forward() -> None:
-    net = SMGATransformer(**REF_TINY)
+    net = SMGAReferenceTransformer(**REF_TINY)
     inputs = _inputs(frames=23, layout="reference402")
     assert inputs["sample"].shape == (2, 23, 402)
     out = net(**inputs, drop_audio=torch.tensor([True, False]))
@@ -80,35 +155,8 @@ def test_bad_inputs_raise_clear_errors() -> None:
         net(**bad)
     with pytest.raises(ValueError, match="stacking"):
         SMGATransformer(**TINY, stacking="face_only")
-
-
-def test_save_pretrained_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
-    net = SMGATransformer(**TINY, stacking="reference", face_indices=list(S.LIPS)).eval()
-    inputs = _inputs(frames=30)
-    with torch.no_grad():
-        expected = net(**inputs, drop_audio=torch.tensor([False, True]))
-    net.save_pretrained(tmp_path / "smga")
-    loaded = SMGATransformer.from_pretrained(tmp_path / "smga", low_cpu_mem_usage=False)
-    assert not loaded.training
-    public = lambda cfg: {k: v for k, v in cfg.items() if not k.startswith("_")}  # noqa: E731
-    assert public(loaded.config) == public(net.config)
-    with torch.no_grad():
-        again = loaded(**inputs, drop_audio=torch.tensor([False, True]))
-    torch.testing.assert_close(again, expected, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize(
-    "variant",
-    [dict(stacking="both"), dict(stacking="reference"), REFERENCE_VARIANT, dict(rotary=False)],
-    ids=["both", "reference", "reference-variant", "no-rotary"],
-)
-def test_every_parameter_receives_a_gradient(variant: dict) -> None:
-    net = SMGATransformer(**{**TINY, **variant}).train()
-    layout = variant.get("input_layout", "model")
-    out = net(**_inputs(frames=20, layout=layout), drop_audio=torch.tensor([True, False]))
-    out.square().mean().backward()
-    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert not missing, f"parameters without gradient: {missing}"
+    with pytest.raises(ValueError, match="positional='rotary', expected one of"):
+        SMGATransformer(**TINY, positional="rotary")
 
 
 def test_dropped_audio_makes_output_independent_of_audio() -> None:
@@ -233,7 +281,7 @@ def _reference_layout(net: SMGATransformer) -> dict[str, torch.Tensor]:
 
 
 def test_reference_layout_has_exactly_the_original_keys() -> None:
-    net = SMGATransformer(**dict(REF_TINY, layers=3, audio_layers=2))
+    net = SMGAReferenceTransformer(**dict(REF_TINY, layers=3, audio_layers=2))
     state = _reference_layout(net)
     assert set(state) == _gesture_decoder_keys(layers=3, audio_layers=2)
     assert state["seqTransDecoder.stack.1.body_cross_attn.in_proj_weight"].shape == (96, 32)
@@ -245,7 +293,7 @@ def test_reference_layout_has_exactly_the_original_keys() -> None:
 
 def test_audio_standardisation_is_saved_and_folds_into_the_reference_layout(tmp_path: Path) -> None:
     torch.manual_seed(3)
-    net = SMGATransformer(**REF_TINY).eval()
+    net = SMGAReferenceTransformer(**REF_TINY).eval()
     inputs = _inputs(batch=2, frames=17, layout="reference402")
     before = net(**inputs)
     mean, std = torch.randn(net.config.audio_dim), torch.rand(net.config.audio_dim) + 0.5
@@ -253,10 +301,10 @@ def test_audio_standardisation_is_saved_and_folds_into_the_reference_layout(tmp_
     after = net(**inputs)
     assert not torch.allclose(before, after)
     net.save_pretrained(tmp_path)  # the statistics travel with the weights
-    reloaded = SMGATransformer.from_pretrained(tmp_path).eval()
+    reloaded = SMGAReferenceTransformer.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(reloaded(**inputs), after)
     # written in the original layout, the statistics are folded into cond_projection: same function
-    folded = SMGATransformer(**REF_TINY).eval()
+    folded = SMGAReferenceTransformer(**REF_TINY).eval()
     folded.load_state_dict(from_reference_state_dict(_reference_layout(net), folded))
     torch.testing.assert_close(folded(**inputs), after, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="set_audio_stats"):
@@ -342,7 +390,7 @@ def _original_forward(sd: dict, x: torch.Tensor, t: torch.Tensor, audio: torch.T
 
 def test_loaded_reference_checkpoint_computes_the_original_forward(tmp_path: Path) -> None:
     torch.manual_seed(1)
-    net = SMGATransformer(**dict(REF_TINY, audio_layers=2))
+    net = SMGAReferenceTransformer(**dict(REF_TINY, audio_layers=2))
     state = _reference_layout(net)
     path = tmp_path / "audio2pose_best_model.pt"
     torch.save(state, path)  # bare state dict
@@ -366,7 +414,7 @@ def test_loaded_reference_checkpoint_computes_the_original_forward(tmp_path: Pat
 
 def test_load_trainer_checkpoint_picks_ema_and_handles_ddp_prefix(tmp_path: Path) -> None:
     torch.manual_seed(2)
-    ema, raw = SMGATransformer(**REF_TINY).eval(), SMGATransformer(**REF_TINY).eval()
+    ema, raw = SMGAReferenceTransformer(**REF_TINY).eval(), SMGAReferenceTransformer(**REF_TINY).eval()
     ckpt = {
         "ema_state_dict": _reference_layout(ema),
         "model_state_dict": {f"module.{k}": v for k, v in _reference_layout(raw).items()},
@@ -385,7 +433,7 @@ def test_load_trainer_checkpoint_picks_ema_and_handles_ddp_prefix(tmp_path: Path
 
 
 def test_load_reference_checkpoint_rejects_mismatches(tmp_path: Path) -> None:
-    net = SMGATransformer(**REF_TINY)
+    net = SMGAReferenceTransformer(**REF_TINY)
     good = _reference_layout(net)
     cases = {
         "missing": {k: v for k, v in good.items() if k != "final_layer.bias"},

@@ -237,7 +237,7 @@ class PoseDiffusion:
         Args:
             model: the denoiser.
             audio: (B, T_a, audio_dim) features; the first ``n_frames`` rows are used.
-            cond_pose: (B, 134, 3) model space (or (B, 402) for a ``reference402`` model).
+            cond_pose: (B, 134, 3) model space (or (B, 402) for a ``SMGAReferenceTransformer``).
             steps: DDIM steps.
             eta: DDIM stochasticity (0 deterministic, 1 = the original's setting).
             guidance: CFG weight w; 1 = conditional only (one forward per step), 0 = unconditional.

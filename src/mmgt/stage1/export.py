@@ -1,6 +1,7 @@
 """The Stage I export and its pipeline: one typed contract for training, the release import and generation.
 
-A Stage I export folder is ``save_pretrained`` of :class:`~mmgt.stage1.network.SMGATransformer` plus
+A Stage I export folder is ``save_pretrained`` of a :class:`~mmgt.stage1.network.SMGATransformer` (or of
+its :class:`~mmgt.stage1.network.SMGAReferenceTransformer` subclass, named by ``config.json``) plus
 ``mmgt_stage1.json`` (:class:`Stage1Export`: the audio feature spec, the diffusion settings and the sampling
 defaults). Every generation default is defined here, once; ``mmgt-train`` (``SMGALitModule.export``) and
 ``mmgt-weights import-mmgt`` write it, :class:`PosePipeline` reads it::
@@ -22,7 +23,7 @@ import numpy as np
 from mmgt.atomic import write_text
 from mmgt.schema import FPS, SAMPLE_RATE
 from mmgt.stage1.diffusion import PoseDiffusion
-from mmgt.stage1.network import SMGATransformer
+from mmgt.stage1.network import SMGATransformer, network_class
 
 EXPORT_META = "mmgt_stage1.json"
 """Written next to the exported network: what generation needs besides the weights."""
@@ -99,9 +100,10 @@ class Stage1Export:
             )
         try:
             export = cls.from_json(json.loads(meta_path.read_text()), str(meta_path))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ValueError(f"{meta_path}: unreadable Stage I metadata ({e})") from e
-        net = SMGATransformer.from_pretrained(path, local_files_only=True, use_safetensors=True)
+            network = network_class(json.loads((path / "config.json").read_text()), str(path / "config.json"))
+        except (json.JSONDecodeError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: unreadable Stage I export metadata ({e})") from e
+        net = network.from_pretrained(path, local_files_only=True, use_safetensors=True)
         return net.to(device).eval(), PoseDiffusion(**export.diffusion), export
 
 

@@ -12,13 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmgt.schema import (
-    VISIBILITY_THRESHOLD,
-    from_model_space,
-    from_reference_402,
-    to_model_space,
-    to_reference_402,
-)
+from mmgt.schema import VISIBILITY_THRESHOLD
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.network import SMGATransformer
 
@@ -82,14 +76,7 @@ def generate_pose_sequence(
         padded[len(feats) :] = feats[-1] if len(feats) else 0.0
     gen = torch.Generator(device=device).manual_seed(seed)
     # the network's pose layout: model space (134, 3), or the original's 402-d vector (reference models)
-    reference = getattr(net.config, "input_layout", "model") == "reference402"
-    to_net = to_reference_402 if reference else to_model_space
-    from_net = from_reference_402 if reference else from_model_space
-    cond = torch.from_numpy(np.ascontiguousarray(to_net(np.asarray(ref_pose, np.float32)))).to(device)
-
-    def model(vec: torch.Tensor) -> torch.Tensor:
-        """(..., 402) reference vectors -> (..., 134, 3) model space."""
-        return torch.from_numpy(to_model_space(from_net(vec.float().cpu()).numpy())).to(device)
+    cond = torch.from_numpy(np.ascontiguousarray(net.to_layout(np.asarray(ref_pose, np.float32)))).to(device)
 
     pieces = []
     for w in range(n_windows):
@@ -105,7 +92,7 @@ def generate_pose_sequence(
             generator=gen,
         )
         if best_of > 1:  # compared in model space
-            prev, first = (cond, cands[:, 0]) if not reference else (model(cond), model(cands[:, 0]))
+            prev, first = net.to_model_space(cond), net.to_model_space(cands[:, 0])
             vis = (prev[:, 2] > 0.5).float()
             gap = (((first[:, :, :2] - prev[None, :, :2]) ** 2).sum(-1) * vis).sum(-1)
             best = cands[int(gap.argmin())]
@@ -113,7 +100,7 @@ def generate_pose_sequence(
             best = cands[0]
         pieces.append(best)
         cond = best[-1]
-    seq = from_net(torch.cat(pieces).float().cpu()).numpy()[:total]
+    seq = net.from_layout(torch.cat(pieces).float().cpu()).numpy()[:total]
     seq[..., 2] = (seq[..., 2] >= VISIBILITY_THRESHOLD).astype(np.float32)
     boundaries = [w * window for w in range(1, n_windows) if w * window < total]
     return smooth_seams(seq, boundaries, seam).astype(np.float32)

@@ -39,10 +39,11 @@ Ignored reference keys (modules the original creates but never uses): ``stack.{i
 (checked against the frequencies :class:`SMGATransformer` computes). Everything else must match:
 missing, unexpected or mis-shaped keys raise.
 
-The loaded network uses the reference variants (:data:`REFERENCE_VARIANT`): 402-d input with the
-original normalisation (:func:`mmgt.schema.to_reference_402`), the original stacking and the
-original rotary placement; sizes (width, layers, ff, audio dim, window) are read from the weights,
-the number of heads (not recoverable from weights) is an argument (8 in the release).
+The loaded network is a :class:`~mmgt.stage1.network.SMGAReferenceTransformer` (402-d input with the
+original normalisation, :func:`mmgt.schema.to_reference_402`) with the reference choices
+(:data:`REFERENCE_VARIANT`: the original stacking and rotary placement); sizes (width, layers, ff,
+audio dim, window) are read from the weights, the number of heads (not recoverable from weights) is an
+argument (8 in the release).
 """
 
 from __future__ import annotations
@@ -55,16 +56,15 @@ import torch
 from torch import Tensor
 
 from mmgt.schema import KEYPOINT_DIMS
-from mmgt.stage1.network import SMGATransformer, rotary_angles
+from mmgt.stage1.network import SMGAReferenceTransformer, SMGATransformer
+from mmgt.stage1.positions import rotary_angles
 
 REFERENCE_VARIANT: dict[str, object] = {
-    "input_layout": "reference402",
     "stacking": "reference",
-    "rotary": True,
-    "rotary_mode": "inputs",
+    "positional": "rope_inputs",
     "rotary_theta": 10000.0,
 }
-"""Constructor arguments that make :class:`SMGATransformer` compute what ``GestureDecoder`` computes."""
+"""The choices that make :class:`SMGAReferenceTransformer` compute what ``GestureDecoder`` computes."""
 
 _STACK = "seqTransDecoder.stack"
 # (SMGATransformer key pattern, reference key template); attention modules map through _ATTENTION.
@@ -159,7 +159,6 @@ def from_reference_state_dict(
     reference: Mapping[str, Tensor], model: SMGATransformer, source: str = "state dict"
 ) -> dict[str, Tensor]:
     """``GestureDecoder`` state dict -> a state dict for ``model`` (strict: raises naming ``source``)."""
-    width = model.config.width
     out: dict[str, Tensor] = {}
     used: set[str] = set()
     problems: list[str] = []
@@ -168,21 +167,43 @@ def from_reference_state_dict(
             out[key] = torch.zeros_like(target) if key.endswith("_mean") else torch.ones_like(target)
             continue
         ref, chunk = reference_key(key)
-        if ref not in reference:
-            problems.append(f"missing {ref}")
-            continue
         used.add(ref)
-        value = reference[ref]
-        if chunk is not None:
-            if value.shape[0] != 3 * width:
-                problems.append(f"{ref}: expected {3 * width} packed rows, got {tuple(value.shape)}")
-                continue
-            value = value[chunk * width : (chunk + 1) * width]
+        value = _reference_value(reference, ref, chunk, model.config.width, problems)
+        if value is None:
+            continue
         if value.shape != target.shape:
             problems.append(f"{ref}: shape {tuple(value.shape)}, expected {tuple(target.shape)} for {key}")
             continue
         out[key] = value.to(target.dtype).clone()
-    expected_freqs = rotary_angles(torch.ones(1), width, model.config.rotary_theta)[0]
+    problems += _unused_reference_problems(reference, used, model.config.width, model.config.rotary_theta)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; ... ({len(problems)} problems)" if len(problems) > 8 else "")
+        raise ValueError(f"{source}: not a GestureDecoder checkpoint matching this layout: {shown}")
+    return out
+
+
+def _reference_value(
+    reference: Mapping[str, Tensor], ref: str, chunk: int | None, width: int, problems: list[str]
+) -> Tensor | None:
+    """The reference tensor ``ref`` (its q/k/v ``chunk`` of packed rows), or None with a problem noted."""
+    if ref not in reference:
+        problems.append(f"missing {ref}")
+        return None
+    value = reference[ref]
+    if chunk is None:
+        return value
+    if value.shape[0] != 3 * width:
+        problems.append(f"{ref}: expected {3 * width} packed rows, got {tuple(value.shape)}")
+        return None
+    return value[chunk * width : (chunk + 1) * width]
+
+
+def _unused_reference_problems(
+    reference: Mapping[str, Tensor], used: set[str], width: int, theta: float
+) -> list[str]:
+    """Reference keys no parameter took: unexpected unless ignored; rotary buffers checked by value."""
+    expected_freqs = rotary_angles(torch.ones(1), width, theta)[0]
+    problems = []
     for ref, value in reference.items():
         if ref in used:
             continue
@@ -193,14 +214,11 @@ def from_reference_state_dict(
             or not torch.allclose(value.float(), expected_freqs, rtol=1e-5)
         ):
             problems.append(f"{ref}: rotary frequencies differ from dim={width}, theta=10000")
-    if problems:
-        shown = "; ".join(problems[:8]) + (f"; ... ({len(problems)} problems)" if len(problems) > 8 else "")
-        raise ValueError(f"{source}: not a GestureDecoder checkpoint matching this layout: {shown}")
-    return out
+    return problems
 
 
 def reference_config(reference: Mapping[str, Tensor], heads: int = 8, source: str = "state dict") -> dict:
-    """:class:`SMGATransformer` constructor arguments read from a ``GestureDecoder`` state dict."""
+    """:class:`SMGAReferenceTransformer` constructor arguments read from a ``GestureDecoder`` state dict."""
     try:
         width, double_pose = reference["input_projection.weight"].shape
         audio_dim = reference["cond_projection.weight"].shape[1]
@@ -256,8 +274,8 @@ def extract_state_dict(
 
 def load_reference_checkpoint(
     path: str | Path, heads: int = 8, use_ema: bool = True, map_location: str | torch.device = "cpu"
-) -> SMGATransformer:
-    """Build the reference-layout :class:`SMGATransformer` from an original SMGA checkpoint (eval mode).
+) -> SMGAReferenceTransformer:
+    """Build the :class:`SMGAReferenceTransformer` of an original SMGA checkpoint (eval mode).
 
     Args:
         path: ``audio2pose_best_model.pt`` / ``epoch_N.pth`` of the original trainer, or a bare
@@ -274,6 +292,6 @@ def load_reference_checkpoint(
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(f"{path}: cannot be read as a torch checkpoint of tensors ({err})") from err
     state = extract_state_dict(checkpoint, use_ema=use_ema, source=str(path))
-    model = SMGATransformer(**reference_config(state, heads=heads, source=str(path)))
+    model = SMGAReferenceTransformer(**reference_config(state, heads=heads, source=str(path)))
     model.load_state_dict(from_reference_state_dict(state, model, source=str(path)))
     return model.eval()
