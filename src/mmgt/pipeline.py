@@ -49,15 +49,20 @@ class PoseGenerator(Protocol):
     """
 
     def __call__(self, audio: np.ndarray, ref_pose: np.ndarray, n_frames: int, **options: Any) -> np.ndarray:
-        """Keypoints (n_frames, 134, 3), stored layout, for audio (N,) float32 mono 16 kHz and a reference
-        pose (134, 3) stored. ``options``: ``steps``, ``guidance``, ``eta``, ``best_of``, ``seam``, ``seed``
-        (:func:`stage1_keypoints` passes them all; None = the model's default; ignore those without use)."""
+        """Keypoints (n_frames, 134, 3), stored layout, for audio (N,) and a reference pose (134, 3).
+
+        Audio is float32 mono 16 kHz, the pose stored keypoints. ``options``: ``steps``, ``guidance``,
+        ``eta``, ``best_of``, ``seam``, ``seed`` (:func:`stage1_keypoints` passes them all; None = the
+        model's default; ignore those without use).
+        """
         ...
 
 
 def load_pose_generator(pose_model: str | Path | PoseGenerator, device: str = "cpu") -> PoseGenerator:
-    """A :class:`PoseGenerator` as is; a Stage I export folder -> :class:`~mmgt.stage1.export.PosePipeline`
-    (the one place naming the concrete class)."""
+    """A :class:`PoseGenerator` as is; a Stage I export folder -> :class:`~mmgt.stage1.export.PosePipeline`.
+
+    This is the one place naming the concrete class.
+    """
     if isinstance(pose_model, PoseGenerator):
         return pose_model
     from mmgt.stage1.export import PosePipeline
@@ -81,7 +86,8 @@ def stage1_keypoints(
     """Stage I: audio (N,) + reference pose (134, 3) -> keypoints (n_frames, 134, 3) in the stored layout.
 
     ``pose_model``: a :class:`PoseGenerator`, or a Stage I export folder (``mmgt-train experiment=smga_toy``,
-    ``mmgt-weights import-mmgt``; :func:`load_pose_generator`)."""
+    ``mmgt-weights import-mmgt``; :func:`load_pose_generator`).
+    """
     options = {
         "steps": steps,
         "guidance": guidance,
@@ -107,9 +113,15 @@ def stream_from_audio(
     """Both stages: audio (N,) 16 kHz + reference image (H, W, 3) uint8 and its pose (134, 3).
 
     Args:
+        audio: (N,) float32 mono 16 kHz.
+        ref_image: (H, W, 3) uint8 RGB reference frame.
+        ref_pose: (134, 3) stored keypoints of the reference frame.
         pose_model: a :class:`PoseGenerator` or a Stage I export folder.
         video_model: a Stage II export folder or a loaded :class:`~mmgt.stage2.pipeline.Stage2Pipeline`.
-        pose_options / video_options: keyword arguments of :func:`stage1_keypoints` / the pipeline call.
+        device: torch device of both stages.
+        pose_options: keyword arguments of :func:`stage1_keypoints`.
+        video_options: keyword arguments of the Stage II pipeline call.
+        seed: seed of both stages' noise.
 
     Returns:
         keypoints (T, 134, 3), T = round(duration x 25), and an iterator of the frames in decoded pieces

@@ -123,6 +123,7 @@ class PoseDiffusion:
 
     @property
     def num_train_timesteps(self) -> int:
+        """Diffusion steps of training (the scheduler's ``num_train_timesteps``)."""
         return int(self.scheduler.config.num_train_timesteps)
 
     def ddim_scheduler(self, steps: int) -> DDIMScheduler:

@@ -55,8 +55,10 @@ class Stage1Export:
     def sampling(
         self, steps: int | None = None, guidance: float | None = None, eta: float | None = None
     ) -> dict[str, Any]:
-        """``{steps, guidance, eta}`` for :func:`~mmgt.stage1.generate.generate_pose_sequence`: the given
-        values, else this export's defaults."""
+        """``{steps, guidance, eta}`` for :func:`~mmgt.stage1.generate.generate_pose_sequence`.
+
+        The given values, else this export's defaults.
+        """
         return {
             "steps": int(steps) if steps else self.sample_steps,
             "guidance": self.guidance if guidance is None else float(guidance),
@@ -64,6 +66,7 @@ class Stage1Export:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The metadata as written to ``mmgt_stage1.json`` (unknown keys read earlier kept)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         if data["source"] is None:
             del data["source"]
@@ -71,6 +74,7 @@ class Stage1Export:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = EXPORT_META) -> Stage1Export:
+        """The metadata read from ``data`` (errors name ``where``); unknown keys go to ``extra``."""
         if "audio_features" not in data:
             raise ValueError(f"{where}: no 'audio_features' (not a Stage I export's metadata)")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
@@ -120,6 +124,7 @@ class PosePipeline:
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, device: str = "cpu") -> PosePipeline:
+        """The pipeline of the Stage I export folder ``model_dir``, on ``device``."""
         return cls(*Stage1Export.load(model_dir, device))
 
     @property
@@ -132,8 +137,11 @@ class PosePipeline:
         return self._extractor
 
     def __call__(self, audio: np.ndarray, ref_pose: np.ndarray, n_frames: int, **options: Any) -> np.ndarray:
-        """Keypoints (n_frames, 134, 3) for audio (N,) mono 16 kHz and a reference pose (134, 3); ``options``:
-        ``steps``, ``guidance``, ``eta`` (None: the export's), ``best_of``, ``seam``, ``seed``, ``window``."""
+        """Keypoints (n_frames, 134, 3) for audio (N,) mono 16 kHz and a reference pose (134, 3).
+
+        ``options``: ``steps``, ``guidance``, ``eta`` (None: the export's), ``best_of``, ``seam``, ``seed``,
+        ``window``.
+        """
         return self.from_features(self.extractor(audio, n_frames=n_frames), ref_pose, n_frames, **options)
 
     def from_features(

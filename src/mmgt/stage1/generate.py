@@ -55,13 +55,19 @@ def generate_pose_sequence(
     """Generate keypoints for the whole audio.
 
     Args:
+        net: the (standardising) SMGA network, in eval mode.
+        diffusion: its noise schedule.
         audio_features: (T_a, D) or (T_a, ...) features at 25 fps.
         ref_pose: (134, 3) stored keypoints of the reference (x, y in [0, 1], confidence).
         n_frames: output length (default: the feature length).
-        steps, guidance, eta: DDIM steps, CFG weight, DDIM eta (an export's defaults:
-            :meth:`mmgt.stage1.export.Stage1Export.sampling`; :class:`~mmgt.stage1.export.PosePipeline`
-            passes them).
+        steps: DDIM steps (an export's defaults: :meth:`mmgt.stage1.export.Stage1Export.sampling`;
+            :class:`~mmgt.stage1.export.PosePipeline` passes them).
+        guidance: classifier-free guidance weight.
+        eta: DDIM eta.
+        window: frames generated per window.
         best_of: candidates per window for continuity selection.
+        seam: frames blended where two windows meet.
+        seed: seed of the noise.
 
     Returns:
         (n_frames, 134, 3) float32 stored keypoints.

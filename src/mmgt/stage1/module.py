@@ -82,8 +82,11 @@ class SMGALitModule(pl.LightningModule):
         self._sampled_step: int | None = None  # global step of the last logged sample
 
     def setup(self, stage: str) -> None:
-        """Before fitting: standardise audio and poses with the training set's statistics (saved in the
-        network, so the export carries them; a resumed checkpoint restores the same buffers)."""
+        """Before fitting: standardise audio and poses with the training set's statistics.
+
+        They are saved in the network, so the export carries them; a resumed checkpoint restores the same
+        buffers.
+        """
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if stage != "fit" or datamodule is None:
             return
@@ -101,6 +104,7 @@ class SMGALitModule(pl.LightningModule):
         )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """The diffusion loss of one batch (its parts logged as ``train/*``)."""
         losses = self._losses(batch)
         bs = batch["pose"].shape[0]
         self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, batch_size=bs)
@@ -108,6 +112,7 @@ class SMGALitModule(pl.LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/*`` losses with a noise generator fixed per batch."""
         # a fixed generator per batch: the validation loss is comparable across epochs
         gen = torch.Generator(device=self.device).manual_seed(1000 + batch_idx)
         losses = self._losses(batch, generator=gen)
@@ -175,6 +180,7 @@ class SMGALitModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
+        """The optimiser of the trainable parameters, and the scheduler when one is configured."""
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer

@@ -170,7 +170,7 @@ class StreamBlock(nn.Module):
     def forward(
         self, x: Tensor, memory: Tensor, condition: Tensor, positions: Tensor, memory_positions: Tensor
     ) -> Tensor:
-        """x (B, T, W), memory (B, M, W), condition (B, W), positions (T,), (M,) -> (B, T, W)."""
+        """X (B, T, W), memory (B, M, W), condition (B, W), positions (T,), (M,) -> (B, T, W)."""
         normed = self.norm1(x)
         x = x + self.film1(self.dropout(self.self_attn(normed, normed, positions, positions)), condition)
         attended = self.cross_attn(self.norm2(x), memory, positions, memory_positions)
@@ -338,7 +338,7 @@ class SMGATransformer(ModelMixin, ConfigMixin):
 
     @classmethod
     def load_config(cls, *args: Any, **kwargs: Any) -> Any:
-        """diffusers' ``load_config``, with the keys of exports written before ``positional`` translated."""
+        """Diffusers' ``load_config``, with the keys of exports written before ``positional`` translated."""
         loaded = super().load_config(*args, **kwargs)
         upgrade_config(loaded[0] if isinstance(loaded, tuple) else loaded)
         return loaded
@@ -359,6 +359,7 @@ class SMGATransformer(ModelMixin, ConfigMixin):
         Args:
             mean: (audio_dim,) per-dimension mean of the training features.
             std: (audio_dim,) per-dimension standard deviation.
+            eps: floor of ``std``.
         """
         dim = self.config.audio_dim
         mean, std = torch.as_tensor(mean).reshape(-1), torch.as_tensor(std).reshape(-1)
@@ -376,8 +377,8 @@ class SMGATransformer(ModelMixin, ConfigMixin):
 
         Args:
             mean: (n_keypoints, pose_channels) or (P,) mean in the network's input layout.
-            std: the same shape, standard deviation; floored at ``min_std`` (static or invisible
-                coordinates would otherwise be blown up).
+            std: the same shape, standard deviation.
+            min_std: floor of ``std`` (static or invisible coordinates would otherwise be blown up).
         """
         mean, std = torch.as_tensor(mean).reshape(-1), torch.as_tensor(std).reshape(-1)
         if mean.shape != (self.pose_dim,) or std.shape != (self.pose_dim,):
@@ -479,8 +480,9 @@ class SMGATransformer(ModelMixin, ConfigMixin):
 
 
 class SMGAReferenceTransformer(SMGATransformer):
-    """:class:`SMGATransformer` in the original MMGT layout (``GestureDecoder``): poses are the original's
-    flat (…, 402) vectors with its pixel normalisation, scores included
+    """:class:`SMGATransformer` in the original MMGT layout (``GestureDecoder``).
+
+    Poses are the original's flat (…, 402) vectors with its pixel normalisation, scores included
     (:func:`mmgt.schema.to_reference_402`).
 
     Built with the original's choices, ``stacking="reference"``, ``positional="rope_inputs"``,
@@ -498,6 +500,7 @@ class SMGAReferenceTransformer(SMGATransformer):
         return (self.pose_dim,)
 
     def to_model_space(self, pose: Tensor) -> Tensor:
+        """Original (..., 402) vectors -> model-space keypoints (..., 134, 3)."""
         return to_model_space(from_reference_402(pose))
 
 
@@ -518,9 +521,11 @@ def network_class(config: Mapping[str, Any], source: str = "config.json") -> typ
 
 
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Translate, in place, the keys of a network config written before ``positional``: ``rotary`` and
-    ``rotary_mode`` -> ``positional`` (:data:`LEGACY_ROTARY`); ``input_layout`` is the class now
-    (:func:`network_class`)."""
+    """Translate, in place, the keys of a network config written before ``positional``.
+
+    ``rotary`` and ``rotary_mode`` -> ``positional`` (:data:`LEGACY_ROTARY`); ``input_layout`` is the class
+    now (:func:`network_class`).
+    """
     rotary, mode = config.pop("rotary", None), config.pop("rotary_mode", None)
     config.pop("input_layout", None)
     if "positional" not in config and (rotary is not None or mode is not None):

@@ -100,6 +100,7 @@ class AbsolutePositions(PositionEncoding):
     name = "absolute"
 
     def add_to_tokens(self, tokens: Tensor) -> Tensor:
+        """``tokens`` (B, N, W) plus the sinusoidal table of positions 0..N-1."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         table = get_timestep_embedding(
             positions, tokens.shape[-1], flip_sin_to_cos=True, downscale_freq_shift=0
@@ -113,10 +114,12 @@ class HeadRotary(PositionEncoding):
     name = "rope"
 
     def check(self, width: int, heads: int) -> None:
+        """RoPE rotates pairs of channels: the head size must be even."""
         if (width // heads) % 2:
             raise ValueError(f"positional='rope' needs an even head size, got {width // heads}")
 
     def rotate_heads(self, query: Tensor, key: Tensor, q_pos: Tensor, k_pos: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-head queries (B, H, N, D) and keys (B, H, M, D), rotated by their positions."""
         return self._rotate(query, key, q_pos, k_pos)
 
 
@@ -126,11 +129,13 @@ class InputRotary(PositionEncoding):
     name = "rope_inputs"
 
     def memory_positions(self, frames: int, device: torch.device) -> Tensor:
+        """Positions (T + 2,) 0..T+1: the original numbers the T audio tokens and the 2 time tokens on."""
         return torch.arange(frames + 2, device=device)
 
     def rotate_inputs(
         self, query: Tensor, key: Tensor, q_pos: Tensor, k_pos: Tensor
     ) -> tuple[Tensor, Tensor]:
+        """Full-width query inputs (B, N, W) and key inputs (B, M, W), rotated by their positions."""
         return self._rotate(query, key, q_pos, k_pos)
 
 
