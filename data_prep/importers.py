@@ -51,7 +51,7 @@ from mmgt.schema import (
     from_reference_402,
 )
 from mmgt.untrusted import UntrustedFileError, load_npy, load_pickled_npy, npy_header
-from mmgt_prep.splits import plan_splits, policy_from_cfg, resplit_rows
+from mmgt_prep.splits import SplitSettings, plan_splits, resplit_rows
 
 log = logging.getLogger("mmgt_prep.importers")
 
@@ -318,82 +318,95 @@ def _import_one(src: ImportSource, record: Any, writer: Any, fps: float, canvas:
     return writer.write_clip(record, write)
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=dwpose`` runner (``conf/source/dwpose.yaml``): import clips into ``cfg.out``.
+@dataclass(frozen=True)
+class DwposeImport(SplitSettings):
+    """``mmgt-prep source=dwpose``: the node of ``conf/source/dwpose.yaml`` (the values and their meaning
+    are there) + ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``; :meth:`run` imports.
 
-    Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``cfg.size``); the manifest
-    row has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or
-    the import's speaker one split (:mod:`mmgt_prep.splits`). Unreadable inputs become ``failed`` rows
-    with the reason and the batch continues; clips already in the store are skipped, and clips another
-    prep is making are left to it. Returns ``{ok, failed, skipped, elsewhere, frames, seconds, out}``.
+    Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``size``); the manifest row
+    has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or the
+    import's speaker one split (:mod:`mmgt_prep.splits`). Unreadable inputs become ``failed`` rows with
+    the reason and the batch continues; clips already in the store are skipped, and clips another prep
+    is making are left to it.
     """
-    from tqdm.auto import tqdm
 
-    from mmgt.clipstore import STATUS_OK, ClipRecord
-    from mmgt_prep.store import ClipStoreWriter
+    input: str
+    out: str
+    src_fps: float | None
+    canvas: int
+    size: int
+    speaker: str | None
+    retry_failed: bool
+    progress: bool
 
-    if not cfg.get("input"):
-        raise ValueError(
-            "source=dwpose needs input=<a (T, 402) .npy file, an EchoMimicV2 pose folder, or a folder "
-            "of them>"
-        )
-    t0 = time.perf_counter()
-    inp = Path(cfg.input)
-    sources = discover_sources(inp)
-    speaker = safe_name(cfg.get("speaker") or (inp.name if inp.is_dir() else inp.parent.name))
-    size = int(cfg.size)
-    writer = ClipStoreWriter(cfg.out, retry_failed=bool(cfg.get("retry_failed", False)))
-    policy = policy_from_cfg(cfg)
-    split_of = {src.clip_id: policy.split for src in sources}
-    if policy.auto:  # one group per source (split_by=video) or the one speaker of the import
+    def run(self) -> dict[str, Any]:
+        """Import every source of ``input`` into ``out``; returns ``{ok, failed, skipped, elsewhere,
+        frames, seconds, resplit, out}``."""
+        from tqdm.auto import tqdm
+
+        from mmgt_prep.store import ClipStoreWriter
+
+        t0 = time.perf_counter()
+        inp = Path(self.input)
+        sources = discover_sources(inp)
+        speaker = safe_name(self.speaker or (inp.name if inp.is_dir() else inp.parent.name))
+        writer = ClipStoreWriter(self.out, retry_failed=self.retry_failed)
+        split_of = self._splits(sources, speaker, writer.records)
+        summary: dict[str, Any] = dict.fromkeys(("ok", "failed", "skipped", "elsewhere", "frames"), 0)
+        summary.update(seconds=0.0, resplit=0, out=str(self.out))
+        seen: set[str] = set()
+        for src in tqdm(sources, desc="dwpose import", unit="clip", disable=not self.progress):
+            self._import(src, self._record(src, speaker, split_of[src.clip_id]), writer, seen, summary)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        return summary
+
+    def _splits(self, sources: list[ImportSource], speaker: str, records: Any) -> dict[str, str]:
+        """Clip id -> split: ``split``, or with ``split=auto`` one group per source (``split_by=video``)
+        or the one speaker of the import."""
+        policy = self.split_policy
+        if not policy.auto:
+            return {src.clip_id: policy.split for src in sources}
         groups = {src.clip_id: policy.group_of(str(src.path), speaker) for src in sources}
-        plan = plan_splits(
-            policy, groups.values(), writer.records, lambda r: policy.group_of(r.source, r.speaker)
-        )
-        split_of = {clip_id: plan[group] for clip_id, group in groups.items()}
-    summary: dict[str, Any] = {
-        "ok": 0,
-        "failed": 0,
-        "skipped": 0,
-        "elsewhere": 0,
-        "frames": 0,
-        "seconds": 0.0,
-        "resplit": 0,
-        "out": str(cfg.out),
-    }
-    seen: set[str] = set()
-    for src in tqdm(sources, desc="dwpose import", unit="clip", disable=not cfg.get("progress", True)):
-        fps = DEFAULT_SRC_FPS[src.kind] if cfg.get("src_fps") is None else float(cfg.src_fps)
-        record = ClipRecord(
+        plan = plan_splits(policy, groups.values(), records, lambda r: policy.group_of(r.source, r.speaker))
+        return {clip_id: plan[group] for clip_id, group in groups.items()}
+
+    def _record(self, src: ImportSource, speaker: str, split: str) -> Any:
+        from mmgt.clipstore import ClipRecord
+
+        fps = DEFAULT_SRC_FPS[src.kind] if self.src_fps is None else self.src_fps
+        return ClipRecord(
             id=src.clip_id,
             speaker=speaker,
-            split=split_of[src.clip_id],
+            split=split,
             source=str(src.path),
             fps=float(FPS),
-            size=size,
+            size=self.size,
             extra={"has_video": False, "format": src.kind, "src_fps": fps},
         )
+
+    def _import(self, src: ImportSource, record: Any, writer: Any, seen: set[str], summary: dict) -> None:
+        """One source into the store (or a skip / duplicate / elsewhere count), counted in ``summary``."""
+        from mmgt.clipstore import STATUS_OK
+
         if src.clip_id in seen:
             writer.record_failure(
                 record, f"duplicate clip id {src.clip_id!r} (another input has the same name)"
             )
             summary["failed"] += 1
-            continue
+            return
         seen.add(src.clip_id)
         if writer.is_done(src.clip_id):
             summary["skipped"] += 1
-            if policy.resplit:
+            if self.resplit:
                 summary["resplit"] += resplit_rows(
-                    writer, [writer.records[src.clip_id]], lambda r, s=record.split: s
+                    writer, [writer.records[src.clip_id]], lambda r: record.split
                 )
-            continue
+            return
         with writer.claim(src.clip_id) as mine:
             if not mine or writer.is_done(src.clip_id):  # being made, or just made, by another process
                 summary["elsewhere" if not mine else "skipped"] += 1
-                continue
-            done = _import_one(src, record, writer, fps, int(cfg.get("canvas", REFERENCE_CANVAS)), size)
+                return
+            done = _import_one(src, record, writer, record.extra["src_fps"], self.canvas, self.size)
         ok = done.status == STATUS_OK
         summary["ok" if ok else "failed"] += 1
         summary["frames"] += done.n_frames if ok else 0
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
-    return summary

@@ -79,7 +79,7 @@ import colorsys
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ from mmgt.schema import (
     SAMPLES_PER_FRAME,
     lip_opening,
 )
+from mmgt_prep.settings import Settings
 
 GENERATOR = "mmgt_prep.toy v1"
 EVENTS_FILE = "events.json"
@@ -891,12 +892,14 @@ def generate_toy_dataset(
     seed: int = 0,
     test_fraction: float = 0.25,
     progress: bool = True,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Write a toy-speaker clip store at ``out`` (video.mp4, audio.wav, keypoints.npy, events.json per clip).
 
-    Clip ids are ``toy_spk{s}_{k:03d}``; clips already written (ok) are skipped, so an interrupted run
-    resumes, and clips another process is making (:meth:`~mmgt_prep.store.ClipStoreWriter.claim`) are left
-    to it. Splits follow :func:`split_for`. Returns ``{ok, failed, skipped, elsewhere, seconds, out}`` where
+    Clip ids are ``toy_spk{s}_{k:03d}``; clips already in the store are skipped (failed ones are made again
+    with ``retry_failed``), so an interrupted run resumes, and clips another process is making
+    (:meth:`~mmgt_prep.store.ClipStoreWriter.claim`) are left to it. Splits follow :func:`split_for`.
+    Returns ``{ok, failed, skipped, elsewhere, seconds, out}`` where
     ``seconds`` is the wall time of the call.
     """
     from tqdm import tqdm
@@ -906,7 +909,7 @@ def generate_toy_dataset(
     from mmgt_prep.store import ClipStoreWriter
 
     t0 = time.perf_counter()
-    writer = ClipStoreWriter(out)
+    writer = ClipStoreWriter(out, retry_failed=retry_failed)
     n_frames = int(round(seconds * FPS))
     summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "seconds": 0.0}
     summary["out"] = str(out)
@@ -953,43 +956,36 @@ def generate_toy_dataset(
     return summary
 
 
-class ToyStore:
-    """The ``data.prepare`` of the toy experiments: ``prepare(root)`` creates the toy store at ``out``, and
-    only there, with :func:`generate_toy_dataset` (the other arguments are its own).
+@dataclass(frozen=True)
+class ToyStore(Settings):
+    """The toy store at ``out``: the node of ``mmgt-prep source=toy`` (``conf/source/toy.yaml`` holds the
+    CLI's values; :meth:`run` makes it) and the ``data.prepare`` of the toy experiments (``prepare(root)``
+    creates the toy store at ``out``, and only there). The other fields are
+    :func:`generate_toy_dataset`'s arguments.
 
     A DataModule whose ``root`` is elsewhere and holds no store (``data.root=`` with a typo, or a real store
     not made yet) gets a FileNotFoundError saying so and how to make a store, instead of a toy store at
     that path. ``data.prepare.out=DIR`` asks for the toy store at DIR (``data.root`` follows it).
     """
 
-    def __init__(
-        self,
-        out: str | Path,
-        n_speakers: int = 4,
-        clips_per_speaker: int = 2,
-        seconds: float = 4.0,
-        size: int = 128,
-        seed: int = 0,
-        test_fraction: float = 0.25,
-        progress: bool = True,
-    ) -> None:
-        self.out = Path(out)
-        self.kwargs = {
-            "n_speakers": n_speakers,
-            "clips_per_speaker": clips_per_speaker,
-            "seconds": seconds,
-            "size": size,
-            "seed": seed,
-            "test_fraction": test_fraction,
-            "progress": progress,
-        }
+    out: str
+    n_speakers: int
+    clips_per_speaker: int
+    seconds: float
+    size: int
+    seed: int
+    test_fraction: float
+    progress: bool = True
+    retry_failed: bool = False
 
-    def __repr__(self) -> str:
-        return f"ToyStore(out={str(self.out)!r}, {', '.join(f'{k}={v!r}' for k, v in self.kwargs.items())})"
+    def run(self) -> dict[str, Any]:
+        """Write (or resume) the toy store at ``out``; returns :func:`generate_toy_dataset`'s summary."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "out"}
+        return generate_toy_dataset(self.out, **settings)
 
     def __call__(self, root: str | Path) -> dict[str, Any]:
         root = Path(root)
-        if root.resolve() != self.out.resolve():
+        if root.resolve() != Path(self.out).resolve():
             raise FileNotFoundError(
                 f"{root}: no clip store here, and this toy experiment makes its toy store only at "
                 f"{self.out} (data.prepare.out), not at data.root={root} (a typo?). To train on your own "
@@ -997,18 +993,4 @@ class ToyStore:
                 f"`mmgt-train experiment=smga data.root={root}` (or stage2_image, stage2_video); for a toy "
                 f"store at that path: data.prepare.out={root} (docs/prep.md)"
             )
-        return generate_toy_dataset(root, **self.kwargs)
-
-
-def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=toy`` runner: ``conf/source/toy.yaml`` keys -> :func:`generate_toy_dataset`."""
-    return generate_toy_dataset(
-        cfg.out,
-        n_speakers=cfg.n_speakers,
-        clips_per_speaker=cfg.clips_per_speaker,
-        seconds=cfg.seconds,
-        size=cfg.size,
-        seed=cfg.seed,
-        test_fraction=cfg.test_fraction,
-        progress=cfg.progress,
-    )
+        return self.run()

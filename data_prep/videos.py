@@ -269,11 +269,6 @@ def _file_size(path: str) -> int:
         return 0
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=videos`` runner: ``conf/source/videos.yaml`` keys -> :func:`prepare_videos`."""
-    return prepare_videos(VideoPrepConfig.from_cfg(cfg))
-
-
 __all__ = [
     "BACKGROUND_NICE",
     "CROP_MODES",
@@ -306,7 +301,6 @@ __all__ = [
     "resample_frames",
     "resplit_store",
     "rms_db",
-    "run",
     "safe_name",
     "shard_of",
     "source_id",
