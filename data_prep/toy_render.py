@@ -1,0 +1,160 @@
+"""Toy speakers' rendering: :func:`render_frames` draws the cartoon of a motion.
+
+cv2 (anti-aliased, sub-pixel) on a canvas of 2 x the size for sizes below 256, area-downscaled; RGB
+uint8.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mmgt.schema import BODY_INDEX, FACE_OFFSET, LEFT_HAND, RIGHT_HAND
+from mmgt_prep.toy_motion import _rot
+from mmgt_prep.toy_style import SpeakerStyle
+
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+
+
+def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
+    r, g, b = (int(np.clip(x * f, 0, 255)) for x in c)
+    return r, g, b
+
+
+def render_frames(style: SpeakerStyle, motion: dict[str, Any], size: int = 128) -> np.ndarray:
+    """Draw the cartoon for every frame of ``motion``: (T, size, size, 3) uint8 RGB."""
+    import cv2
+
+    ss = 2 if size < 256 else 1
+    cs = size * ss
+    sc = cs * _ONE  # frame units -> shifted canvas pixels
+    aa = cv2.LINE_AA
+
+    def p(xy: np.ndarray | tuple[float, float]) -> tuple[int, int]:
+        return int(round(xy[0] * sc)), int(round(xy[1] * sc))
+
+    def poly(pts: np.ndarray) -> np.ndarray:
+        return np.round(np.asarray(pts) * sc).astype(np.int32).reshape(-1, 1, 2)
+
+    def ln(v: float) -> int:  # a length in frame units -> integer canvas pixels (thickness)
+        return max(1, int(round(v * cs)))
+
+    def ax(a: float, b: float) -> tuple[int, int]:
+        return max(0, int(round(a * sc))), max(0, int(round(b * sc)))
+
+    hx, hy = style.head_center
+    rx, ry = style.head_rx, style.head_ry
+    sy, w = style.shoulder_y, style.shoulder_half_width
+    nw = style.neck_width
+    outline = _shade(style.shirt, 0.55)
+    skin_dark = _shade(style.skin, 0.82)
+
+    # static part: background gradient, torso, neck
+    base = np.empty((cs, cs, 3), np.uint8)
+    grad = np.linspace(1.05, 0.88, cs)[:, None, None]
+    base[:] = np.clip(np.array(style.background)[None, None, :] * grad, 0, 255).astype(np.uint8)
+
+    def draw_neck(img: np.ndarray) -> None:
+        cv2.rectangle(img, p((hx - nw, hy + 0.4 * ry)), p((hx + nw, sy + 0.02)), skin_dark, -1, aa, _SHIFT)
+
+    draw_neck(base)
+    arc = np.linspace(np.pi, 1.5 * np.pi, 8)
+    cap = 0.07
+    left_cap = np.stack([hx - w + cap + cap * np.cos(arc), sy - 0.02 + cap + cap * np.sin(arc)], -1)
+    right_cap = np.stack([2 * hx - left_cap[::-1, 0], left_cap[::-1, 1]], -1)
+    torso = np.concatenate(
+        [
+            [[hx - w - 0.01, 1.1]],
+            left_cap,
+            [[hx - nw * 1.1, sy - 0.02], [hx + nw * 1.1, sy - 0.02]],
+            right_cap,
+            [[hx + w + 0.01, 1.1]],
+        ]
+    )
+    torso[1 : 1 + len(arc), 0] -= 0.012
+    torso[-1 - len(arc) : -1, 0] += 0.012
+    cv2.fillPoly(base, [poly(torso)], style.shirt, aa, _SHIFT)
+    cv2.polylines(base, [poly(torso)], False, outline, ln(0.006), aa, _SHIFT)
+    collar = np.array([[hx - nw * 1.1, sy - 0.021], [hx, sy + 0.055], [hx + nw * 1.1, sy - 0.021]])
+    cv2.fillPoly(base, [poly(collar)], skin_dark, aa, _SHIFT)
+
+    kps_all = motion["keypoints"].astype(np.float64)
+    frames = np.empty((len(kps_all), size, size, 3), np.uint8)
+    b = BODY_INDEX
+    sleeve = _shade(style.shirt, 0.9)
+    for t, kps in enumerate(kps_all):
+        img = base.copy()
+        c = motion["head_center"][t]
+        roll = float(np.degrees(motion["head_roll"][t]))
+        face = kps[FACE_OFFSET : FACE_OFFSET + 68, :2]
+
+        # arms and hands (in front of the torso)
+        for prefix, hand_range in (("right", RIGHT_HAND), ("left", LEFT_HAND)):
+            sh, el, wr = (kps[b[f"{prefix}_{j}"], :2] for j in ("shoulder", "elbow", "wrist"))
+            aw = style.arm_width
+            fore = sleeve if style.long_sleeves else style.skin
+            cv2.line(img, p(sh), p(el), outline, ln(aw + 0.008), aa, _SHIFT)
+            cv2.line(img, p(el), p(wr), outline, ln(aw * 0.85 + 0.008), aa, _SHIFT)
+            cv2.line(img, p(sh), p(el), sleeve, ln(aw), aa, _SHIFT)
+            cv2.line(img, p(el), p(wr), fore, ln(aw * 0.85), aa, _SHIFT)
+            hand = kps[hand_range.start : hand_range.stop, :2]
+            palm = hand[[0, 1, 5, 9, 13, 17]]
+            chains = [poly(hand[1 + 4 * f : 5 + 4 * f]) for f in range(5)]
+            hand_dark = _shade(style.skin, 0.6)
+            cv2.fillConvexPoly(img, poly(palm), hand_dark, aa, _SHIFT)
+            cv2.polylines(img, chains, False, hand_dark, ln(0.022), aa, _SHIFT)
+            cv2.fillConvexPoly(img, poly(palm), style.skin, aa, _SHIFT)
+            cv2.polylines(img, chains, False, style.skin, ln(0.013), aa, _SHIFT)
+
+        # head: hair behind, ears, face, hair on top
+        if style.hair_style == 1:  # long hair behind the head, the neck in front of it
+            hair_c = c + _rot(np.array([0, 0.3 * ry]), np.radians(roll))
+            cv2.ellipse(img, p(hair_c), ax(1.22 * rx, 1.15 * ry), roll, 0, 360, style.hair, -1, aa, _SHIFT)
+            draw_neck(img)
+        for ear in (kps[b["right_ear"], :2], kps[b["left_ear"], :2]):
+            cv2.ellipse(img, p(ear), ax(0.16 * rx, 0.22 * ry), roll, 0, 360, skin_dark, -1, aa, _SHIFT)
+        cv2.ellipse(img, p(c), ax(rx, ry), roll, 0, 360, style.skin, -1, aa, _SHIFT)
+        jaw = np.concatenate([face[0:17], [c]])
+        cv2.fillPoly(img, [poly(jaw)], style.skin, aa, _SHIFT)
+        cv2.polylines(img, [poly(face[0:17])], False, skin_dark, ln(0.006), aa, _SHIFT)
+        cv2.ellipse(img, p(c), ax(1.04 * rx, 1.02 * ry), roll, 190, 350, style.hair, ln(0.05), aa, _SHIFT)
+        cv2.ellipse(img, p(c - _rot(np.array([0, 0.55 * ry]), np.radians(roll))), ax(0.95 * rx, 0.5 * ry),
+                    roll, 180, 360, style.hair, -1, aa, _SHIFT)  # fmt: skip
+        if style.hair_style == 2:
+            top = c - _rot(np.array([0, 1.05 * ry]), np.radians(roll))
+            cv2.circle(img, p(top), int(0.32 * rx * sc), style.hair, -1, aa, _SHIFT)
+
+        # eyes, brows, nose
+        for base_i in (36, 42):
+            eye = face[base_i : base_i + 6]
+            ec = eye.mean(axis=0)
+            half_w = 0.5 * np.linalg.norm(eye[3] - eye[0])
+            half_h = 0.5 * np.linalg.norm(0.5 * (eye[4] + eye[5]) - 0.5 * (eye[1] + eye[2])) / 0.94
+            if motion["eye_open"][t] > 0.5:
+                cv2.ellipse(img, p(ec), ax(half_w, half_h), roll, 0, 360, (250, 250, 250), -1, aa, _SHIFT)
+                cv2.circle(img, p(ec), int(0.75 * half_h * sc), style.iris, -1, aa, _SHIFT)
+                cv2.circle(img, p(ec), int(0.35 * half_h * sc), (15, 15, 15), -1, aa, _SHIFT)
+                cv2.ellipse(img, p(ec), ax(half_w, half_h), roll, 0, 360, (40, 30, 30), ln(0.005), aa, _SHIFT)
+            else:
+                cv2.line(img, p(eye[0]), p(eye[3]), (40, 30, 30), ln(0.008), aa, _SHIFT)
+        for brow in (face[17:22], face[22:27]):
+            cv2.polylines(img, [poly(brow)], False, _shade(style.hair, 0.8), ln(0.014), aa, _SHIFT)
+        cv2.polylines(img, [poly(face[[28, 30, 33]])], False, _shade(style.skin, 0.65), ln(0.007), aa, _SHIFT)
+        cv2.polylines(img, [poly(face[31:36])], False, _shade(style.skin, 0.65), ln(0.007), aa, _SHIFT)
+
+        # mouth: outer lips, then the open mouth (inner-lip ellipse; height = opening)
+        mc = 0.5 * (face[62] + face[66])
+        o_hw, o_hh = 0.5 * np.linalg.norm(face[54] - face[48]), 0.5 * np.linalg.norm(face[57] - face[51])
+        i_hw, i_hh = 0.5 * np.linalg.norm(face[64] - face[60]), 0.5 * np.linalg.norm(face[66] - face[62])
+        cv2.ellipse(img, p(mc), ax(o_hw, o_hh), roll, 0, 360, style.lips, -1, aa, _SHIFT)
+        if i_hh * cs > 0.4:
+            cv2.ellipse(img, p(mc), ax(i_hw, i_hh), roll, 0, 360, (70, 20, 30), -1, aa, _SHIFT)
+        else:
+            cv2.line(img, p(face[60]), p(face[64]), (90, 30, 40), ln(0.006), aa, _SHIFT)
+        frames[t] = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) if ss > 1 else img
+    return frames
+
+
+__all__ = ["render_frames"]
