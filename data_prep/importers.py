@@ -127,18 +127,13 @@ def _scores(d: dict, key: str, xy: np.ndarray) -> np.ndarray:
     return np.where((xy == -1).all(axis=-1), 0.0, s)  # DWPose blanks undetected points to -1
 
 
-def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
-    """One EchoMimicV2 / DWPose per-frame dict -> (134, 3) float32 (frame contract applied)."""
-    if not isinstance(d, dict):
-        raise ImportFormatError(f"{source}: expected a pose dict, got {type(d).__name__}")
-    bodies = d.get("bodies")
-    if not isinstance(bodies, dict):
-        raise ImportFormatError(f"{source}: missing 'bodies' dict (keys: {sorted(d)})")
+def _body(bodies: dict, source: str, kps: np.ndarray) -> int | None:
+    """Fill the 18 body points of ``kps`` (134, 3) from a ``bodies`` dict; returns the person kept (the
+    highest mean body score), None when nobody is in the frame."""
     cand = _as_array(bodies, "candidate", source, (2,))
     subset = np.asarray(bodies.get("subset", np.zeros((0, 18))), dtype=np.float64).reshape(-1, 18)
-    kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
     if subset.shape[0] == 0:
-        return kps.astype(np.float32)  # nobody in this frame
+        return None
     body_score = bodies.get("score")
     body_score = (
         np.asarray(body_score, dtype=np.float64).reshape(-1, 18)
@@ -151,7 +146,11 @@ def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
         if 0 <= idx < len(cand):
             kps[j, :2] = cand[idx]
             kps[j, 2] = body_score[person, j]
+    return person
 
+
+def _hands_and_face(d: dict, source: str, person: int, kps: np.ndarray) -> None:
+    """Fill the hands (``hands[2 person]`` left, ``+ 1`` right) and the face of ``person`` into ``kps``."""
     hands = _as_array(d, "hands", source, (21, 2))
     h_sc = _scores(d, "hands_score", hands)
     h0 = 2 * person if hands.shape[0] >= 2 * person + 2 else 0
@@ -167,14 +166,31 @@ def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
         kps[FACE.start : FACE.stop, :2] = faces[fi]
         kps[FACE.start : FACE.stop, 2] = f_sc[fi]
 
-    params = d.get("draw_pose_params")
-    if params is not None:
-        imh, imw, rb, re_, cb, ce = (float(v) for v in params)
-        side = max(re_, ce)
-        if side <= 0 or imh <= 0 or imw <= 0:
-            raise ImportFormatError(f"{source}: invalid draw_pose_params {list(params)}")
-        kps[:, 0] = (cb + kps[:, 0] * imw) / side
-        kps[:, 1] = (rb + kps[:, 1] * imh) / side
+
+def _to_canvas(params: Any, source: str, kps: np.ndarray) -> None:
+    """Map ``kps`` x, y from the person crop to EchoMimicV2's square canvas (``draw_pose_params``)."""
+    imh, imw, rb, re_, cb, ce = (float(v) for v in params)
+    side = max(re_, ce)
+    if side <= 0 or imh <= 0 or imw <= 0:
+        raise ImportFormatError(f"{source}: invalid draw_pose_params {list(params)}")
+    kps[:, 0] = (cb + kps[:, 0] * imw) / side
+    kps[:, 1] = (rb + kps[:, 1] * imh) / side
+
+
+def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
+    """One EchoMimicV2 / DWPose per-frame dict -> (134, 3) float32 (frame contract applied)."""
+    if not isinstance(d, dict):
+        raise ImportFormatError(f"{source}: expected a pose dict, got {type(d).__name__}")
+    bodies = d.get("bodies")
+    if not isinstance(bodies, dict):
+        raise ImportFormatError(f"{source}: missing 'bodies' dict (keys: {sorted(d)})")
+    kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
+    person = _body(bodies, source, kps)
+    if person is None:
+        return kps.astype(np.float32)  # nobody in this frame
+    _hands_and_face(d, source, person, kps)
+    if d.get("draw_pose_params") is not None:
+        _to_canvas(d["draw_pose_params"], source, kps)
     return clip_to_frame(kps)
 
 

@@ -27,6 +27,7 @@ Audio (16 kHz mono float32, ``n_frames * 640`` samples, ``n_frames = round(secon
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,68 +70,93 @@ def _syllable_envelope(syllables: list[dict[str, Any]], n_samples: int) -> np.nd
     return env
 
 
-def synthesize_audio(
-    style: SpeakerStyle, seconds: float, rng: np.random.Generator
-) -> tuple[np.ndarray, dict]:
-    """Speech-like audio (N,) float32 with N = round(seconds * 25) * 640, and its events dict."""
-    n_frames = int(round(seconds * FPS))
-    n = n_frames * SAMPLES_PER_FRAME
-    total = n / SAMPLE_RATE
+@dataclass
+class _StressClock:
+    """A syllable may be stressed ``gap`` frames after the ``last`` stressed peak frame (Stress, above)."""
+
+    last: int
+    gap: int
+
+
+def _syllable(
+    style: SpeakerStyle,
+    t: float,
+    progress: float,
+    phrase: int,
+    total: float,
+    clock: _StressClock,
+    drift: float,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], float] | None:
+    """The syllable starting at ``t`` (``progress`` through its phrase) and its duration, or None when it
+    would end less than 0.15 s before ``total``; advances ``clock`` on a stress."""
+    d_plain = float(np.clip(rng.uniform(0.12, 0.22) * style.rate, 0.12, 0.30))
+    attack = float(rng.uniform(0.2, 0.35))
+    d_stress = min(d_plain * 1.35, 0.30)
+    peak_frame = int(round((t + attack * d_stress) * FPS))
+    since = peak_frame - clock.last
+    stressed = since >= clock.gap and (rng.random() < 0.85 or since >= 1.2 * FPS)
+    d = d_stress if stressed else d_plain
+    if t + d > total - 0.15:
+        return None
+    amp = 1.0 if stressed else float(rng.uniform(0.45, 0.7))
     vowels = list(VOWELS)
+    syl = {
+        "onset": t,
+        "offset": t + d,
+        "peak": t + attack * d,
+        "stressed": bool(stressed),
+        "amplitude": amp,
+        "vowel": vowels[int(rng.integers(len(vowels)))],
+        "consonant": bool(rng.random() < 0.7),
+        "phrase": phrase,
+        "pitch": 0.0,
+    }
+    syl["pitch"] = (
+        style.f0
+        * (1.0 + style.f0_drift * math.sin(2 * np.pi * 0.25 * (t + d / 2) + drift))
+        * (1.08 - 0.16 * progress)
+        * (1.15 if stressed else 1.0)
+        * float(rng.uniform(0.97, 1.03))
+    )
+    if stressed:
+        clock.last, clock.gap = (
+            int(round(syl["peak"] * FPS)),
+            int(rng.integers(MIN_STRESS_GAP, MAX_STRESS_GAP + 1)),
+        )
+    return syl, d
+
+
+def _timeline(
+    style: SpeakerStyle, total: float, rng: np.random.Generator
+) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+    """The syllables and phrases of a clip of ``total`` seconds (Timeline, Stress, above)."""
     syllables: list[dict[str, Any]] = []
     phrases: list[dict[str, float]] = []
     t = float(rng.uniform(0.15, 0.35))
-    last_stress, gap = -(10**6), int(rng.integers(MIN_STRESS_GAP, MAX_STRESS_GAP + 1))
+    clock = _StressClock(-(10**6), int(rng.integers(MIN_STRESS_GAP, MAX_STRESS_GAP + 1)))
     drift_phase = float(rng.uniform(0, 2 * np.pi))
     done = False
     while not done:
         n_syl = int(rng.integers(3, 8))
         first = len(syllables)
         for j in range(n_syl):
-            d_plain = float(np.clip(rng.uniform(0.12, 0.22) * style.rate, 0.12, 0.30))
-            attack = float(rng.uniform(0.2, 0.35))
-            d_stress = min(d_plain * 1.35, 0.30)
-            peak_frame = int(round((t + attack * d_stress) * FPS))
-            since = peak_frame - last_stress
-            stressed = since >= gap and (rng.random() < 0.85 or since >= 1.2 * FPS)
-            d = d_stress if stressed else d_plain
-            if t + d > total - 0.15:
+            made = _syllable(style, t, j / max(n_syl - 1, 1), len(phrases), total, clock, drift_phase, rng)
+            if made is None:
                 done = True
                 break
-            amp = 1.0 if stressed else float(rng.uniform(0.45, 0.7))
-            syl = {
-                "onset": t,
-                "offset": t + d,
-                "peak": t + attack * d,
-                "stressed": bool(stressed),
-                "amplitude": amp,
-                "vowel": vowels[int(rng.integers(len(vowels)))],
-                "consonant": bool(rng.random() < 0.7),
-                "phrase": len(phrases),
-                "pitch": 0.0,
-            }
-            progress = j / max(n_syl - 1, 1)
-            syl["pitch"] = (
-                style.f0
-                * (1.0 + style.f0_drift * math.sin(2 * np.pi * 0.25 * (t + d / 2) + drift_phase))
-                * (1.08 - 0.16 * progress)
-                * (1.15 if stressed else 1.0)
-                * float(rng.uniform(0.97, 1.03))
-            )
-            if stressed:
-                last_stress, gap = (
-                    int(round(syl["peak"] * FPS)),
-                    int(rng.integers(MIN_STRESS_GAP, MAX_STRESS_GAP + 1)),
-                )
-            syllables.append(syl)
-            t += d + float(rng.uniform(0.0, 0.03))
+            syllables.append(made[0])
+            t += made[1] + float(rng.uniform(0.0, 0.03))
         if len(syllables) > first:
             phrases.append({"start": syllables[first]["onset"], "end": syllables[-1]["offset"]})
         t = syllables[-1]["offset"] + float(rng.uniform(0.2, 0.6)) if syllables else t + 0.3
         if t > total - 0.15 - 0.12:
             done = True
+    return syllables, phrases
 
-    env = _syllable_envelope(syllables, n)
+
+def _carrier(style: SpeakerStyle, syllables: list[dict[str, Any]], n: int) -> np.ndarray:
+    """(n,) unit-RMS harmonic carrier on the pitch contour, weighted by the syllables' formants (Source)."""
     times = np.arange(n) / SAMPLE_RATE
     if syllables:
         knots_t = np.array([(s["onset"] + s["offset"]) / 2 for s in syllables])
@@ -154,8 +180,11 @@ def synthesize_audio(
         carrier += gain * np.sin(k * phase + harm_phase[k - 1])
         power += 0.5 * gain**2
     carrier /= np.sqrt(power + 1e-12)
-    audio = 0.25 * env * carrier
+    return carrier
 
+
+def _consonants(syllables: list[dict[str, Any]], n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) high-passed noise bursts at the onsets of the syllables with a consonant (Consonants)."""
     noise = rng.standard_normal(n)
     hp = np.diff(noise, prepend=0.0) / 2.0
     burst = np.zeros(n)
@@ -166,7 +195,20 @@ def synthesize_audio(
         length = int(rng.uniform(0.015, 0.035) * SAMPLE_RATE)
         i1 = min(i0 + length, n)
         burst[i0:i1] = 0.07 * s["amplitude"] * np.exp(-3.0 * np.arange(i1 - i0) / length)
-    audio = audio + burst * hp + 1e-3 * rng.standard_normal(n)
+    return burst * hp
+
+
+def synthesize_audio(
+    style: SpeakerStyle, seconds: float, rng: np.random.Generator
+) -> tuple[np.ndarray, dict]:
+    """Speech-like audio (N,) float32 with N = round(seconds * 25) * 640, and its events dict."""
+    n_frames = int(round(seconds * FPS))
+    n = n_frames * SAMPLES_PER_FRAME
+    total = n / SAMPLE_RATE
+    syllables, phrases = _timeline(style, total, rng)
+    env = _syllable_envelope(syllables, n)
+    audio = 0.25 * env * _carrier(style, syllables, n)
+    audio = audio + _consonants(syllables, n, rng) + 1e-3 * rng.standard_normal(n)
     peak = float(np.abs(audio).max())
     if peak > 0.95:
         audio *= 0.95 / peak

@@ -173,6 +173,117 @@ def _face_points(
     return centre[:, None, :] + _rot(pts, roll[:, None])
 
 
+def _blinks(n_frames: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """Eye openness (T,) (lids at 10 % while closed) and the closed frames (Head, above)."""
+    eye_open = np.ones(n_frames)
+    blinks: list[int] = []
+    f = rng.uniform(0.5, 3.0) * FPS
+    while True:
+        length = int(rng.integers(2, 4))
+        start = int(round(f))
+        if start + length > n_frames:
+            break
+        eye_open[start : start + length] = 0.1
+        blinks.extend(range(start, start + length))
+        f += rng.uniform(2.0, 6.0) * FPS
+    return eye_open, blinks
+
+
+def _stroke_sides(gesture_hands: str, i: int) -> tuple[int, ...]:
+    """The hands (-1 right, +1 left) that make the ``i``-th stroke."""
+    if gesture_hands == "both":
+        return (-1, 1)
+    if gesture_hands == "alternate":
+        return (-1,) if i % 2 == 0 else (1,)
+    return (-1,) if gesture_hands == "right" else (1,)
+
+
+def _strokes(
+    style: SpeakerStyle, stresses: np.ndarray, rng: np.random.Generator
+) -> dict[int, list[tuple[float, float, float]]]:
+    """Per hand (-1, +1): the (centre frame, amplitude, angle jitter in degrees) of its beat strokes."""
+    per_hand: dict[int, list[tuple[float, float, float]]] = {-1: [], 1: []}
+    for i, c in enumerate(stresses):
+        amp = style.stroke_amplitude * rng.uniform(0.8, 1.0)
+        jitter = rng.uniform(-8.0, 8.0)
+        for side in _stroke_sides(style.gesture_hands, i):
+            per_hand[side].append((float(c), amp, jitter))
+    return per_hand
+
+
+def _arm(
+    style: SpeakerStyle,
+    side: int,
+    strokes: list[tuple[float, float, float]],
+    t_idx: np.ndarray,
+    sway: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Shoulder (2,), elbow, wrist (T, 2) and 21 hand points (T, 21, 2) of one arm; ``sway`` (T,) is the
+    wrist's slow vertical sway."""
+    hx, _ = style.head_center
+    ready = np.array(style.ready_right if side < 0 else style.ready_left)
+    disp = np.zeros((len(t_idx), 2))
+    prof_total = np.zeros(len(t_idx))
+    for j, (c, amp, jitter) in enumerate(strokes):
+        ang = math.radians((style.stroke_angle if side < 0 else 180.0 - style.stroke_angle) + jitter)
+        # each stroke's own profile (returns before the next stroke of this hand starts)
+        prof = _stroke_profile(t_idx, c, strokes[j + 1][0] if j + 1 < len(strokes) else np.inf)
+        disp += amp * prof[:, None] * np.array([math.cos(ang), math.sin(ang)])
+        prof_total += prof
+    wrist = ready + disp
+    wrist[:, 1] += sway
+    shoulder = np.array([hx + side * style.shoulder_half_width, style.shoulder_y])
+    elbow = _two_link(shoulder, wrist, style.upper_arm, style.forearm, side)
+    flex = np.radians(style.wrist_flex) * prof_total - np.radians(10.0)
+    curl = np.radians(style.finger_curl) * (1.0 + 0.5 * prof_total)
+    hand = _hand_points(wrist, elbow, flex, curl, style.hand_size, side)
+    return {"shoulder": shoulder, "elbow": elbow, "wrist": wrist, "hand": hand}
+
+
+def _keypoints(
+    style: SpeakerStyle,
+    arms: dict[int, dict[str, np.ndarray]],
+    face: np.ndarray,
+    centre: np.ndarray,
+    roll: np.ndarray,
+) -> np.ndarray:
+    """(T, 134, 3) keypoints from the arms, the face points (T, 68, 2) and the head (Keypoint confidence,
+    above): legs and feet below the frame at confidence 0, every x, y clipped to [0, 1]."""
+    hx, _ = style.head_center
+    sy, w = style.shoulder_y, style.shoulder_half_width
+    n_frames = len(face)
+    kps = np.zeros((n_frames, NUM_KEYPOINTS, 3))
+    conf = np.ones((n_frames, NUM_KEYPOINTS))
+    b = BODY_INDEX
+    for side, prefix in ((-1, "right"), (1, "left")):
+        a = arms[side]
+        kps[:, b[f"{prefix}_shoulder"], :2] = a["shoulder"]
+        kps[:, b[f"{prefix}_elbow"], :2] = a["elbow"]
+        kps[:, b[f"{prefix}_wrist"], :2] = a["wrist"]
+        hand_range = RIGHT_HAND if side < 0 else LEFT_HAND
+        kps[:, hand_range.start : hand_range.stop, :2] = a["hand"]
+        hip = np.array([hx + side * 0.7 * w, sy + 0.6])
+        kps[:, b[f"{prefix}_hip"], :2] = hip
+        kps[:, b[f"{prefix}_knee"], :2] = hip + [0.0, 0.45]
+        kps[:, b[f"{prefix}_ankle"], :2] = hip + [0.0, 0.9]
+        for name in ("hip", "knee", "ankle"):
+            conf[:, b[f"{prefix}_{name}"]] = 0.0
+    kps[:, b["neck"], :2] = 0.5 * (kps[:, b["right_shoulder"], :2] + kps[:, b["left_shoulder"], :2])
+    kps[:, FACE_OFFSET : FACE_OFFSET + 68, :2] = face
+    kps[:, b["nose"], :2] = face[:, 30]
+    kps[:, b["right_eye"], :2] = face[:, 36:42].mean(axis=1)
+    kps[:, b["left_eye"], :2] = face[:, 42:48].mean(axis=1)
+    for name, ex in (("right_ear", -style.head_rx), ("left_ear", style.head_rx)):
+        kps[:, b[name], :2] = centre + _rot(np.array([[ex, 0.02]]), roll[:, None])[:, 0]
+    for i, side in zip(range(18, 24), (1, 1, 1, -1, -1, -1), strict=True):  # feet below the ankles
+        kps[:, i, :2] = [hx + side * 0.7 * w, sy + 1.55]
+    conf[:, 18:24] = 0.0
+    inside = (kps[..., :2] >= 0.0).all(-1) & (kps[..., :2] <= 1.0).all(-1)
+    kps[..., 2] = conf * inside
+    kps[..., :2] = np.clip(kps[..., :2], 0.0, 1.0)
+    return kps
+
+
 def synthesize_motion(
     style: SpeakerStyle, events: dict, n_frames: int, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -203,89 +314,19 @@ def synthesize_motion(
     )
     roll = np.radians(style.roll_amplitude) * np.sin(2 * np.pi * 0.15 * secs + ph[2])
     brow = style.brow_raise * nod
+    eye_open, blinks = _blinks(n_frames, rng)
 
-    # blinks
-    eye_open = np.ones(n_frames)
-    blinks: list[int] = []
-    f = rng.uniform(0.5, 3.0) * FPS
-    while True:
-        length = int(rng.integers(2, 4))
-        start = int(round(f))
-        if start + length > n_frames:
-            break
-        eye_open[start : start + length] = 0.1
-        blinks.extend(range(start, start + length))
-        f += rng.uniform(2.0, 6.0) * FPS
-
-    # beat strokes
-    per_hand: dict[int, list[tuple[float, float, float]]] = {-1: [], 1: []}
-    for i, c in enumerate(stresses):
-        amp = style.stroke_amplitude * rng.uniform(0.8, 1.0)
-        jitter = rng.uniform(-8.0, 8.0)
-        if style.gesture_hands == "both":
-            sides = (-1, 1)
-        elif style.gesture_hands == "alternate":
-            sides = (-1,) if i % 2 == 0 else (1,)
-        else:
-            sides = (-1,) if style.gesture_hands == "right" else (1,)
-        for side in sides:
-            per_hand[side].append((float(c), amp, jitter))
-    sy, w = style.shoulder_y, style.shoulder_half_width
+    # beat strokes and the arms
+    per_hand = _strokes(style, stresses, rng)
     sway = rng.uniform(0.001, 0.003, 2)
     sway_ph = rng.uniform(0, 2 * np.pi, 2)
-    arms: dict[int, dict[str, np.ndarray]] = {}
-    for k, side in enumerate((-1, 1)):
-        ready = np.array(style.ready_right if side < 0 else style.ready_left)
-        strokes = per_hand[side]
-        disp = np.zeros((n_frames, 2))
-        prof_total = np.zeros(n_frames)
-        for j, (c, amp, jitter) in enumerate(strokes):
-            ang = math.radians((style.stroke_angle if side < 0 else 180.0 - style.stroke_angle) + jitter)
-            # each stroke's own profile (returns before the next stroke of this hand starts)
-            prof = _stroke_profile(t_idx, c, strokes[j + 1][0] if j + 1 < len(strokes) else np.inf)
-            disp += amp * prof[:, None] * np.array([math.cos(ang), math.sin(ang)])
-            prof_total += prof
-        wrist = ready + disp
-        wrist[:, 1] += sway[k] * np.sin(2 * np.pi * 0.3 * secs + sway_ph[k])
-        shoulder = np.array([hx + side * w, sy])
-        elbow = _two_link(shoulder, wrist, style.upper_arm, style.forearm, side)
-        flex = np.radians(style.wrist_flex) * prof_total - np.radians(10.0)
-        curl = np.radians(style.finger_curl) * (1.0 + 0.5 * prof_total)
-        hand = _hand_points(wrist, elbow, flex, curl, style.hand_size, side)
-        arms[side] = {"shoulder": shoulder, "elbow": elbow, "wrist": wrist, "hand": hand}
-
+    arms = {
+        side: _arm(style, side, per_hand[side], t_idx, sway[k] * np.sin(2 * np.pi * 0.3 * secs + sway_ph[k]))
+        for k, side in enumerate((-1, 1))
+    }
     face = _face_points(style, centre, roll, mouth, eye_open, brow)
-    kps = np.zeros((n_frames, NUM_KEYPOINTS, 3))
-    conf = np.ones((n_frames, NUM_KEYPOINTS))
-    b = BODY_INDEX
-    for side, prefix in ((-1, "right"), (1, "left")):
-        a = arms[side]
-        kps[:, b[f"{prefix}_shoulder"], :2] = a["shoulder"]
-        kps[:, b[f"{prefix}_elbow"], :2] = a["elbow"]
-        kps[:, b[f"{prefix}_wrist"], :2] = a["wrist"]
-        hand_range = RIGHT_HAND if side < 0 else LEFT_HAND
-        kps[:, hand_range.start : hand_range.stop, :2] = a["hand"]
-        hip = np.array([hx + side * 0.7 * w, sy + 0.6])
-        kps[:, b[f"{prefix}_hip"], :2] = hip
-        kps[:, b[f"{prefix}_knee"], :2] = hip + [0.0, 0.45]
-        kps[:, b[f"{prefix}_ankle"], :2] = hip + [0.0, 0.9]
-        for name in ("hip", "knee", "ankle"):
-            conf[:, b[f"{prefix}_{name}"]] = 0.0
-    kps[:, b["neck"], :2] = 0.5 * (kps[:, b["right_shoulder"], :2] + kps[:, b["left_shoulder"], :2])
-    kps[:, FACE_OFFSET : FACE_OFFSET + 68, :2] = face
-    kps[:, b["nose"], :2] = face[:, 30]
-    kps[:, b["right_eye"], :2] = face[:, 36:42].mean(axis=1)
-    kps[:, b["left_eye"], :2] = face[:, 42:48].mean(axis=1)
-    for name, ex in (("right_ear", -style.head_rx), ("left_ear", style.head_rx)):
-        kps[:, b[name], :2] = centre + _rot(np.array([[ex, 0.02]]), roll[:, None])[:, 0]
-    for i, side in zip(range(18, 24), (1, 1, 1, -1, -1, -1), strict=True):  # feet below the ankles
-        kps[:, i, :2] = [hx + side * 0.7 * w, sy + 1.55]
-    conf[:, 18:24] = 0.0
-    inside = (kps[..., :2] >= 0.0).all(-1) & (kps[..., :2] <= 1.0).all(-1)
-    kps[..., 2] = conf * inside
-    kps[..., :2] = np.clip(kps[..., :2], 0.0, 1.0)
     return {
-        "keypoints": kps.astype(np.float32),
+        "keypoints": _keypoints(style, arms, face, centre, roll).astype(np.float32),
         "head_center": centre,
         "head_roll": roll,
         "mouth": mouth,
