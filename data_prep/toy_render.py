@@ -109,15 +109,8 @@ class _Canvas:
 
     def head(self, img: np.ndarray, kps: np.ndarray, c: np.ndarray, roll: float) -> None:
         """Hair behind, ears, face, hair on top; head centre ``c`` (2,), ``roll`` in degrees."""
-        cv2, st, p, poly, ln, ax, aa = (
-            self.cv2,
-            self.style,
-            self.p,
-            self.poly,
-            self.ln,
-            self.ax,
-            self.cv2.LINE_AA,
-        )
+        cv2, st, aa = self.cv2, self.style, self.cv2.LINE_AA
+        p, poly, ln, ax = self.p, self.poly, self.ln, self.ax
         rx, ry = st.head_rx, st.head_ry
         b = BODY_INDEX
         face = kps[FACE_OFFSET : FACE_OFFSET + 68, :2]
@@ -140,15 +133,8 @@ class _Canvas:
 
     def eyes(self, img: np.ndarray, face: np.ndarray, roll: float, eye_open: float) -> None:
         """Eyes (open or shut), brows and nose of the face points (68, 2)."""
-        cv2, st, p, poly, ln, ax, aa = (
-            self.cv2,
-            self.style,
-            self.p,
-            self.poly,
-            self.ln,
-            self.ax,
-            self.cv2.LINE_AA,
-        )
+        cv2, st, aa = self.cv2, self.style, self.cv2.LINE_AA
+        p, poly, ln, ax = self.p, self.poly, self.ln, self.ax
         for base_i in (36, 42):
             eye = face[base_i : base_i + 6]
             ec = eye.mean(axis=0)
