@@ -51,7 +51,7 @@ from mmgt.schema import (
     from_reference_402,
 )
 from mmgt.untrusted import UntrustedFileError, load_npy, load_pickled_npy, npy_header
-from mmgt_prep.splits import plan_splits, policy_from_cfg, resplit_rows
+from mmgt_prep.splits import SplitSettings, plan_splits, resplit_rows
 
 log = logging.getLogger("mmgt_prep.importers")
 
@@ -127,18 +127,13 @@ def _scores(d: dict, key: str, xy: np.ndarray) -> np.ndarray:
     return np.where((xy == -1).all(axis=-1), 0.0, s)  # DWPose blanks undetected points to -1
 
 
-def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
-    """One EchoMimicV2 / DWPose per-frame dict -> (134, 3) float32 (frame contract applied)."""
-    if not isinstance(d, dict):
-        raise ImportFormatError(f"{source}: expected a pose dict, got {type(d).__name__}")
-    bodies = d.get("bodies")
-    if not isinstance(bodies, dict):
-        raise ImportFormatError(f"{source}: missing 'bodies' dict (keys: {sorted(d)})")
+def _body(bodies: dict, source: str, kps: np.ndarray) -> int | None:
+    """Fill the 18 body points of ``kps`` (134, 3) from a ``bodies`` dict; returns the person kept (the
+    highest mean body score), None when nobody is in the frame."""
     cand = _as_array(bodies, "candidate", source, (2,))
     subset = np.asarray(bodies.get("subset", np.zeros((0, 18))), dtype=np.float64).reshape(-1, 18)
-    kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
     if subset.shape[0] == 0:
-        return kps.astype(np.float32)  # nobody in this frame
+        return None
     body_score = bodies.get("score")
     body_score = (
         np.asarray(body_score, dtype=np.float64).reshape(-1, 18)
@@ -151,7 +146,11 @@ def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
         if 0 <= idx < len(cand):
             kps[j, :2] = cand[idx]
             kps[j, 2] = body_score[person, j]
+    return person
 
+
+def _hands_and_face(d: dict, source: str, person: int, kps: np.ndarray) -> None:
+    """Fill the hands (``hands[2 person]`` left, ``+ 1`` right) and the face of ``person`` into ``kps``."""
     hands = _as_array(d, "hands", source, (21, 2))
     h_sc = _scores(d, "hands_score", hands)
     h0 = 2 * person if hands.shape[0] >= 2 * person + 2 else 0
@@ -167,14 +166,31 @@ def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
         kps[FACE.start : FACE.stop, :2] = faces[fi]
         kps[FACE.start : FACE.stop, 2] = f_sc[fi]
 
-    params = d.get("draw_pose_params")
-    if params is not None:
-        imh, imw, rb, re_, cb, ce = (float(v) for v in params)
-        side = max(re_, ce)
-        if side <= 0 or imh <= 0 or imw <= 0:
-            raise ImportFormatError(f"{source}: invalid draw_pose_params {list(params)}")
-        kps[:, 0] = (cb + kps[:, 0] * imw) / side
-        kps[:, 1] = (rb + kps[:, 1] * imh) / side
+
+def _to_canvas(params: Any, source: str, kps: np.ndarray) -> None:
+    """Map ``kps`` x, y from the person crop to EchoMimicV2's square canvas (``draw_pose_params``)."""
+    imh, imw, rb, re_, cb, ce = (float(v) for v in params)
+    side = max(re_, ce)
+    if side <= 0 or imh <= 0 or imw <= 0:
+        raise ImportFormatError(f"{source}: invalid draw_pose_params {list(params)}")
+    kps[:, 0] = (cb + kps[:, 0] * imw) / side
+    kps[:, 1] = (rb + kps[:, 1] * imh) / side
+
+
+def echomimic_frame_to_coco134(d: Any, source: str = "frame") -> np.ndarray:
+    """One EchoMimicV2 / DWPose per-frame dict -> (134, 3) float32 (frame contract applied)."""
+    if not isinstance(d, dict):
+        raise ImportFormatError(f"{source}: expected a pose dict, got {type(d).__name__}")
+    bodies = d.get("bodies")
+    if not isinstance(bodies, dict):
+        raise ImportFormatError(f"{source}: missing 'bodies' dict (keys: {sorted(d)})")
+    kps = np.zeros((NUM_KEYPOINTS, 3), dtype=np.float64)
+    person = _body(bodies, source, kps)
+    if person is None:
+        return kps.astype(np.float32)  # nobody in this frame
+    _hands_and_face(d, source, person, kps)
+    if d.get("draw_pose_params") is not None:
+        _to_canvas(d["draw_pose_params"], source, kps)
     return clip_to_frame(kps)
 
 
@@ -318,82 +334,95 @@ def _import_one(src: ImportSource, record: Any, writer: Any, fps: float, canvas:
     return writer.write_clip(record, write)
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=dwpose`` runner (``conf/source/dwpose.yaml``): import clips into ``cfg.out``.
+@dataclass(frozen=True)
+class DwposeImport(SplitSettings):
+    """``mmgt-prep source=dwpose``: the node of ``conf/source/dwpose.yaml`` (the values and their meaning
+    are there) + ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``; :meth:`run` imports.
 
-    Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``cfg.size``); the manifest
-    row has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or
-    the import's speaker one split (:mod:`mmgt_prep.splits`). Unreadable inputs become ``failed`` rows
-    with the reason and the batch continues; clips already in the store are skipped, and clips another
-    prep is making are left to it. Returns ``{ok, failed, skipped, elsewhere, frames, seconds, out}``.
+    Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``size``); the manifest row
+    has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or the
+    import's speaker one split (:mod:`mmgt_prep.splits`). Unreadable inputs become ``failed`` rows with
+    the reason and the batch continues; clips already in the store are skipped, and clips another prep
+    is making are left to it.
     """
-    from tqdm.auto import tqdm
 
-    from mmgt.clipstore import STATUS_OK, ClipRecord
-    from mmgt_prep.store import ClipStoreWriter
+    input: str
+    out: str
+    src_fps: float | None
+    canvas: int
+    size: int
+    speaker: str | None
+    retry_failed: bool
+    progress: bool
 
-    if not cfg.get("input"):
-        raise ValueError(
-            "source=dwpose needs input=<a (T, 402) .npy file, an EchoMimicV2 pose folder, or a folder "
-            "of them>"
-        )
-    t0 = time.perf_counter()
-    inp = Path(cfg.input)
-    sources = discover_sources(inp)
-    speaker = safe_name(cfg.get("speaker") or (inp.name if inp.is_dir() else inp.parent.name))
-    size = int(cfg.size)
-    writer = ClipStoreWriter(cfg.out, retry_failed=bool(cfg.get("retry_failed", False)))
-    policy = policy_from_cfg(cfg)
-    split_of = {src.clip_id: policy.split for src in sources}
-    if policy.auto:  # one group per source (split_by=video) or the one speaker of the import
+    def run(self) -> dict[str, Any]:
+        """Import every source of ``input`` into ``out``; returns ``{ok, failed, skipped, elsewhere,
+        frames, seconds, resplit, out}``."""
+        from tqdm.auto import tqdm
+
+        from mmgt_prep.store import ClipStoreWriter
+
+        t0 = time.perf_counter()
+        inp = Path(self.input)
+        sources = discover_sources(inp)
+        speaker = safe_name(self.speaker or (inp.name if inp.is_dir() else inp.parent.name))
+        writer = ClipStoreWriter(self.out, retry_failed=self.retry_failed)
+        split_of = self._splits(sources, speaker, writer.records)
+        summary: dict[str, Any] = dict.fromkeys(("ok", "failed", "skipped", "elsewhere", "frames"), 0)
+        summary.update(seconds=0.0, resplit=0, out=str(self.out))
+        seen: set[str] = set()
+        for src in tqdm(sources, desc="dwpose import", unit="clip", disable=not self.progress):
+            self._import(src, self._record(src, speaker, split_of[src.clip_id]), writer, seen, summary)
+        summary["seconds"] = round(time.perf_counter() - t0, 3)
+        return summary
+
+    def _splits(self, sources: list[ImportSource], speaker: str, records: Any) -> dict[str, str]:
+        """Clip id -> split: ``split``, or with ``split=auto`` one group per source (``split_by=video``)
+        or the one speaker of the import."""
+        policy = self.split_policy
+        if not policy.auto:
+            return {src.clip_id: policy.split for src in sources}
         groups = {src.clip_id: policy.group_of(str(src.path), speaker) for src in sources}
-        plan = plan_splits(
-            policy, groups.values(), writer.records, lambda r: policy.group_of(r.source, r.speaker)
-        )
-        split_of = {clip_id: plan[group] for clip_id, group in groups.items()}
-    summary: dict[str, Any] = {
-        "ok": 0,
-        "failed": 0,
-        "skipped": 0,
-        "elsewhere": 0,
-        "frames": 0,
-        "seconds": 0.0,
-        "resplit": 0,
-        "out": str(cfg.out),
-    }
-    seen: set[str] = set()
-    for src in tqdm(sources, desc="dwpose import", unit="clip", disable=not cfg.get("progress", True)):
-        fps = DEFAULT_SRC_FPS[src.kind] if cfg.get("src_fps") is None else float(cfg.src_fps)
-        record = ClipRecord(
+        plan = plan_splits(policy, groups.values(), records, lambda r: policy.group_of(r.source, r.speaker))
+        return {clip_id: plan[group] for clip_id, group in groups.items()}
+
+    def _record(self, src: ImportSource, speaker: str, split: str) -> Any:
+        from mmgt.clipstore import ClipRecord
+
+        fps = DEFAULT_SRC_FPS[src.kind] if self.src_fps is None else self.src_fps
+        return ClipRecord(
             id=src.clip_id,
             speaker=speaker,
-            split=split_of[src.clip_id],
+            split=split,
             source=str(src.path),
             fps=float(FPS),
-            size=size,
+            size=self.size,
             extra={"has_video": False, "format": src.kind, "src_fps": fps},
         )
+
+    def _import(self, src: ImportSource, record: Any, writer: Any, seen: set[str], summary: dict) -> None:
+        """One source into the store (or a skip / duplicate / elsewhere count), counted in ``summary``."""
+        from mmgt.clipstore import STATUS_OK
+
         if src.clip_id in seen:
             writer.record_failure(
                 record, f"duplicate clip id {src.clip_id!r} (another input has the same name)"
             )
             summary["failed"] += 1
-            continue
+            return
         seen.add(src.clip_id)
         if writer.is_done(src.clip_id):
             summary["skipped"] += 1
-            if policy.resplit:
+            if self.resplit:
                 summary["resplit"] += resplit_rows(
-                    writer, [writer.records[src.clip_id]], lambda r, s=record.split: s
+                    writer, [writer.records[src.clip_id]], lambda r: record.split
                 )
-            continue
+            return
         with writer.claim(src.clip_id) as mine:
             if not mine or writer.is_done(src.clip_id):  # being made, or just made, by another process
                 summary["elsewhere" if not mine else "skipped"] += 1
-                continue
-            done = _import_one(src, record, writer, fps, int(cfg.get("canvas", REFERENCE_CANVAS)), size)
+                return
+            done = _import_one(src, record, writer, record.extra["src_fps"], self.canvas, self.size)
         ok = done.status == STATUS_OK
         summary["ok" if ok else "failed"] += 1
         summary["frames"] += done.n_frames if ok else 0
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
-    return summary

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmgt.clipstore import STATUS_OK, ClipRecord
+from mmgt_prep.settings import Settings
 
 AUTO = "auto"
 """The ``split`` value that asks for automatic splits."""
@@ -179,22 +180,24 @@ def split_summary(records: Iterable[ClipRecord]) -> dict[str, int]:
     return {k: counts[k] for k in _order(counts)}
 
 
-def policy_from_cfg(cfg: Any) -> SplitPolicy:
-    """The :class:`SplitPolicy` of a composed prep config (``split``, ``split_fractions``, ``split_by``,
-    ``split_seed``, ``resplit``)."""
-    from omegaconf import OmegaConf
+@dataclass(frozen=True)
+class SplitSettings(Settings):
+    """The ``split*`` keys of ``conf/source/{videos,dwpose}.yaml`` (the values live there), as fields of a
+    source's settings; checked when built and turned into a :class:`SplitPolicy` by :attr:`split_policy`."""
 
-    def get(key: str, default: Any) -> Any:
-        value = OmegaConf.select(cfg, key, default=default)
-        return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    split: str
+    split_fractions: dict[str, float]
+    split_by: str
+    split_seed: int
+    resplit: bool
 
-    return SplitPolicy(
-        split=str(get("split", AUTO)),
-        fractions={str(k): float(v) for k, v in (get("split_fractions", None) or DEFAULT_FRACTIONS).items()},
-        by=str(get("split_by", "video")),
-        seed=int(get("split_seed", 0)),
-        resplit=bool(get("resplit", False)),
-    )
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _ = self.split_policy  # validates the split keys
+
+    @property
+    def split_policy(self) -> SplitPolicy:
+        return SplitPolicy(self.split, self.split_fractions, self.split_by, self.split_seed, self.resplit)
 
 
 __all__ = [
@@ -202,9 +205,9 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "PRIORITY",
     "SplitPolicy",
+    "SplitSettings",
     "assign_splits",
     "plan_splits",
-    "policy_from_cfg",
     "recorded_splits",
     "resplit_rows",
     "split_counts",

@@ -83,6 +83,86 @@ def _clean_stale_scratch(root: Path) -> None:
             pass
 
 
+def _plan_tasks(cfg: VideoPrepConfig) -> list[SourceTask]:
+    """This shard's sources with their clips (splits resolved, fixed windows cut)."""
+    everything = discover(cfg)
+    assign_auto_splits(cfg, everything)  # over every shard's sources (before windows): shards agree
+    tasks = [t for t in everything if shard_of(t.rel, cfg.num_shards) == cfg.shard]
+    if cfg.window is not None:
+        for t in tasks:
+            if t.segments and t.segments[0].kind == "file" and t.segments[0].error is None:
+                expand_windows(t, cfg)
+    return tasks
+
+
+class _Tally:
+    """The run summary (see :func:`prepare_videos`), the failures and the progress bar, fed by the
+    workers' events (``("frames", pid, n)``, ``("clip", pid, row)``)."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "silent_audio": 0}
+        self.summary["frames"] = 0
+        self.failures: list[dict[str, str]] = []
+        self.bar: Any = None
+
+    def fail(self, clip_id: str, error: str) -> None:
+        self.summary["failed"] += 1
+        self.failures.append({"id": clip_id, "error": error})
+
+    def handle(self, event: tuple[Any, ...]) -> None:
+        kind, summary = event[0], self.summary
+        if kind == "frames":
+            summary["frames"] += event[2]
+            return
+        if kind != "clip":
+            return
+        clip = event[2]
+        self.bar.update(1)
+        if clip["status"] == ELSEWHERE:
+            summary["elsewhere"] += 1
+            return
+        if clip["status"] == STATUS_OK:
+            summary["ok"] += 1
+        else:
+            self.fail(clip["id"], clip["error"])
+        if clip.get("silent_audio"):
+            summary["silent_audio"] += 1
+            log.warning("%s: silent audio (flagged extra.silent_audio)", clip["id"])
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.set_postfix(fps=f"{summary['frames'] / elapsed:.1f}", failed=summary["failed"])
+
+
+def _settle_known(cfg: VideoPrepConfig, tasks: list[SourceTask], writer: Any, tally: _Tally) -> None:
+    """Mark the clips already done (skipped) and record the clips discovery already failed."""
+    for t in tasks:
+        for seg in t.segments:
+            seg.done = writer.is_done(seg.clip_id)
+            if seg.done:
+                tally.summary["skipped"] += 1
+            elif seg.error is not None:
+                writer.record_failure(seg.record(t.rel, cfg.size), seg.error)
+                tally.fail(seg.clip_id, seg.error)
+
+
+def _run_in_process(cfg: VideoPrepConfig, order: list[SourceTask], handle: Any) -> None:
+    """``workers=1``: one :class:`Worker` in this process, its events handled after every source."""
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def drain() -> None:
+        while not inbox.empty():
+            handle(inbox.get())
+
+    worker = Worker(cfg, inbox.put)
+    try:
+        for task in order:
+            worker.process(task)
+            drain()
+    finally:
+        worker.close()
+        drain()
+
+
 def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
     """Build/resume the clip store ``cfg.out`` from ``cfg.input``; returns the run summary.
 
@@ -100,13 +180,7 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    everything = discover(cfg)
-    assign_auto_splits(cfg, everything)  # over every shard's sources (before windows): shards agree
-    tasks = [t for t in everything if shard_of(t.rel, cfg.num_shards) == cfg.shard]
-    if cfg.window is not None:
-        for t in tasks:
-            if t.segments and t.segments[0].kind == "file" and t.segments[0].error is None:
-                expand_windows(t, cfg)
+    tasks = _plan_tasks(cfg)
     if cfg.features:  # fail fast (in this process) on a bad extractor spec or a missing model folder
         from mmgt.audio import build_extractor
 
@@ -114,19 +188,10 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
             build_extractor(spec)
     writer = ClipStoreWriter(out, retry_failed=cfg.retry_failed)
     _clean_stale_scratch(out)
-    summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "silent_audio": 0}
-    summary["frames"] = 0
+    tally = _Tally(t0)
+    summary = tally.summary
     summary["resplit"] = resplit_store(cfg, tasks, writer) if cfg.split_policy.resplit else 0
-    failures: list[dict[str, str]] = []
-    for t in tasks:
-        for seg in t.segments:
-            seg.done = writer.is_done(seg.clip_id)
-            if seg.done:
-                summary["skipped"] += 1
-            elif seg.error is not None:
-                writer.record_failure(seg.record(t.rel, cfg.size), seg.error)
-                summary["failed"] += 1
-                failures.append({"id": seg.clip_id, "error": seg.error})
+    _settle_known(cfg, tasks, writer, tally)
     if cfg.features:
         finished = [seg for t in tasks for seg in t.segments if seg.done]
         summary["features_added"] = backfill_features(out, finished, cfg)
@@ -141,51 +206,16 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
         n_clips,
         summary["skipped"],
     )
-    bar = tqdm(total=n_clips, desc="videos", unit="clip", disable=not cfg.progress, dynamic_ncols=True)
-
-    def handle(event: tuple[Any, ...]) -> None:
-        kind = event[0]
-        if kind == "frames":
-            summary["frames"] += event[2]
-        elif kind == "clip":
-            clip = event[2]
-            bar.update(1)
-            if clip["status"] == ELSEWHERE:
-                summary["elsewhere"] += 1
-                return
-            summary["ok" if clip["status"] == STATUS_OK else "failed"] += 1
-            if clip["status"] != STATUS_OK:
-                failures.append({"id": clip["id"], "error": clip["error"]})
-            if clip.get("silent_audio"):
-                summary["silent_audio"] += 1
-                log.warning("%s: silent audio (flagged extra.silent_audio)", clip["id"])
-            elapsed = max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(fps=f"{summary['frames'] / elapsed:.1f}", failed=summary["failed"])
-
+    tally.bar = tqdm(total=n_clips, desc="videos", unit="clip", disable=not cfg.progress, dynamic_ncols=True)
     # biggest files first: better load balance at the end of the run
     order = sorted(todo, key=lambda t: (-_file_size(t.path), t.rel))
-    if order and cfg.workers == 1:
-        inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-
-        def drain() -> None:
-            while not inbox.empty():
-                handle(inbox.get())
-
-        worker = Worker(cfg, inbox.put)
-        try:
-            for task in order:
-                worker.process(task)
-                drain()
-        finally:
-            worker.close()
-            drain()
-    elif order:
-        _run_pool(cfg, order, handle)
+    if order:
+        (_run_in_process if cfg.workers == 1 else _run_pool)(cfg, order, tally.handle)
     unfinished = n_clips - (summary["ok"] + summary["failed"] + summary["elsewhere"] - n_prefailed)
     if unfinished:
         log.error("%d clips were not processed (worker processes died?); rerun to make them", unfinished)
         summary["unfinished"] = unfinished
-    bar.close()
+    tally.bar.close()
     seconds = time.perf_counter() - t0
     summary.update(
         frames_per_s=round(summary["frames"] / seconds, 2) if seconds > 0 else 0.0,
@@ -194,7 +224,7 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
         shard=f"{cfg.shard}/{cfg.num_shards}",
         workers=cfg.workers,
         out=str(out),
-        failures=failures[:50],
+        failures=tally.failures[:50],
     )
     log.info(
         "videos: ok %d, failed %d, skipped %d, silent-audio warnings %d; %d frames in %.1f s (%.1f frames/s)",
@@ -269,11 +299,6 @@ def _file_size(path: str) -> int:
         return 0
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=videos`` runner: ``conf/source/videos.yaml`` keys -> :func:`prepare_videos`."""
-    return prepare_videos(VideoPrepConfig.from_cfg(cfg))
-
-
 __all__ = [
     "BACKGROUND_NICE",
     "CROP_MODES",
@@ -306,7 +331,6 @@ __all__ = [
     "resample_frames",
     "resplit_store",
     "rms_db",
-    "run",
     "safe_name",
     "shard_of",
     "source_id",

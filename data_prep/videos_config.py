@@ -1,129 +1,87 @@
-"""The settings of ``mmgt-prep source=videos``: :class:`VideoPrepConfig`, the keys of
-``conf/source/videos.yaml``, validated when built; :meth:`VideoPrepConfig.from_cfg` takes them from the
-composed Hydra config.
+"""The settings of ``mmgt-prep source=videos``: :class:`VideoPrepConfig`, the node of
+``conf/source/videos.yaml`` (+ ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``), which holds
+every default; ``mmgt_prep.cli`` builds it with Hydra, and it is checked when built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from mmgt.io import X264_PRESETS
-from mmgt_prep.splits import AUTO, DEFAULT_FRACTIONS, SplitPolicy
+from mmgt_prep.splits import SplitSettings
 
 CROP_MODES = ("center", "left_ratio", "person")
 
 
 @dataclass(frozen=True)
-class VideoPrepConfig:
-    """Plain-value settings of a ``source=videos`` run: the keys of ``conf/source/videos.yaml`` (+ ``out``,
-    ``retry_failed``, ``progress`` of ``conf/prep.yaml``), with the same defaults."""
+class VideoPrepConfig(SplitSettings):
+    """Plain-value settings of a ``source=videos`` run: the keys of ``conf/source/videos.yaml`` (their
+    defaults and meaning are there; docs/prep.md) + ``out``, ``retry_failed``, ``progress`` of
+    ``conf/prep.yaml``. The split keys (``split``, ``split_fractions``, ...) come from
+    :class:`~mmgt_prep.splits.SplitSettings`."""
 
     input: str
     out: str
-    input_root: str | None = None
-    split: str = AUTO
-    split_fractions: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
-    split_by: str = "video"
-    split_seed: int = 0
-    resplit: bool = False
-    size: int = 512
-    crop: str = "center"
-    left_ratios: dict[str, float | str] = field(default_factory=dict)
-    person_samples: int = 5
-    person_scale: float = 1.2
-    max_gap: int = 5
-    max_missing_fraction: float = 0.5
-    require_audio: bool = True
-    silence_threshold_db: float = -60.0
-    video_preset: str = "veryfast"
-    window: float | None = None
-    stride: float | None = None
-    max_seconds: float | None = None
-    features: tuple[str, ...] = ("baseline",)
-    workers: int = 1
-    shard: int = 0
-    num_shards: int = 1
-    model_complexity: int = 1
-    min_detection_confidence: float = 0.5
-    min_tracking_confidence: float = 0.5
-    retry_failed: bool = False
-    progress: bool = True
+    input_root: str | None
+    size: int
+    crop: str
+    left_ratios: dict[str, float | str]
+    person_samples: int
+    person_scale: float
+    max_gap: int
+    max_missing_fraction: float
+    require_audio: bool
+    silence_threshold_db: float
+    video_preset: str
+    window: float | None
+    stride: float | None
+    max_seconds: float | None
+    features: tuple[str, ...]
+    workers: int
+    shard: int
+    num_shards: int
+    model_complexity: int
+    min_detection_confidence: float
+    min_tracking_confidence: float
+    retry_failed: bool
+    progress: bool
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.crop not in CROP_MODES:
             raise ValueError(f"crop={self.crop!r}: expected one of {', '.join(CROP_MODES)}")
+        if self.video_preset not in X264_PRESETS:
+            raise ValueError(f"video_preset={self.video_preset!r}: expected one of {', '.join(X264_PRESETS)}")
+        for speaker, ratio in self.left_ratios.items():
+            if ratio != "right" and not (isinstance(ratio, float) and 0.0 <= ratio < 1.0):
+                raise ValueError(f"left_ratios.{speaker}={ratio!r}: expected a fraction in [0, 1) or 'right'")
+        self._check_counts()
+        self._check_seconds()
+
+    def _check_counts(self) -> None:
         if self.size < 2:
             raise ValueError(f"size={self.size}: must be at least 2 pixels")
         if self.workers < 1:
             raise ValueError(f"workers={self.workers}: must be >= 1")
-        if self.video_preset not in X264_PRESETS:
-            raise ValueError(f"video_preset={self.video_preset!r}: expected one of {', '.join(X264_PRESETS)}")
         if self.num_shards < 1 or not 0 <= self.shard < self.num_shards:
             raise ValueError(f"shard={self.shard} num_shards={self.num_shards}: need 0 <= shard < num_shards")
+        if not 0.0 <= self.max_missing_fraction <= 1.0:
+            raise ValueError(f"max_missing_fraction={self.max_missing_fraction}: must be in [0, 1]")
+
+    def _check_seconds(self) -> None:
         if self.window is not None and self.window <= 0:
             raise ValueError(f"window={self.window}: must be positive seconds (or null)")
         if self.stride is not None and (self.window is None or self.stride <= 0):
             raise ValueError(f"stride={self.stride}: needs window= and must be positive")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds={self.max_seconds}: must be positive (or null)")
-        if not 0.0 <= self.max_missing_fraction <= 1.0:
-            raise ValueError(f"max_missing_fraction={self.max_missing_fraction}: must be in [0, 1]")
-        for speaker, ratio in self.left_ratios.items():
-            if ratio != "right" and not (isinstance(ratio, (int, float)) and 0.0 <= ratio < 1.0):
-                raise ValueError(f"left_ratios.{speaker}={ratio!r}: expected a fraction in [0, 1) or 'right'")
-        _ = self.split_policy  # validates the split keys
 
-    @property
-    def split_policy(self) -> SplitPolicy:
-        return SplitPolicy(self.split, self.split_fractions, self.split_by, self.split_seed, self.resplit)
+    def run(self) -> dict[str, Any]:
+        """Build/resume the store (:func:`mmgt_prep.videos.prepare_videos`); returns its summary."""
+        from mmgt_prep.videos import prepare_videos
 
-    @classmethod
-    def from_cfg(cls, cfg: Any) -> VideoPrepConfig:
-        """From the composed Hydra config (``conf/prep.yaml`` + ``conf/source/videos.yaml``): every field
-        present in ``cfg`` is taken, converted to the field's type (a test checks that each key of
-        ``conf/source/videos.yaml`` arrives)."""
-        from omegaconf import OmegaConf
-
-        if OmegaConf.select(cfg, "input") in (None, ""):
-            raise ValueError(
-                "input= is required: a folder of videos/images or an interval list .csv, e.g. "
-                "`mmgt-prep source=videos input=DIR out=DIR`"
-            )
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = OmegaConf.select(cfg, f.name, default=_ABSENT)
-            if value is _ABSENT:
-                continue
-            plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-            values[f.name] = _convert(f.name, str(f.type), plain)
-        return cls(**values)
-
-
-_ABSENT = object()
-
-
-def _convert(name: str, annotation: str, value: Any) -> Any:
-    """A config value as the plain type of a :class:`VideoPrepConfig` field (annotation as a string)."""
-    if value is None:
-        if "None" in annotation:
-            return None
-        raise ValueError(f"{name}=null: a value is required")
-    kind = annotation.split("[", 1)[0].split("|", 1)[0].strip()
-    if kind == "tuple":
-        return tuple(str(v) for v in ([value] if isinstance(value, str) else value))
-    if kind == "dict":
-        if not isinstance(value, dict):
-            raise ValueError(f"{name}={value!r}: expected a mapping, e.g. {name}={{a: 1}}")
-        return dict(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}={value!r}: expected true or false")
-        return value
-    try:
-        return {"int": int, "float": float, "str": str}[kind](value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r}: expected {'an' if kind == 'int' else 'a'} {kind}") from None
+        return prepare_videos(self)
 
 
 __all__ = ["CROP_MODES", "VideoPrepConfig"]

@@ -161,6 +161,25 @@ def _parse_time(value: str | None, column: str, csv_path: Path, lineno: int) -> 
     return t
 
 
+def _set_span(seg: Segment, row: dict[str, str], csv_path: Path, lineno: int, cfg: VideoPrepConfig) -> None:
+    """The frames ``[k0, k1)`` of an interval-list row (capped by ``max_seconds``), or its error."""
+    try:
+        start = _parse_time(row.get("start"), "start", csv_path, lineno) or 0.0
+        end = _parse_time(row.get("end"), "end", csv_path, lineno)
+    except ValueError as e:
+        seg.error = f"ValueError: {e}"
+        return
+    seg.k0 = _frame_at(start)
+    seg.k1 = None if end is None else _frame_at(end)
+    cap = _cap(cfg)
+    if cap is not None:
+        seg.k1 = cap if seg.k1 is None else min(seg.k1, cap)
+    if seg.k1 is not None and seg.k1 <= seg.k0:
+        seg.error = f"ValueError: {csv_path}:{lineno}: empty interval {start:.3f}-{end} s" + (
+            f" (max_seconds={cfg.max_seconds})" if cap is not None else ""
+        )
+
+
 def discover_csv(csv_path: Path, cfg: VideoPrepConfig) -> list[SourceTask]:
     """Sources of an interval list (``path,start,end,speaker,split``); bad rows become failed clips.
 
@@ -209,21 +228,7 @@ def discover_csv(csv_path: Path, cfg: VideoPrepConfig) -> list[SourceTask]:
                     f"input root {root_resolved}"
                 )
                 continue
-            try:
-                start = _parse_time(row.get("start"), "start", csv_path, lineno) or 0.0
-                end = _parse_time(row.get("end"), "end", csv_path, lineno)
-            except ValueError as e:
-                seg.error = f"ValueError: {e}"
-                continue
-            seg.k0 = _frame_at(start)
-            seg.k1 = None if end is None else _frame_at(end)
-            cap = _cap(cfg)
-            if cap is not None:
-                seg.k1 = cap if seg.k1 is None else min(seg.k1, cap)
-            if seg.k1 is not None and seg.k1 <= seg.k0:
-                seg.error = f"ValueError: {csv_path}:{lineno}: empty interval {start:.3f}-{end} s" + (
-                    f" (max_seconds={cfg.max_seconds})" if cap is not None else ""
-                )
+            _set_span(seg, row, csv_path, lineno, cfg)
     return sorted(by_rel.values(), key=lambda t: t.rel)
 
 

@@ -73,6 +73,73 @@ def _record_crash(
         handle(("clip", proc.pid, {"id": clip_id, "status": "failed", "error": reason, "n_frames": 0}))
 
 
+class _Pool:
+    """Spawned worker processes over a task queue, and the bookkeeping that notices a dead one: which
+    clips each process took and has not reported, which processes said they exit."""
+
+    def __init__(
+        self, cfg: VideoPrepConfig, order: list[SourceTask], handle: Callable[[tuple[Any, ...]], None]
+    ):
+        self.cfg, self.order, self.handle = cfg, order, handle
+        ctx = multiprocessing.get_context("spawn")
+        self.tasks, self.events = ctx.Queue(), ctx.Queue()
+        for item in enumerate(order):
+            self.tasks.put(item)
+        self.n = min(cfg.workers, len(order))
+        for _ in range(self.n):
+            self.tasks.put(None)
+        self.procs = [
+            ctx.Process(target=_worker_main, args=(cfg, self.tasks, self.events, os.getpid()), daemon=True)
+            for _ in range(self.n)
+        ]
+        self.taken: dict[int, set[str]] = {}  # pid -> clips taken and not reported yet
+        self.exited: set[int] = set()
+
+    def dispatch(self, event: tuple[Any, ...]) -> None:
+        kind, pid = event[0], event[1]
+        if kind == "take":
+            self.taken.setdefault(pid, set()).update(s.clip_id for s in self.order[event[2]].pending)
+        elif kind == "clip":
+            self.taken.get(pid, set()).discard(event[2]["id"])
+        elif kind == "exit":
+            self.exited.add(pid)
+        self.handle(event)
+
+    def drain(self, timeout: float) -> None:
+        """Dispatch the events already in the pipe (until none comes for ``timeout`` s)."""
+        while True:
+            try:
+                self.dispatch(self.events.get(timeout=timeout))
+            except queue.Empty:
+                return
+
+    def reap_dead(self) -> None:
+        """Record the unreported clips of every process that ended without saying it exits."""
+        for proc in self.procs:
+            if proc.pid in self.exited or proc.exitcode is None:
+                continue
+            self.drain(0.2)  # its last events may still be in the pipe
+            if proc.pid in self.exited:
+                continue
+            self.exited.add(proc.pid)
+            _record_crash(self.cfg, self.order, sorted(self.taken.pop(proc.pid, set())), proc, self.handle)
+
+    def run(self) -> None:
+        for proc in self.procs:
+            proc.start()
+        try:
+            while len(self.exited) < self.n:
+                try:
+                    self.dispatch(self.events.get(timeout=0.5))
+                except queue.Empty:
+                    self.reap_dead()
+        finally:
+            for proc in self.procs:
+                proc.join(timeout=5)
+                if proc.is_alive():
+                    proc.terminate()
+
+
 def _run_pool(
     cfg: VideoPrepConfig, order: list[SourceTask], handle: Callable[[tuple[Any, ...]], None]
 ) -> None:
@@ -81,56 +148,7 @@ def _run_pool(
     A worker that dies (e.g. a crash inside a native library) is detected: the clips it had taken and
     not reported get failed rows naming the exit code, and the other workers carry on.
     """
-    ctx = multiprocessing.get_context("spawn")
-    tasks, events = ctx.Queue(), ctx.Queue()
-    for item in enumerate(order):
-        tasks.put(item)
-    n = min(cfg.workers, len(order))
-    for _ in range(n):
-        tasks.put(None)
-    procs = [
-        ctx.Process(target=_worker_main, args=(cfg, tasks, events, os.getpid()), daemon=True)
-        for _ in range(n)
-    ]
-    for proc in procs:
-        proc.start()
-    taken: dict[int, set[str]] = {}  # pid -> clips taken and not reported yet
-    exited: set[int] = set()
-
-    def dispatch(event: tuple[Any, ...]) -> None:
-        kind, pid = event[0], event[1]
-        if kind == "take":
-            taken.setdefault(pid, set()).update(s.clip_id for s in order[event[2]].pending)
-        elif kind == "clip":
-            taken.get(pid, set()).discard(event[2]["id"])
-        elif kind == "exit":
-            exited.add(pid)
-        handle(event)
-
-    try:
-        while len(exited) < n:
-            try:
-                dispatch(events.get(timeout=0.5))
-                continue
-            except queue.Empty:
-                pass
-            for proc in procs:
-                if proc.pid in exited or proc.exitcode is None:
-                    continue
-                while True:  # its last events may still be in the pipe
-                    try:
-                        dispatch(events.get(timeout=0.2))
-                    except queue.Empty:
-                        break
-                if proc.pid in exited:
-                    continue
-                exited.add(proc.pid)
-                _record_crash(cfg, order, sorted(taken.pop(proc.pid, set())), proc, handle)
-    finally:
-        for proc in procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.terminate()
+    _Pool(cfg, order, handle).run()
 
 
 __all__ = ["_run_pool", "_worker_main"]  # internal to mmgt_prep.videos: its driver and the spawn target

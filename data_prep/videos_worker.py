@@ -284,11 +284,11 @@ class Worker:
         audio: np.ndarray | None,
         extra: dict[str, Any],
     ) -> None:
-        cfg = self.cfg
-        size = cfg.size
+        """Decode the source once, detect the frames of ``runs`` and feed their clips' encoders; clips
+        are finished as they end, failed when the source ends before them."""
         ends = [r.k1 for r in runs]
         last_needed = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
-        run_i = 0
+        cursor = _RunCursor(runs)
         active: list[_Active] = []
         k_end = 0  # frames of the timeline seen
         stopped_early = False
@@ -304,53 +304,36 @@ class Worker:
         try:
             for k, img in resample_frames(timed(), src_fps):
                 k_end = k + 1
-                # finish clips that end before k
-                for a in [a for a in active if a.seg.k1 is not None and a.seg.k1 <= k]:
-                    active.remove(a)
-                    self._finish(task, a, audio, extra)
+                self._finish_ended(task, active, k, audio, extra)
                 if last_needed is not None and k >= last_needed:
                     stopped_early = True
                     k_end = k
                     break
-                while run_i < len(runs) and runs[run_i].k1 is not None and k >= runs[run_i].k1:  # type: ignore[operator]
-                    run_i += 1
-                if run_i >= len(runs) or k < runs[run_i].k0:
-                    continue
-                run = runs[run_i]
-                if k == run.k0:
-                    self.detector.reset()
-                    for seg in run.segments:
-                        if not seg.done:
-                            encoder = ClipEncoder(self.scratch / f"{seg.clip_id}.mp4", cfg.video_preset)
-                            active.append(_Active(seg, encoder))
-                frame = crop_resize(img, box, size)
-                kp = self.detector(frame)
-                self.frames_detected += 1
-                for a in active:
-                    if a.seg.k0 <= k and (a.seg.k1 is None or k < a.seg.k1):
-                        assert a.encoder is not None
-                        a.encoder.add(frame)
-                        a.keypoints.append(kp)
+                run = cursor.at(k)
+                if run is not None:
+                    self._detect(k, img, run, box, active)
         except BaseException:
-            for a in active:
-                if a.encoder is not None:
-                    a.encoder.abort()
+            _abort(active)
             raise
         finally:
             gen.close()
         if not stopped_early and task.kind == "video":
-            decoded = last_t + 1.0 / src_fps
-            if duration > 0.5 and decoded < 0.9 * duration - 0.2:
-                for a in active:
-                    if a.encoder is not None:
-                        a.encoder.abort()
-                raise MediaError(
-                    f"{task.path}: truncated or corrupt: frames decode up to {decoded:.2f} s of the "
-                    f"{duration:.2f} s the container declares"
-                )
+            _check_decoded(task, last_t + 1.0 / src_fps, duration, active)
         for a in active:  # clips running to the end of the source (or past it)
             self._finish(task, a, audio, extra)
-        for seg in task.pending:  # clips starting after the end of the video
+        self._fail_unstarted(task, k_end)
+
+    def _finish_ended(
+        self, task: SourceTask, active: list[_Active], k: int, audio: np.ndarray | None, extra: dict[str, Any]
+    ) -> None:
+        """Finish (and close) the open clips that end before frame ``k``."""
+        for a in [a for a in active if a.seg.k1 is not None and a.seg.k1 <= k]:
+            active.remove(a)
+            self._finish(task, a, audio, extra)
+
+    def _fail_unstarted(self, task: SourceTask, k_end: int) -> None:
+        """Failed rows for the pending clips of ``task`` that start after the ``k_end`` frames decoded."""
+        for seg in task.pending:
             if seg.clip_id not in self._written:
                 self._fail(
                     task,
@@ -358,6 +341,23 @@ class Worker:
                     f"OutOfRange: {task.path}: clip starts at {seg.k0 / FPS:.2f} s, after the end of the "
                     f"video ({k_end / FPS:.2f} s)",
                 )
+
+    def _detect(self, k: int, img: np.ndarray, run: _Run, box: CropBox, active: list[_Active]) -> None:
+        """Frame ``k`` of ``run``: open the run's clips at its first frame, detect, feed the open clips."""
+        if k == run.k0:
+            self.detector.reset()
+            for seg in run.segments:
+                if not seg.done:
+                    encoder = ClipEncoder(self.scratch / f"{seg.clip_id}.mp4", self.cfg.video_preset)
+                    active.append(_Active(seg, encoder))
+        frame = crop_resize(img, box, self.cfg.size)
+        kp = self.detector(frame)
+        self.frames_detected += 1
+        for a in active:
+            if a.seg.k0 <= k and (a.seg.k1 is None or k < a.seg.k1):
+                assert a.encoder is not None
+                a.encoder.add(frame)
+                a.keypoints.append(kp)
 
     def _finish(
         self,
@@ -367,7 +367,6 @@ class Worker:
         extra: dict[str, Any],
     ) -> None:
         """Write one clip from its buffered frames and keypoints (checks first; failures recorded)."""
-        from mmgt.io import write_audio
         from mmgt.pose_detect import interpolate_gaps
 
         cfg, seg = self.cfg, a.seg
@@ -375,35 +374,12 @@ class Worker:
         try:
             n = a.encoder.n
             clip_extra = dict(extra)
-            if n == 0:
-                raise _ClipError(f"OutOfRange: {task.path}: no frames at {seg.k0 / FPS:.2f} s")
-            if seg.k1 is not None and seg.k0 + n < seg.k1:
-                if seg.kind == "window":
-                    raise _ClipError(
-                        f"OutOfRange: {task.path}: the video ends at {(seg.k0 + n) / FPS:.2f} s, before the "
-                        f"clip end {seg.k1 / FPS:.2f} s"
-                    )
-                if seg.kind == "interval":  # an interval past the end of the video: cut there
-                    clip_extra["clamped_end"] = True
+            _check_length(task, seg, n, clip_extra)
             span = Segment(seg.clip_id, seg.speaker, seg.split, seg.k0, seg.k0 + n, seg.kind, seg.index)
             raw = np.stack(a.keypoints).astype(np.float32)
             missing = missing_fraction(raw)
             clip_extra["missing_fraction"] = round(missing, 4)
-            if audio is not None:
-                lo, hi = seg.k0 * SAMPLES_PER_FRAME, (seg.k0 + n) * SAMPLES_PER_FRAME
-                clip_audio = audio[lo:hi]
-                if clip_audio.shape[0] < hi - lo:
-                    pad = hi - lo - clip_audio.shape[0]
-                    if pad > SAMPLES_PER_FRAME:
-                        clip_extra["audio_padded_s"] = round(pad / SAMPLE_RATE, 3)
-                    clip_audio = np.pad(clip_audio, (0, pad))
-                level = rms_db(clip_audio)
-                clip_extra["audio_rms_db"] = round(level, 2)
-                clip_extra["silent_audio"] = bool(level < cfg.silence_threshold_db)
-            else:
-                clip_audio = np.zeros(n * SAMPLES_PER_FRAME, dtype=np.float32)
-                if task.kind == "video":
-                    clip_extra["silent_audio"] = True
+            clip_audio = self._clip_audio(task, seg.k0, n, audio, clip_extra)
             rec = span.record(task.rel, cfg.size, clip_extra)
             if missing > cfg.max_missing_fraction:
                 from mmgt.pose_detect import NoPersonError
@@ -415,41 +391,121 @@ class Worker:
                 )
             keypoints = interpolate_gaps(raw, cfg.max_gap)
             encoder = a.encoder
-
-            def write(tmp: Path) -> None:
-                os.replace(encoder.finish(), tmp / VIDEO_FILE)
-                write_audio(tmp / AUDIO_FILE, clip_audio, sample_rate=SAMPLE_RATE)
-                np.save(tmp / KEYPOINTS_FILE, keypoints)
-                if self.extractors:
-                    (tmp / FEATURES_DIR).mkdir()
-                for ext in self.extractors:
-                    feats = np.asarray(ext(clip_audio, n_frames=n), dtype=np.float32)
-                    np.save(tmp / FEATURES_DIR / f"{ext.name}.npy", feats)
-
             silent = bool(clip_extra.get("silent_audio")) and task.kind == "video"
             a.encoder = None  # owned by the write job from here
-
-            def job() -> None:
-                try:
-                    done = self.writer.write_clip(rec, write)
-                    ok = done.status == STATUS_OK
-                    result = {"id": seg.clip_id, "status": done.status, "error": done.error}
-                    result.update(n_frames=n if ok else 0, silent_audio=ok and silent)
-                except Exception as e:  # noqa: BLE001 - e.g. the manifest is not writable
-                    log.exception("%s: writing the clip failed", seg.clip_id)
-                    result = {"id": seg.clip_id, "status": "failed", "error": f"{type(e).__name__}: {e}"}
-                    result["n_frames"] = 0
-                finally:
-                    encoder.abort()  # no-op when finished; deletes the file when writing failed
-                self.emit(("clip", self.pid, result))
-
             self._written.add(seg.clip_id)
-            self._submit_write(job)
+            self._submit_write(self._write_job(rec, n, encoder, clip_audio, keypoints, silent))
         except _ClipError as e:
             self._fail(task, seg, str(e))
         finally:
             if a.encoder is not None:
                 a.encoder.abort()
+
+    def _clip_audio(
+        self, task: SourceTask, k0: int, n: int, audio: np.ndarray | None, clip_extra: dict[str, Any]
+    ) -> np.ndarray:
+        """The audio (n x 640,) of the clip's frames ``[k0, k0 + n)`` (zero-padded past the end, silence
+        without audio); its level and flags go into ``clip_extra``."""
+        if audio is None:
+            if task.kind == "video":
+                clip_extra["silent_audio"] = True
+            return np.zeros(n * SAMPLES_PER_FRAME, dtype=np.float32)
+        lo, hi = k0 * SAMPLES_PER_FRAME, (k0 + n) * SAMPLES_PER_FRAME
+        clip_audio = audio[lo:hi]
+        if clip_audio.shape[0] < hi - lo:
+            pad = hi - lo - clip_audio.shape[0]
+            if pad > SAMPLES_PER_FRAME:
+                clip_extra["audio_padded_s"] = round(pad / SAMPLE_RATE, 3)
+            clip_audio = np.pad(clip_audio, (0, pad))
+        level = rms_db(clip_audio)
+        clip_extra["audio_rms_db"] = round(level, 2)
+        clip_extra["silent_audio"] = bool(level < self.cfg.silence_threshold_db)
+        return clip_audio
+
+    def _write_job(
+        self,
+        rec: Any,
+        n: int,
+        encoder: ClipEncoder,
+        clip_audio: np.ndarray,
+        keypoints: np.ndarray,
+        silent: bool,
+    ) -> Callable[[], None]:
+        """The writer thread's job for one checked clip of ``n`` frames: store it, report it, drop the
+        encoder's file."""
+        from mmgt.io import write_audio
+
+        def write(tmp: Path) -> None:
+            os.replace(encoder.finish(), tmp / VIDEO_FILE)
+            write_audio(tmp / AUDIO_FILE, clip_audio, sample_rate=SAMPLE_RATE)
+            np.save(tmp / KEYPOINTS_FILE, keypoints)
+            if self.extractors:
+                (tmp / FEATURES_DIR).mkdir()
+            for ext in self.extractors:
+                feats = np.asarray(ext(clip_audio, n_frames=n), dtype=np.float32)
+                np.save(tmp / FEATURES_DIR / f"{ext.name}.npy", feats)
+
+        def job() -> None:
+            try:
+                done = self.writer.write_clip(rec, write)
+                ok = done.status == STATUS_OK
+                result = {"id": rec.id, "status": done.status, "error": done.error}
+                result.update(n_frames=n if ok else 0, silent_audio=ok and silent)
+            except Exception as e:  # noqa: BLE001 - e.g. the manifest is not writable
+                log.exception("%s: writing the clip failed", rec.id)
+                result = {"id": rec.id, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                result["n_frames"] = 0
+            finally:
+                encoder.abort()  # no-op when finished; deletes the file when writing failed
+            self.emit(("clip", self.pid, result))
+
+        return job
+
+
+class _RunCursor:
+    """The run a frame index belongs to, for increasing frame indices (runs sorted by start)."""
+
+    def __init__(self, runs: list[_Run]) -> None:
+        self.runs, self.i = runs, 0
+
+    def at(self, k: int) -> _Run | None:
+        runs = self.runs
+        while self.i < len(runs) and runs[self.i].k1 is not None and k >= runs[self.i].k1:  # type: ignore[operator]
+            self.i += 1
+        if self.i >= len(runs) or k < runs[self.i].k0:
+            return None
+        return runs[self.i]
+
+
+def _abort(active: list[_Active]) -> None:
+    for a in active:
+        if a.encoder is not None:
+            a.encoder.abort()
+
+
+def _check_decoded(task: SourceTask, decoded: float, duration: float, active: list[_Active]) -> None:
+    """A video whose frames stop well before the duration its container declares is corrupt."""
+    if duration > 0.5 and decoded < 0.9 * duration - 0.2:
+        _abort(active)
+        raise MediaError(
+            f"{task.path}: truncated or corrupt: frames decode up to {decoded:.2f} s of the "
+            f"{duration:.2f} s the container declares"
+        )
+
+
+def _check_length(task: SourceTask, seg: Segment, n: int, clip_extra: dict[str, Any]) -> None:
+    """Reject a clip with no frames or a window cut by the end of the video; an interval past the end
+    of the video is cut there (``clamped_end``)."""
+    if n == 0:
+        raise _ClipError(f"OutOfRange: {task.path}: no frames at {seg.k0 / FPS:.2f} s")
+    if seg.k1 is not None and seg.k0 + n < seg.k1:
+        if seg.kind == "window":
+            raise _ClipError(
+                f"OutOfRange: {task.path}: the video ends at {(seg.k0 + n) / FPS:.2f} s, before the "
+                f"clip end {seg.k1 / FPS:.2f} s"
+            )
+        if seg.kind == "interval":  # an interval past the end of the video: cut there
+            clip_extra["clamped_end"] = True
 
 
 class _ClipError(Exception):

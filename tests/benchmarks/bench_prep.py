@@ -39,7 +39,10 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from mmgt.io import iter_video_frames, probe_video  # noqa: E402
 from mmgt.pose_detect import HolisticDetector  # noqa: E402
-from mmgt_prep.videos import VideoPrepConfig, crop_resize, fixed_crop, prepare_videos, resample_frames  # noqa: E402
+from mmgt_prep.videos import crop_resize, fixed_crop, prepare_videos, resample_frames  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.helpers.videos import video_prep_config  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 VIDEOS = ("talking_face_hdtf_aoc_25fps.mp4", "talking_face_moore4_30fps.mp4")
@@ -107,7 +110,7 @@ def bench_plain_loop(paths: list[Path], size: int) -> tuple[Run, int]:
 
 def bench_prep(inp: Path, out: Path, size: int, workers: int, window: float | None) -> tuple[Run, dict]:
     shutil.rmtree(out, ignore_errors=True)
-    cfg = VideoPrepConfig(  # log-mel features as when the figures in docs/prep.md were measured
+    cfg = video_prep_config(  # log-mel features as when the figures in docs/prep.md were measured
         input=str(inp),
         out=str(out),
         size=size,

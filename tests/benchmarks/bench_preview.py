@@ -40,14 +40,14 @@ print(json.dumps({"seconds": seconds, "peak_gb": resource.getrusage(resource.RUS
 
 
 def make_store(work: Path, size: int) -> Path:
-    from mmgt_prep.videos import VideoPrepConfig, prepare_videos
-    from tests.helpers.videos import AOC, make_video_folder
+    from mmgt_prep.videos import prepare_videos
+    from tests.helpers.videos import AOC, make_video_folder, video_prep_config
 
     videos = make_video_folder(
         work / "videos", SAMPLES, [("aoc/a04.mp4", AOC, 4.0, 0.0), ("aoc/a16.mp4", AOC, 16.0, 0.0)]
     )
     store = work / "store"
-    cfg = VideoPrepConfig(
+    cfg = video_prep_config(
         input=str(videos), out=str(store), size=size, split="train", features=(), progress=False
     )
     summary = prepare_videos(cfg)

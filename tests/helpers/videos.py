@@ -7,7 +7,10 @@ rate, so a folder of a few videos of 4-16 s at 25 and 29.97 fps is what a user w
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +57,17 @@ def make_video_folder(root: Path, samples: Path, specs=SIX_VIDEOS) -> Path:  # n
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         loop_video(samples / sample, root / rel, seconds, start)
     return root
+
+
+@functools.cache
+def _video_prep_defaults() -> Any:
+    from mmgt_prep.cli import build_source
+    from tests.helpers.shared import compose_config
+
+    return build_source(compose_config("prep", ["source=videos", "input=unset"]))
+
+
+def video_prep_config(**settings: Any) -> Any:
+    """A :class:`mmgt_prep.videos.VideoPrepConfig` with the defaults of ``conf/source/videos.yaml`` (as the
+    CLI builds it) but ``settings`` (``input=`` and ``out=`` at least), checked again."""
+    return dataclasses.replace(_video_prep_defaults(), **settings)

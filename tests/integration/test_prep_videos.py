@@ -22,6 +22,8 @@ import pytest
 from mmgt.clipstore import CLIPS_DIR, META_FILE, TMP_DIR, ClipStore, read_manifest
 from mmgt.io import MediaError, probe_video, read_video, write_video
 from mmgt.schema import FACE, FPS, LEFT_HAND, RIGHT_HAND, SAMPLE_RATE, SAMPLES_PER_FRAME
+from mmgt_prep.cli import build_source
+from mmgt_prep.cli import run as prep_run
 from mmgt_prep.videos import (
     BACKGROUND_NICE,
     ClipEncoder,
@@ -31,11 +33,11 @@ from mmgt_prep.videos import (
     lower_thread_priority,
     prepare_videos,
     resample_frames,
-    run,
     shard_of,
     source_id,
 )
 from tests.helpers.shared import compose_config, samples_path
+from tests.helpers.videos import video_prep_config
 
 SIZE = 64
 AOC = "talking_face_hdtf_aoc_25fps.mp4"
@@ -110,7 +112,7 @@ def write_av(
 
 def make_cfg(input_: Path, out: Path, **kw: Any) -> VideoPrepConfig:
     base: dict[str, Any] = {"size": SIZE, "features": ("logmel",), "progress": False}
-    return VideoPrepConfig(input=str(input_), out=str(out), **{**base, **kw})
+    return video_prep_config(input=str(input_), out=str(out), **{**base, **kw})
 
 
 def rows(out: Path) -> dict[str, Any]:
@@ -229,13 +231,14 @@ def test_crops_ids_and_shards() -> None:
 @pytest.mark.parametrize("launcher", ["submitit_local", "submitit_slurm"])
 def test_source_and_launcher_configs_compose(launcher: str) -> None:
     cfg = compose_config("prep", ["source=videos", "input=/data", "workers=2", f"hydra/launcher={launcher}"])
-    assert cfg.runner == "mmgt_prep.videos:run" and cfg.left_ratios.jon == "right"
-    pcfg = VideoPrepConfig.from_cfg(cfg)
+    assert cfg.left_ratios.jon == "right"
+    pcfg = build_source(cfg)
+    assert isinstance(pcfg, VideoPrepConfig)
     assert (pcfg.input, pcfg.workers, pcfg.size, pcfg.features) == ("/data", 2, 512, ("baseline",))
     assert cfg.hydra.launcher._target_.endswith("Launcher") and cfg.hydra.launcher.gpus_per_node == 0
 
 
-NON_DEFAULT = {  # a valid value unlike the default for every key of conf/source/videos.yaml (but runner)
+NON_DEFAULT = {  # a valid value unlike the default for every key of conf/source/videos.yaml (but _target_)
     "out": "/elsewhere/store",
     "input": "/data/talks",
     "input_root": "/data",
@@ -276,17 +279,17 @@ def test_every_key_of_the_source_config_reaches_the_worker_config() -> None:
 
     from mmgt.config import CONFIG_DIR
 
-    keys = set(OmegaConf.load(CONFIG_DIR / "source" / "videos.yaml")) - {"runner"}
+    keys = set(OmegaConf.load(CONFIG_DIR / "source" / "videos.yaml")) - {"_target_"}
     assert keys == set(NON_DEFAULT), "keep NON_DEFAULT in step with conf/source/videos.yaml"
     field_names = {f.name for f in fields(VideoPrepConfig)}
     assert field_names == keys | {"retry_failed", "progress"}  # those two come from conf/prep.yaml
-    defaults = asdict(VideoPrepConfig.from_cfg(compose_config("prep", ["source=videos", "input=/x"])))
+    defaults = asdict(build_source(compose_config("prep", ["source=videos", "input=/x"])))
     overrides = ["source=videos", "retry_failed=true", "progress=false"]
     for key, value in NON_DEFAULT.items():
         overrides.append(
             f"{key}={value if isinstance(value, str) else json.dumps(value).replace(chr(34), '')}"
         )
-    got = asdict(VideoPrepConfig.from_cfg(compose_config("prep", overrides)))
+    got = asdict(build_source(compose_config("prep", overrides)))
     for key, value in NON_DEFAULT.items():
         expected = tuple(value) if key == "features" else value
         if key == "left_ratios":  # a dict override is merged into the default table
@@ -297,7 +300,7 @@ def test_every_key_of_the_source_config_reaches_the_worker_config() -> None:
 
 def test_prep_default_features_are_the_training_default() -> None:
     """mmgt-prep caches the features the DataModules read by default (no recomputation at training)."""
-    prep = VideoPrepConfig.from_cfg(compose_config("prep", ["source=videos", "input=/x"]))
+    prep = build_source(compose_config("prep", ["source=videos", "input=/x"]))
     for experiment in ("smga", "stage2_image", "stage2_video"):
         cfg = compose_config("train", [f"experiment={experiment}"])
         assert prep.features == (cfg.data.audio_features,), experiment
@@ -459,7 +462,7 @@ def test_interval_list_no_person_and_outside_root(tmp_path: Path) -> None:
     cfg = compose_config(
         "prep", ["source=videos", f"input={csv}", f"out={out}", "size=128", "progress=false", "split=train"]
     )
-    summary = run(cfg)
+    summary = prep_run(cfg)
     assert (summary["ok"], summary["failed"]) == (2, 4), summary["failures"]
     store = ClipStore(out)
     first = store.clip(source_id("aoc/talk.mp4") + "_i000")

@@ -55,7 +55,7 @@ def test_a_toy_experiment_makes_its_store_only_at_its_own_place(tmp_path: Path) 
         train(_train_cfg(tmp_path, "experiment=smga_toy", f"data.root={typo}"))
     assert not typo.exists()  # no folder left behind
     home = tmp_path / "home"
-    recipe = ToyStore(home, n_speakers=1, clips_per_speaker=2, seconds=1.0, size=16, progress=False)
+    recipe = ToyStore(home, 1, 2, seconds=1.0, size=16, seed=0, test_fraction=0.25, progress=False)
     with pytest.raises(FileNotFoundError, match="toy store only at"):
         ensure_store(typo, recipe)
     ensure_store(home, recipe)  # its own place: created

@@ -27,8 +27,6 @@ OMEGACONF_OUTSIDE_ENTRY_POINTS = {
     "mmgt.data.video": "_plain()",
     "mmgt.stage2.loading": "_plain()",
     "mmgt.stage2.evaluate": "reads an export's config.yaml",
-    "mmgt_prep.videos_config": "VideoPrepConfig.from_cfg",
-    "mmgt_prep.splits": "split settings from a DictConfig",
 }
 
 

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 
 from mmgt.clipstore import ClipRecord
+from mmgt_prep.cli import build_source
 from mmgt_prep.splits import (
     DEFAULT_FRACTIONS,
     SplitPolicy,
     assign_splits,
     plan_splits,
-    policy_from_cfg,
     split_counts,
 )
 from tests.helpers.shared import compose_config
@@ -92,18 +92,18 @@ def test_policy_rejects_bad_fractions_and_keys() -> None:
 @pytest.mark.parametrize("source", ["videos", "dwpose"])
 def test_split_keys_compose_and_fractions_are_overridden_key_by_key(source: str) -> None:
     cfg = compose_config("prep", [f"source={source}", "input=/data", "out=/tmp/s"])
-    assert policy_from_cfg(cfg) == SplitPolicy()
+    assert build_source(cfg).split_policy == SplitPolicy()
     keys = [
         "split_fractions.train=0.7",
         "split_fractions.val=0",
         "split_fractions.test=0.3",
         "split_by=speaker",
     ]
-    policy = policy_from_cfg(compose_config("prep", [f"source={source}", "input=/data", *keys]))
+    policy = build_source(compose_config("prep", [f"source={source}", "input=/data", *keys])).split_policy
     assert dict(policy.fractions) == {"train": 0.7, "val": 0.0, "test": 0.3} and policy.by == "speaker"
     assert split_counts(4, policy.fractions) == {"train": 3, "test": 1}
     merged = compose_config(
         "prep", [f"source={source}", "input=/data", "split_fractions={train: 0.7, test: 0.3}"]
     )
     with pytest.raises(ValueError, match="add up to 1.1.*key by key"):  # Hydra merges dicts: val stays 0.1
-        policy_from_cfg(merged)
+        build_source(merged)

@@ -18,7 +18,7 @@ from mmgt.clipstore import MANIFEST, ClipRecord, ClipStore, clip_relpath, read_m
 from mmgt.untrusted import UntrustedFileError, check_name, inside, load_npy, load_pickled_npy, npy_header
 from mmgt_prep.importers import ImportFormatError, discover_sources, load_echomimic_dir
 from mmgt_prep.store import TORN_FILE, ClipStoreWriter
-from tests.helpers.shared import samples_path
+from tests.helpers.shared import compose_config, samples_path
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,9 +55,7 @@ def test_a_planted_pickle_never_runs_while_detecting_or_importing(tmp_path: Path
 
 
 def test_the_mmgt_prep_dwpose_import_records_a_planted_file_and_runs_nothing(tmp_path: Path) -> None:
-    from omegaconf import OmegaConf
-
-    from mmgt_prep.importers import run
+    from mmgt_prep.cli import run
 
     marker = tmp_path / "PWNED"
     inp = tmp_path / "in" / "spk"
@@ -67,8 +65,8 @@ def test_the_mmgt_prep_dwpose_import_records_a_planted_file_and_runs_nothing(tmp
     evil.mkdir()
     for i in range(3):
         _plant(evil / f"{i}.npy", marker, wrap_in_dict=i == 1)
-    cfg = OmegaConf.create({"input": str(inp), "out": str(tmp_path / "store"), "size": 64, "progress": False})
-    summary = run(cfg)
+    overrides = ["source=dwpose", f"input={inp}", f"out={tmp_path / 'store'}", "size=64", "progress=false"]
+    summary = run(compose_config("prep", overrides))
     assert summary["ok"] == 1 and summary["failed"] == 1 and not marker.exists()
     failed = ClipStore(tmp_path / "store").failed()
     assert [r.id for r in failed] == ["evil"] and "0.npy: refused to unpickle" in failed[0].error

@@ -1,0 +1,152 @@
+"""Toy speakers' identities: :class:`SpeakerStyle` and :func:`speaker_style` (palettes, proportions,
+voice, gesture style); the generator's version :data:`GENERATOR`.
+
+A speaker's identity depends only on ``(seed, speaker index)`` (the rules: :mod:`mmgt_prep.toy`,
+Randomness and identity).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+GENERATOR = "mmgt_prep.toy v1"
+
+SKIN_TONES: tuple[tuple[int, int, int], ...] = (
+    (255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (250, 206, 180),
+)  # fmt: skip
+HAIR_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (35, 25, 20), (90, 56, 37), (200, 160, 90), (150, 60, 30), (160, 160, 165), (20, 20, 30),
+)  # fmt: skip
+GESTURE_HANDS: tuple[str, ...] = ("right", "both", "left", "alternate")
+
+
+@dataclass
+class SpeakerStyle:
+    """A toy speaker's identity. Positions and lengths are fractions of the (square) frame; colours RGB."""
+
+    name: str
+    index: int
+    seed: int
+    background: tuple[int, int, int]
+    skin: tuple[int, int, int]
+    shirt: tuple[int, int, int]
+    hair: tuple[int, int, int]
+    lips: tuple[int, int, int]
+    iris: tuple[int, int, int]
+    hair_style: int  # 0 short, 1 long, 2 bun
+    long_sleeves: bool
+    head_center: tuple[float, float]
+    head_rx: float
+    head_ry: float
+    neck_width: float
+    shoulder_y: float
+    shoulder_half_width: float
+    upper_arm: float
+    forearm: float
+    arm_width: float
+    hand_size: float
+    mouth_width: float  # inner half-width
+    mouth_max: float  # opening at envelope 1
+    f0: float  # Hz
+    f0_drift: float  # relative depth of the slow intonation drift
+    formant_scale: float
+    rate: float  # syllable-duration factor
+    gesture_hands: str  # right | left | both | alternate
+    stroke_amplitude: float
+    stroke_angle: float  # degrees, image coords (0 = +x, 90 = down) for the right hand; mirrored for left
+    ready_right: tuple[float, float]  # wrist hold/rest positions
+    ready_left: tuple[float, float]
+    wrist_flex: float  # degrees at the stroke apex
+    finger_curl: float  # degrees per finger joint
+    nod_amplitude: float
+    brow_raise: float
+    roll_amplitude: float  # degrees
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
+
+
+def speaker_style(seed: int, index: int) -> SpeakerStyle:
+    """The identity of toy speaker ``index`` under ``seed`` (depends on these two numbers only)."""
+    rng = np.random.default_rng([seed, index, 0, 1])
+    per_seed = np.random.default_rng([seed, 0, 0, 2]).random(2)
+    golden = 0.6180339887
+    hue = float(per_seed[0] + golden * index) % 1.0
+    u = rng.uniform
+    background = _hsv(hue, u(0.18, 0.35), u(0.80, 0.93))
+    shirt = _hsv(hue + 0.5 + u(-0.12, 0.12), u(0.50, 0.75), u(0.38, 0.62))
+    skin = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))]
+    hair = HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))]
+    lips = (int(skin[0] * 0.75), int(skin[1] * 0.45), int(skin[2] * 0.45))
+    iris = ((40, 60, 120), (70, 45, 25), (40, 90, 50))[int(rng.integers(3))]
+
+    hx, hy = 0.5 + u(-0.02, 0.02), u(0.23, 0.27)
+    rx = u(0.100, 0.125)
+    ry = rx * u(1.15, 1.28)
+    sy = hy + ry + u(0.06, 0.09)
+    w = u(0.16, 0.22)
+    hands = GESTURE_HANDS[index % len(GESTURE_HANDS)]
+    amp = u(0.07, 0.10)
+    angle = float(rng.choice([60.0, 80.0, 100.0, 120.0]) + u(-8, 8))
+    ready_y = sy + u(0.13, 0.19)
+    ready_dx = u(0.08, 0.12)
+    rest = (u(0.04, 0.08), sy + u(0.26, 0.31))
+    right = (hx - ready_dx, ready_y) if hands != "left" else (hx - rest[0], rest[1])
+    left = (hx + ready_dx, ready_y) if hands != "right" else (hx + rest[0], rest[1])
+    # arm length: every wrist position (ready, apex with 10 % margin) reachable at 90 % extension
+    reach = 0.0
+    for side, (wx, wy) in ((-1, right), (1, left)):
+        a = math.radians(angle if side < 0 else 180.0 - angle)
+        for k in (0.0, 1.1):
+            px, py = wx + k * amp * math.cos(a), wy + k * amp * math.sin(a)
+            reach = max(reach, math.hypot(px - (hx + side * w), py - sy))
+    total = max(reach / 0.93, 0.28)
+    f0 = 100.0 + 150.0 * ((per_seed[1] + 0.382 * index + u(-0.05, 0.05)) % 1.0)
+    return SpeakerStyle(
+        name=f"toy_spk{index}",
+        index=index,
+        seed=seed,
+        background=background,
+        skin=skin,
+        shirt=shirt,
+        hair=hair,
+        lips=lips,
+        iris=iris,
+        hair_style=int(rng.integers(3)),
+        long_sleeves=bool(rng.random() < 0.5),
+        head_center=(hx, hy),
+        head_rx=rx,
+        head_ry=ry,
+        neck_width=rx * u(0.32, 0.42),
+        shoulder_y=sy,
+        shoulder_half_width=w,
+        upper_arm=0.53 * total,
+        forearm=0.47 * total,
+        arm_width=u(0.045, 0.06),
+        hand_size=u(0.10, 0.12),
+        mouth_width=rx * u(0.30, 0.40),
+        mouth_max=u(0.035, 0.055),
+        f0=float(f0),
+        f0_drift=u(0.04, 0.09),
+        formant_scale=1.0 + 0.15 * (f0 - 100.0) / 150.0,
+        rate=u(0.85, 1.15),
+        gesture_hands=hands,
+        stroke_amplitude=amp,
+        stroke_angle=angle,
+        ready_right=right,
+        ready_left=left,
+        wrist_flex=u(15.0, 30.0),
+        finger_curl=u(8.0, 22.0),
+        nod_amplitude=u(0.010, 0.018),
+        brow_raise=u(0.010, 0.018),
+        roll_amplitude=u(1.5, 4.0),
+    )
+
+
+__all__ = ["GENERATOR", "GESTURE_HANDS", "HAIR_COLOURS", "SKIN_TONES", "SpeakerStyle", "speaker_style"]
