@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mmgt.config import audio_encoder_node
+from mmgt.factory import is_node
 from mmgt.io import X264_PRESETS
 from mmgt_prep.splits import AUTO, DEFAULT_FRACTIONS, SplitPolicy
 
@@ -40,7 +42,9 @@ class VideoPrepConfig:
     window: float | None = None
     stride: float | None = None
     max_seconds: float | None = None
-    features: tuple[str, ...] = ("baseline",)
+    features: tuple[dict[str, Any], ...] = field(default_factory=lambda: (audio_encoder_node("baseline"),))
+    """Resolved ``_target_`` nodes of the extractors cached as ``features/<name>.npy`` (the YAML names
+    ``conf/audio_encoder`` options: :meth:`from_cfg` resolves them)."""
     workers: int = 1
     shard: int = 0
     num_shards: int = 1
@@ -73,16 +77,32 @@ class VideoPrepConfig:
             if ratio != "right" and not (isinstance(ratio, (int, float)) and 0.0 <= ratio < 1.0):
                 raise ValueError(f"left_ratios.{speaker}={ratio!r}: expected a fraction in [0, 1) or 'right'")
         _ = self.split_policy  # validates the split keys
+        for node in self.features:
+            if not is_node(node):
+                raise ValueError(
+                    f"features: {node!r} is not an audio encoder node (a conf/audio_encoder name)"
+                )
 
     @property
     def split_policy(self) -> SplitPolicy:
         return SplitPolicy(self.split, self.split_fractions, self.split_by, self.split_seed, self.resplit)
 
+    def extractors(self) -> list[Any]:
+        """The :class:`~mmgt.audio.AudioFeatureExtractor` of each ``features`` node (checks model folders)."""
+        from mmgt.audio import AUDIO_ENCODER_CLASSES
+        from mmgt.factory import build
+
+        return [
+            build(node, AUDIO_ENCODER_CLASSES, source=f"features[{i}]")
+            for i, node in enumerate(self.features)
+        ]
+
     @classmethod
     def from_cfg(cls, cfg: Any) -> VideoPrepConfig:
         """From the composed Hydra config (``conf/prep.yaml`` + ``conf/source/videos.yaml``): every field
         present in ``cfg`` is taken, converted to the field's type (a test checks that each key of
-        ``conf/source/videos.yaml`` arrives)."""
+        ``conf/source/videos.yaml`` arrives). ``features`` lists ``conf/audio_encoder`` names (or inline
+        ``_target_`` nodes), resolved with the config's ``paths``."""
         from omegaconf import OmegaConf
 
         if OmegaConf.select(cfg, "input") in (None, ""):
@@ -95,12 +115,29 @@ class VideoPrepConfig:
             value = OmegaConf.select(cfg, f.name, default=_ABSENT)
             if value is _ABSENT:
                 continue
+            if f.name == "features":
+                values[f.name] = _feature_nodes(value, OmegaConf.select(cfg, "paths"))
+                continue
             plain = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
             values[f.name] = _convert(f.name, str(f.type), plain)
         return cls(**values)
 
 
 _ABSENT = object()
+
+
+def _feature_nodes(value: Any, paths: Any) -> tuple[dict[str, Any], ...]:
+    """``features``: conf/audio_encoder names (or inline nodes) -> resolved ``_target_`` nodes."""
+    from omegaconf import OmegaConf
+
+    items = [value] if isinstance(value, str) else list(value or [])
+    nodes = []
+    for item in items:
+        if OmegaConf.is_config(item):
+            nodes.append(OmegaConf.to_container(item, resolve=True))
+        else:
+            nodes.append(audio_encoder_node(str(item), paths))
+    return tuple(nodes)
 
 
 def _convert(name: str, annotation: str, value: Any) -> Any:

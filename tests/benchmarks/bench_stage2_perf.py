@@ -50,7 +50,7 @@ def tiny_model(out: Path, frames: int = 8, size: int = 64, overrides: tuple[str,
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from mmgt.config import CONFIG_DIR
+    from mmgt.config import CONFIG_DIR, audio_encoder
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -64,7 +64,7 @@ def tiny_model(out: Path, frames: int = 8, size: int = 64, overrides: tuple[str,
     meta = {
         "size": size,
         "frames": frames,
-        "audio_features": "baseline",
+        "audio_features": audio_encoder("baseline").node(),
         "audio_margin": 2,
         "pose_render": {"draw_face": False},
     }

@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mmgt.config import audio_encoder
 from mmgt.io import probe_video
 from mmgt.pose_detect import NoPersonError
 from mmgt.schema import FPS, SAMPLE_RATE, KeypointLayoutError
@@ -66,7 +67,7 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
     export = run / "export"
     assert (export / "config.json").is_file() and (export / "mmgt_stage1.json").is_file()
     meta = json.loads((export / "mmgt_stage1.json").read_text())
-    assert meta["audio_features"] == "baseline" and meta["fps"] == FPS
+    assert meta["audio_features"] == audio_encoder("baseline").node() and meta["fps"] == FPS
 
     # 2. a run killed with SIGKILL after its step-20 checkpoint, resumed from last.ckpt
     killed = tmp_path / "killed"
@@ -100,7 +101,7 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cfg = compose_config("train", ["experiment=smga_toy"])
     torch.manual_seed(0)
-    module = hydra.utils.instantiate(cfg.model, audio_dim=95)
+    module = hydra.utils.instantiate(cfg.model, audio_dim=95, audio_features=audio_encoder("baseline").node())
     return module.export(tmp_path_factory.mktemp("smga") / "export")
 
 

@@ -83,7 +83,6 @@ def test_sd15_config_loads_every_part_from_local_folders(
     pretrained_dir: Path, toy_store: Path, tmp_path: Path
 ) -> None:
 
-    w2v = pretrained_dir / EXPECTED_LAYOUT["speech_encoder"][0]
     cfg = compose_config(
         "train",
         [
@@ -91,11 +90,11 @@ def test_sd15_config_loads_every_part_from_local_folders(
             "model=stage2",
             "model/stage2/scale=sd15",
             "model/stage2/process=video",
-            f"+paths.pretrained_dir={pretrained_dir}",
+            f"paths.pretrained_dir={pretrained_dir}",
             f"data.root={toy_store}",
             "data.frames=4",
             "data.batch_size=1",
-            f"data.audio_features={{kind: wav2vec2, model_dir: {w2v}, layers: all}}",
+            "audio_encoder@data.audio_features=wav2vec2",  # <paths.pretrained_dir>/wav2vec2-base-960h
             # the tiny folders' sizes (the file says 320 / 768 for SD-1.5)
             "model.pose_guider.out_channels=32",
             "model.pose_guider.block_out_channels=[8,16,32]",
