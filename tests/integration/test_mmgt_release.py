@@ -15,6 +15,7 @@ import hydra
 import pytest
 import torch
 
+from mmgt.train import build_model
 from mmgt_eval.weights_cli import main as weights_main
 from tests.helpers.shared import REFERENCE_FIXTURES, SAMPLES_DIR, compose_config, reference_fixture
 
@@ -233,7 +234,7 @@ def test_fine_tuning_from_the_imported_release(
     )
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     comps = model.components
     before = {n: p.detach().clone() for n, p in comps.named_parameters()}
     trained = set(model.trainable_names)

@@ -21,6 +21,7 @@ from mmgt.config import audio_encoder
 from mmgt.io import probe_video
 from mmgt.pose_detect import NoPersonError
 from mmgt.schema import FPS, SAMPLE_RATE, KeypointLayoutError
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config, samples_path
 
 TOY = [  # a small toy store: 2 speakers x 3 clips x 4 s (2 train + 1 test each)
@@ -97,11 +98,10 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Stage I export written by the real SMGALitModule (tiny, untrained: shapes, not quality)."""
-    import hydra
 
     cfg = compose_config("train", ["experiment=smga_toy"])
     torch.manual_seed(0)
-    module = hydra.utils.instantiate(cfg.model, audio_dim=95, audio_features=audio_encoder("baseline").node())
+    module = build_model(cfg.model, {"audio_dim": 95, "audio_features": audio_encoder("baseline").node()})
     return module.export(tmp_path_factory.mktemp("smga") / "export")
 
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 from mmgt.config import CONFIG_DIR
 from mmgt.schema import SAMPLE_RATE
 from mmgt.stage2.loading import EXPECTED_LAYOUT, build_denoiser, build_vae, check_pretrained_folder
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -111,7 +112,7 @@ def test_sd15_config_loads_every_part_from_local_folders(
     assert (
         dm.model_kwargs["audio_layers"] == 2 and dm.model_kwargs["audio_dim"] == 16
     )  # (T, L, D) hidden states
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     comps = model.components
 
     def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
