@@ -49,17 +49,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmgt import audio_extractors, audio_pretrained, audio_release
 from mmgt.atomic import save_npy
-from mmgt.audio_extractors import (
-    AudioFeatureExtractor,
-    ConcatExtractor,
-    EnergyExtractor,
-    LogMelExtractor,
-    MFCCExtractor,
-    OnsetExtractor,
-)
-from mmgt.audio_pretrained import PretrainedSpeechEncoder
-from mmgt.audio_release import ReleaseLibrosaFeatures
+from mmgt.audio_extractors import *  # noqa: F403 - re-exported: the classes' public home is this module
+from mmgt.audio_extractors import AudioFeatureExtractor
+from mmgt.audio_pretrained import *  # noqa: F403
+from mmgt.audio_release import *  # noqa: F403
 from mmgt.factory import registry
 from mmgt.schema import num_frames_for_samples
 from mmgt.untrusted import load_npy
@@ -69,29 +64,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "AUDIO_ENCODER_CLASSES",
-    "AudioFeatureExtractor",
-    "ConcatExtractor",
-    "EnergyExtractor",
-    "LogMelExtractor",
-    "MFCCExtractor",
-    "OnsetExtractor",
-    "PretrainedSpeechEncoder",
-    "ReleaseLibrosaFeatures",
-    "load_or_compute_features",
-]
+_MODULES = (audio_extractors, audio_pretrained, audio_release)
 
 AUDIO_ENCODER_CLASSES = registry(
-    ConcatExtractor,
-    EnergyExtractor,
-    LogMelExtractor,
-    MFCCExtractor,
-    OnsetExtractor,
-    PretrainedSpeechEncoder,
-    ReleaseLibrosaFeatures,
+    *(getattr(m, name) for m in _MODULES for name in m.__all__ if name != "AudioFeatureExtractor")
 )
-"""The extractors a stored node may name (``mmgt.factory.build(node, AUDIO_ENCODER_CLASSES, source)``)."""
+"""The extractors a stored node may name (``mmgt.factory.build(node, AUDIO_ENCODER_CLASSES, source)``): every
+class of those modules but the interface."""
+
+__all__ = ["AUDIO_ENCODER_CLASSES", "load_or_compute_features", *(n for m in _MODULES for n in m.__all__)]
 
 
 def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache: bool = True) -> np.ndarray:

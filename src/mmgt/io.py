@@ -18,32 +18,11 @@ Stream start offsets are not compensated: audio and video are assumed to start t
 for files written by ``write_video`` and for ordinary mp4 files.
 """
 
-from mmgt.io_audio import read_audio, read_audio_native, resample_audio, write_audio
-from mmgt.io_common import MediaError, PathLike
-from mmgt.io_video import (
-    X264_PRESETS,
-    VideoData,
-    VideoInfo,
-    VideoWriter,
-    iter_video_frames,
-    probe_video,
-    read_video,
-    write_video,
-)
+from mmgt.io_audio import *  # noqa: F403 - re-exported: the public home of the media IO is this module
+from mmgt.io_audio import __all__ as _audio
+from mmgt.io_common import *  # noqa: F403
+from mmgt.io_common import __all__ as _common
+from mmgt.io_video import *  # noqa: F403
+from mmgt.io_video import __all__ as _video
 
-__all__ = [
-    "X264_PRESETS",
-    "MediaError",
-    "PathLike",
-    "VideoData",
-    "VideoInfo",
-    "iter_video_frames",
-    "probe_video",
-    "read_audio",
-    "read_audio_native",
-    "read_video",
-    "resample_audio",
-    "write_audio",
-    "VideoWriter",
-    "write_video",
-]
+__all__ = [*_common, *_audio, *_video]

@@ -36,16 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmgt.audio import (
-    AUDIO_ENCODER_CLASSES,
-    ConcatExtractor,
-    EnergyExtractor,
-    LogMelExtractor,
-    MFCCExtractor,
-    OnsetExtractor,
-    PretrainedSpeechEncoder,
-    ReleaseLibrosaFeatures,
-)
+from mmgt import audio
 from mmgt.factory import build, to_node
 from mmgt.schema import FPS, SAMPLE_RATE
 
@@ -104,15 +95,16 @@ def stage1_audio_spec(wavlm_dir: str | Path, librosa: str = "exact") -> dict[str
     """
     model_dir = str(Path(wavlm_dir).resolve())
     wavlm = to_node(
-        PretrainedSpeechEncoder, model_dir=model_dir, kind="wavlm", layers="last", interpolate="hidden"
+        audio.PretrainedSpeechEncoder, model_dir=model_dir, kind="wavlm", layers="last", interpolate="hidden"
     )
     if librosa == "exact":
-        return to_node(ConcatExtractor, extractors=[wavlm, to_node(ReleaseLibrosaFeatures)])
+        return to_node(audio.ConcatExtractor, extractors=[wavlm, to_node(audio.ReleaseLibrosaFeatures)])
     if librosa != "standin":
         raise ValueError(f"stage1 audio features: 'exact' or 'standin', got {librosa!r}")
-    parts = [to_node(OnsetExtractor), to_node(MFCCExtractor, n_mfcc=20), to_node(LogMelExtractor, n_mels=12)]
-    rms = to_node(EnergyExtractor, log=False)
-    return to_node(ConcatExtractor, extractors=[wavlm, *parts, to_node(EnergyExtractor), rms])
+    parts = [to_node(audio.OnsetExtractor), to_node(audio.MFCCExtractor, n_mfcc=20)]
+    parts += [to_node(audio.LogMelExtractor, n_mels=12), to_node(audio.EnergyExtractor)]
+    rms = to_node(audio.EnergyExtractor, log=False)
+    return to_node(audio.ConcatExtractor, extractors=[wavlm, *parts, rms])
 
 
 def _load_state(path: Path) -> dict[str, Tensor]:
@@ -171,7 +163,7 @@ def import_stage1(
     net = load_reference_checkpoint(checkpoint, heads=heads)
     spec = audio_features if audio_features is not None else stage1_audio_spec(wavlm_dir or "wavlm-large")
     try:
-        extractor = build(spec, AUDIO_ENCODER_CLASSES, source="--stage1-audio-features")
+        extractor = build(spec, audio.AUDIO_ENCODER_CLASSES, source="--stage1-audio-features")
     except ImportError as e:
         raise ImportError(
             f"{e}; or import with --stage1-audio-features standin (weight-free stand-ins of the 35 features)"
@@ -344,7 +336,7 @@ def import_stage2(
         "size": int(size),
         "frames": 12,
         "audio_features": to_node(
-            PretrainedSpeechEncoder, model_dir=str(w2v.resolve()), kind="wav2vec2", layers="all"
+            audio.PretrainedSpeechEncoder, model_dir=str(w2v.resolve()), kind="wav2vec2", layers="all"
         ),
         "audio_margin": int(audio_margin),
         "pose_render": {"limb_dim": 0.9},
