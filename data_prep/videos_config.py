@@ -89,13 +89,9 @@ class VideoPrepConfig:
 
     def extractors(self) -> list[Any]:
         """The :class:`~mmgt.audio.AudioFeatureExtractor` of each ``features`` node (checks model folders)."""
-        from mmgt.audio import AUDIO_ENCODER_CLASSES
-        from mmgt.factory import build
+        from mmgt.audio import extractor_from_node
 
-        return [
-            build(node, AUDIO_ENCODER_CLASSES, source=f"features[{i}]")
-            for i, node in enumerate(self.features)
-        ]
+        return [extractor_from_node(node, f"features[{i}]") for i, node in enumerate(self.features)]
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> VideoPrepConfig:

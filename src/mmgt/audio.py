@@ -45,7 +45,7 @@ hidden states. Both give (T, L, D) for ``layers="all"`` (the L transformer layer
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,9 +55,9 @@ from mmgt.audio_extractors import *  # noqa: F403 - re-exported: the classes' pu
 from mmgt.audio_extractors import AudioFeatureExtractor
 from mmgt.audio_pretrained import *  # noqa: F403
 from mmgt.audio_release import *  # noqa: F403
-from mmgt.factory import registry
+from mmgt.factory import build, registry
 from mmgt.schema import num_frames_for_samples
-from mmgt.untrusted import load_npy
+from mmgt.untrusted import UntrustedFileError, load_npy
 
 if TYPE_CHECKING:
     from mmgt.clipstore import Clip
@@ -72,7 +72,28 @@ AUDIO_ENCODER_CLASSES = registry(
 """The extractors a stored node may name (``mmgt.factory.build(node, AUDIO_ENCODER_CLASSES, source)``): every
 class of those modules but the interface."""
 
-__all__ = ["AUDIO_ENCODER_CLASSES", "load_or_compute_features", *(n for m in _MODULES for n in m.__all__)]
+__all__ = [
+    "AUDIO_ENCODER_CLASSES",
+    "extractor_from_node",
+    "load_or_compute_features",
+    *(n for m in _MODULES for n in m.__all__),
+]
+
+
+def extractor_from_node(node: Any, source: str) -> AudioFeatureExtractor:
+    """The extractor a stored node describes (:func:`mmgt.factory.build`, :data:`AUDIO_ENCODER_CLASSES`).
+
+    Raises:
+        UntrustedFileError: naming ``source``, for a class outside the allow-list or a value that is not an
+            extractor node (e.g. ``"baseline"`` in an export written before nodes were stored).
+    """
+    extractor = build(node, AUDIO_ENCODER_CLASSES, source)
+    if not isinstance(extractor, AudioFeatureExtractor):
+        raise UntrustedFileError(
+            f"{source}: {node!r} is not an audio encoder node ({{'_target_': 'mmgt.audio_...', ...}}: what "
+            "AudioFeatureExtractor.node() writes); re-export the model"
+        )
+    return extractor
 
 
 def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache: bool = True) -> np.ndarray:

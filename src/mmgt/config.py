@@ -119,7 +119,6 @@ def audio_encoder_node(name: str, paths: Mapping[str, Any] | None = None) -> dic
 def audio_encoder(name: str, paths: Mapping[str, Any] | None = None) -> Any:
     """The extractor of ``conf/audio_encoder/<name>.yaml`` (:func:`audio_encoder_node`, built through
     ``mmgt.audio.AUDIO_ENCODER_CLASSES``)."""
-    from mmgt.audio import AUDIO_ENCODER_CLASSES
-    from mmgt.factory import build
+    from mmgt.audio import extractor_from_node
 
-    return build(audio_encoder_node(name, paths), AUDIO_ENCODER_CLASSES, f"conf/audio_encoder/{name}.yaml")
+    return extractor_from_node(audio_encoder_node(name, paths), f"conf/audio_encoder/{name}.yaml")

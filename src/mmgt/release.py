@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from mmgt import audio
-from mmgt.factory import build, to_node
+from mmgt.factory import to_node
 from mmgt.schema import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ def import_stage1(
     net = load_reference_checkpoint(checkpoint, heads=heads)
     spec = audio_features if audio_features is not None else stage1_audio_spec(wavlm_dir or "wavlm-large")
     try:
-        extractor = build(spec, audio.AUDIO_ENCODER_CLASSES, source="--stage1-audio-features")
+        extractor = audio.extractor_from_node(spec, "--stage1-audio-features")
     except ImportError as e:
         raise ImportError(
             f"{e}; or import with --stage1-audio-features standin (weight-free stand-ins of the 35 features)"

@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from mmgt.audio import (
-    AUDIO_ENCODER_CLASSES,
     AudioFeatureExtractor,
     ConcatExtractor,
     EnergyExtractor,
@@ -23,12 +22,13 @@ from mmgt.audio import (
     MFCCExtractor,
     OnsetExtractor,
     PretrainedSpeechEncoder,
+    extractor_from_node,
     load_or_compute_features,
 )
 from mmgt.clipstore import AUDIO_FILE, ClipRecord, ClipStore
 from mmgt.config import audio_encoder
 from mmgt.dsp import mel_filterbank
-from mmgt.factory import build, to_node
+from mmgt.factory import to_node
 from mmgt.io import write_audio
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt.untrusted import UntrustedFileError
@@ -177,7 +177,7 @@ def test_energy_follows_the_toy_speakers_envelope() -> None:
 
 def rebuilt(ext: AudioFeatureExtractor) -> AudioFeatureExtractor:
     """``ext`` through its stored node (what an export holds)."""
-    return build(ext.node(), AUDIO_ENCODER_CLASSES, source="test")
+    return extractor_from_node(ext.node(), "test")
 
 
 def test_concat_and_stored_nodes() -> None:
@@ -197,7 +197,9 @@ def test_concat_and_stored_nodes() -> None:
     assert rebuilt(ConcatExtractor([EnergyExtractor(log=False)], name="r")).name == "r"
     bad = to_node(ConcatExtractor, extractors=[{"_target_": "os.system", "command": "true"}])
     with pytest.raises(UntrustedFileError, match="os.system"):
-        build(bad, AUDIO_ENCODER_CLASSES, source="meta.json")
+        extractor_from_node(bad, "meta.json")
+    with pytest.raises(UntrustedFileError, match="old.json: 'baseline' is not an audio encoder node"):
+        extractor_from_node("baseline", "old.json")  # an export from before nodes were stored
     with pytest.raises(ValueError, match="no conf/audio_encoder/melgan.yaml"):
         audio_encoder("melgan")
     names = [f().name for f in WEIGHT_FREE.values()]
@@ -405,7 +407,7 @@ def test_missing_or_broken_model_folder(tmp_path: Path, tiny_dirs: dict[str, Pat
     with pytest.raises(ValueError, match="model_type is 'wav2vec2' but kind='wavlm'"):
         PretrainedSpeechEncoder(tiny_dirs["wav2vec2"], kind="wavlm")
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        build(to_node(PretrainedSpeechEncoder, model_dir=str(missing)), AUDIO_ENCODER_CLASSES, "meta.json")
+        extractor_from_node(to_node(PretrainedSpeechEncoder, model_dir=str(missing)), "meta.json")
 
 
 def test_weights_that_do_not_fit_are_refused(tmp_path: Path, tiny_dirs: dict[str, Path]) -> None:

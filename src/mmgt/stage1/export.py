@@ -125,11 +125,11 @@ class PosePipeline:
     def extractor(self) -> Any:
         """The export's audio feature extractor (built on first use)."""
         if self._extractor is None:
-            from mmgt.audio import AUDIO_ENCODER_CLASSES
-            from mmgt.factory import build
+            from mmgt.audio import extractor_from_node
 
-            node = self.export.audio_features
-            self._extractor = build(node, AUDIO_ENCODER_CLASSES, source=f"{EXPORT_META}: audio_features")
+            self._extractor = extractor_from_node(
+                self.export.audio_features, f"{EXPORT_META}: audio_features"
+            )
         return self._extractor
 
     def __call__(self, audio: np.ndarray, ref_pose: np.ndarray, n_frames: int, **options: Any) -> np.ndarray:
