@@ -33,12 +33,15 @@ class AudioFeatureExtractor(ABC):
     name: str
     """Cache key: stable across runs and unique per settings."""
     _args: dict[str, Any]
-    """The constructor's arguments as plain values (what :meth:`node` records)."""
+    """The constructor's arguments as plain values (what :meth:`node` records); set by ``__init__``."""
 
     def node(self) -> dict[str, Any]:
         """The resolved ``_target_`` node of this extractor, what exports and metadata store:
-        ``mmgt.factory.build(node, mmgt.audio.AUDIO_ENCODER_CLASSES, source)`` rebuilds it."""
-        return to_node(type(self), **self._args)
+        :func:`mmgt.audio.extractor_from_node` rebuilds it."""
+        args = getattr(self, "_args", None)
+        if args is None:
+            raise TypeError(f"{type(self).__name__}.__init__ sets no _args: the extractor cannot be stored")
+        return to_node(type(self), **args)
 
     @abstractmethod
     def feature_shape(self) -> tuple[int, ...]:

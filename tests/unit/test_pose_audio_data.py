@@ -86,7 +86,8 @@ def test_prepare_creates_the_store_once(tmp_path: Path) -> None:
         generate_toy_dataset(root, n_speakers=1, clips_per_speaker=2, seconds=3.5, size=32, progress=False)
 
     dm = PoseAudioDataModule(tmp_path / "new", BASELINE, prepare=prepare)
-    assert dm.model_kwargs == {"audio_dim": 95, "audio_features": BASELINE.node()} and calls == [] and not (tmp_path / "new").exists()  # pure
+    assert dm.model_kwargs == {"audio_dim": 95, "audio_features": BASELINE.node()}  # pure:
+    assert calls == [] and not (tmp_path / "new").exists()
     dm.prepare_data()
     dm.prepare_data()  # the store exists now: not created again
     assert calls == [tmp_path / "new"] and len(dm.split_dataset("train")) == 2  # 88 frames: windows 0, 8
