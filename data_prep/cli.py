@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from mmgt.clipstore import ClipStore  # noqa: E402
-from mmgt.config import CONFIG_DIR  # noqa: E402
+from mmgt.config import CONFIG_DIR, audio_encoder_node  # noqa: E402
 
 if TYPE_CHECKING:
     from mmgt_prep.splits import SplitPolicy
@@ -79,12 +79,20 @@ def build_source(cfg: DictConfig) -> Source:
     node = {
         k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in values.items()
     }
-    try:
-        return instantiate(node, _convert_="all")
+    if "features" in node:  # conf/audio_encoder names (or inline nodes) -> resolved extractor nodes
+        node["features"] = _feature_nodes(node["features"], cfg.paths)
+    try:  # not recursive: the extractor nodes stay nodes (each worker builds its own extractors)
+        return instantiate(node, _convert_="all", _recursive_=False)
     except InstantiationException as e:  # the settings' own message names the key
         if isinstance(e.__cause__, (ValueError, TypeError)):
             raise e.__cause__ from None
         raise
+
+
+def _feature_nodes(value: Any, paths: DictConfig) -> list[dict[str, Any]]:
+    """``features``: ``conf/audio_encoder`` names or inline ``_target_`` nodes -> resolved nodes."""
+    items = [value] if isinstance(value, str) else list(value or [])
+    return [dict(item) if isinstance(item, dict) else audio_encoder_node(str(item), paths) for item in items]
 
 
 def run(cfg: DictConfig, started: float | None = None) -> dict:

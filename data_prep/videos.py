@@ -181,11 +181,7 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     out = Path(cfg.out)
     tasks = _plan_tasks(cfg)
-    if cfg.features:  # fail fast (in this process) on a bad extractor spec or a missing model folder
-        from mmgt.audio import build_extractor
-
-        for spec in cfg.features:
-            build_extractor(spec)
+    cfg.extractors()  # fail fast (in this process) on a bad extractor node or a missing model folder
     writer = ClipStoreWriter(out, retry_failed=cfg.retry_failed)
     _clean_stale_scratch(out)
     tally = _Tally(t0)
@@ -271,7 +267,7 @@ def resplit_store(cfg: VideoPrepConfig, tasks: list[SourceTask], writer: Any) ->
 def backfill_features(root: Path, segments: list[Segment], cfg: VideoPrepConfig) -> int:
     """Add missing ``features/<name>.npy`` of the configured extractors to finished ok clips (a rerun
     with a longer ``features`` list); returns the number of files written."""
-    from mmgt.audio import build_extractor, load_or_compute_features
+    from mmgt.audio import load_or_compute_features
     from mmgt.clipstore import ClipStore
 
     store = ClipStore(root)
@@ -284,7 +280,7 @@ def backfill_features(root: Path, segments: list[Segment], cfg: VideoPrepConfig)
     extractors = None
     for clip in clips:
         if extractors is None:
-            extractors = [build_extractor(spec) for spec in cfg.features]
+            extractors = cfg.extractors()
         for ext in extractors:
             if not clip.feature_path(ext.name).is_file():
                 load_or_compute_features(clip, ext, cache=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mmgt.factory import is_node
 from mmgt.io import X264_PRESETS
 from mmgt_prep.splits import SplitSettings
 
@@ -37,7 +38,9 @@ class VideoPrepConfig(SplitSettings):
     window: float | None
     stride: float | None
     max_seconds: float | None
-    features: tuple[str, ...]
+    features: tuple[dict[str, Any], ...]
+    """Resolved ``_target_`` nodes of the extractors cached as ``features/<name>.npy`` (the YAML names
+    ``conf/audio_encoder`` options; :func:`mmgt_prep.cli.build_source` resolves them)."""
     workers: int
     shard: int
     num_shards: int
@@ -58,6 +61,11 @@ class VideoPrepConfig(SplitSettings):
                 raise ValueError(f"left_ratios.{speaker}={ratio!r}: expected a fraction in [0, 1) or 'right'")
         self._check_counts()
         self._check_seconds()
+        for node in self.features:
+            if not is_node(node):
+                raise ValueError(
+                    f"features: {node!r} is not an audio encoder node (a conf/audio_encoder name)"
+                )
 
     def _check_counts(self) -> None:
         if self.size < 2:
@@ -76,6 +84,12 @@ class VideoPrepConfig(SplitSettings):
             raise ValueError(f"stride={self.stride}: needs window= and must be positive")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds={self.max_seconds}: must be positive (or null)")
+
+    def extractors(self) -> list[Any]:
+        """The :class:`~mmgt.audio.AudioFeatureExtractor` of each ``features`` node (checks model folders)."""
+        from mmgt.audio import extractor_from_node
+
+        return [extractor_from_node(node, f"features[{i}]") for i, node in enumerate(self.features)]
 
     def run(self) -> dict[str, Any]:
         """Build/resume the store (:func:`mmgt_prep.videos.prepare_videos`); returns its summary."""

@@ -125,11 +125,7 @@ class Worker:
             min_detection_confidence=cfg.min_detection_confidence,
             min_tracking_confidence=cfg.min_tracking_confidence,
         )
-        self.extractors: list[Any] = []
-        if cfg.features:
-            from mmgt.audio import build_extractor
-
-            self.extractors = [build_extractor(spec) for spec in cfg.features]
+        self.extractors: list[Any] = cfg.extractors()
         self.writer = ClipStoreWriter(cfg.out, retry_failed=cfg.retry_failed)
         self.scratch = Path(cfg.out) / TMP_DIR / f"scratch-{socket.gethostname()}-{self.pid}"
         self._executor = ThreadPoolExecutor(

@@ -48,6 +48,7 @@ __all__ = [
 
 ENV_VAR = "MMGT_WEIGHTS"
 DEFAULT_DIR = Path("~/.cache/mmgt/weights")
+"""Also the default of ``paths.weights_dir`` (conf/paths/default.yaml), which mmgt-eval and training read."""
 _CHUNK = 1 << 20
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.[A-Za-z0-9]+$")
 """torch.hub convention: ``<name>-<first hex digits of the sha256>.<ext>``."""

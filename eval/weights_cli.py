@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--stage1-audio-features",
         default="exact",
         help="Stage I audio features: exact (WavLM + the original's 35 librosa features; needs librosa), "
-        "standin (WavLM + weight-free features of the same width) or a JSON audio spec",
+        "standin (WavLM + weight-free features of the same width) or a JSON audio encoder node "
+        '({"_target_": ...}: mmgt.audio)',
     )
     p.add_argument(
         "--audio-hidden", type=int, default=512, help="process 1 only: fresh AudioProj hidden width"

@@ -1,5 +1,5 @@
 """The released MMGT's 35 hand-crafted audio features (librosa), the part of its 1059-d Stage I condition
-beside WavLM-Large (``mmgt-reference.md`` §b.1), as an :class:`~mmgt.audio.AudioFeatureExtractor`.
+beside WavLM-Large (``mmgt-reference.md`` §b.1), as an :class:`~mmgt.audio_extractors.AudioFeatureExtractor`.
 
 Computed, as the original does, at SR = 25 x 512 = 12800 Hz with hop 512 (25 fps), from the audio resampled
 from 16 kHz, per frame:
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmgt.audio import AudioFeatureExtractor
+from mmgt.audio_extractors import AudioFeatureExtractor
 from mmgt.io import resample_audio
 from mmgt.schema import FPS, SAMPLE_RATE
 
@@ -50,6 +50,7 @@ class ReleaseLibrosaFeatures(AudioFeatureExtractor):
     name = "mmgt_release_librosa35"
 
     def __init__(self) -> None:
+        self._args = {}
         _librosa()  # fail at build time, not on the first clip
 
     def feature_shape(self) -> tuple[int, ...]:

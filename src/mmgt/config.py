@@ -1,8 +1,9 @@
-"""Where the Hydra configs live, run-folder names and the ``mmgt_*`` resolvers.
+"""Where the Hydra configs live, run-folder names, the ``mmgt_*`` resolvers and audio encoders by name.
 
 The configs are the package ``mmgt.conf``; the ``mmgt_dirname`` resolver names multirun jobs by their
 overrides; ``mmgt_store_size`` / ``mmgt_export_size`` give the frame size of a clip store, of a Stage II
-export.
+export; :func:`audio_encoder_node` / :func:`audio_encoder` give the options of ``conf/audio_encoder`` by
+name (what ``mmgt-prep features=[...]`` and the demo name).
 
 Directories of runs and data are not here: ``conf/paths/default.yaml`` puts them under the working
 directory of the command (``paths.output_root``, default ``<cwd>/outputs``). No environment variable
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -93,3 +94,33 @@ OmegaConf.register_new_resolver("mmgt_store_size", _store_size_resolver, replace
 OmegaConf.register_new_resolver("mmgt_export_size", _export_size_resolver, replace=True, use_cache=True)
 """``${mmgt_export_size:<Stage II export>,<fallback>}``: the frame size an export was trained at (else
 ``fallback``): the video-level experiments train at their ``init_from``'s size."""
+
+
+def audio_encoder_node(name: str, paths: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved ``_target_`` node of ``conf/audio_encoder/<name>.yaml``.
+
+    Args:
+        name: an option of the group, e.g. ``baseline``, ``logmel`` or ``wav2vec2``.
+        paths: the composed config's ``paths`` node (unresolved), where a pretrained encoder's folder
+            (``${paths.pretrained_dir}/...``) is looked up; default: ``conf/paths/default.yaml``'s.
+    """
+    file = CONFIG_DIR / "audio_encoder" / f"{name}.yaml"
+    if not file.is_file():
+        known = ", ".join(sorted(p.stem for p in file.parent.glob("*.yaml")))
+        raise ValueError(f"audio encoder {name!r}: no conf/audio_encoder/{name}.yaml (known: {known})")
+    if paths is None:
+        default = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "paths" / "default.yaml"))
+        paths = {k: default[k] for k in ("weights_dir", "pretrained_dir")}  # not the hydra: ones
+    plain = OmegaConf.to_container(paths) if OmegaConf.is_config(paths) else dict(paths)
+    both = OmegaConf.create({"paths": plain, "node": OmegaConf.load(file)})
+    node = OmegaConf.to_container(both.node, resolve=True)
+    assert isinstance(node, dict)
+    return node
+
+
+def audio_encoder(name: str, paths: Mapping[str, Any] | None = None) -> Any:
+    """The extractor of ``conf/audio_encoder/<name>.yaml`` (:func:`audio_encoder_node`, built through
+    ``mmgt.audio.AUDIO_ENCODER_CLASSES``)."""
+    from mmgt.audio import extractor_from_node
+
+    return extractor_from_node(audio_encoder_node(name, paths), f"conf/audio_encoder/{name}.yaml")

@@ -88,10 +88,11 @@ class Demo:
     def features(self) -> None:
         """Phase 2: the training audio features, cached per clip."""
         self.phase(2, "preprocessing: audio features cached per clip")
-        from mmgt.audio import build_extractor, load_or_compute_features
+        from mmgt.audio import load_or_compute_features
         from mmgt.clipstore import ClipStore
+        from mmgt.config import audio_encoder
 
-        extractor = build_extractor("baseline")  # what both toy experiments read (data.audio_features)
+        extractor = audio_encoder("baseline")  # what both toy experiments read (data.audio_features)
         clips = ClipStore(self.store).clips()
         for clip in clips:
             load_or_compute_features(clip, extractor)

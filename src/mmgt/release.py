@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mmgt import audio
+from mmgt.factory import to_node
 from mmgt.schema import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -83,21 +85,26 @@ STAGE1_META: dict[str, Any] = {
 
 
 def stage1_audio_spec(wavlm_dir: str | Path, librosa: str = "exact") -> dict[str, Any]:
-    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 features.
+    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 features, as
+    an extractor node (``mmgt.factory.build(node, mmgt.audio.AUDIO_ENCODER_CLASSES, ...)``).
 
     ``librosa="exact"``: the original's 35 librosa features (:mod:`mmgt.audio_release`, needs
     ``pip install 'mmgt[audio]'``); ``"standin"``: weight-free features of the same width for machines
     without librosa (onset 1, MFCC 20, 12 log-mel bands where it had chroma_cens, energy and RMS where it had
     the onset-peak and beat one-hots; not the original values, so released weights see other inputs).
     """
-    wavlm = {"kind": "wavlm", "model_dir": str(Path(wavlm_dir).resolve()), "layers": "last"}
-    wavlm["interpolate"] = "hidden"
+    model_dir = str(Path(wavlm_dir).resolve())
+    wavlm = to_node(
+        audio.PretrainedSpeechEncoder, model_dir=model_dir, kind="wavlm", layers="last", interpolate="hidden"
+    )
     if librosa == "exact":
-        return {"kind": "concat", "parts": [wavlm, {"kind": "mmgt_release_librosa"}]}
+        return to_node(audio.ConcatExtractor, extractors=[wavlm, to_node(audio.ReleaseLibrosaFeatures)])
     if librosa != "standin":
         raise ValueError(f"stage1 audio features: 'exact' or 'standin', got {librosa!r}")
-    parts = [{"kind": "onset"}, {"kind": "mfcc", "n_mfcc": 20}, {"kind": "logmel", "n_mels": 12}]
-    return {"kind": "concat", "parts": [wavlm, *parts, {"kind": "energy"}, {"kind": "rms"}]}
+    parts = [to_node(audio.OnsetExtractor), to_node(audio.MFCCExtractor, n_mfcc=20)]
+    parts += [to_node(audio.LogMelExtractor, n_mels=12), to_node(audio.EnergyExtractor)]
+    rms = to_node(audio.EnergyExtractor, log=False)
+    return to_node(audio.ConcatExtractor, extractors=[wavlm, *parts, rms])
 
 
 def _load_state(path: Path) -> dict[str, Tensor]:
@@ -148,28 +155,30 @@ def find_release_files(src: str | Path) -> dict[str, Any]:
 def import_stage1(
     checkpoint: Path, out_dir: Path, heads: int = 8, audio_features: Any = None, wavlm_dir: Path | None = None
 ) -> Path:
-    """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``."""
-    from mmgt.audio import build_extractor
+    """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``; ``audio_features``: an
+    extractor node (default :func:`stage1_audio_spec`)."""
     from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
 
     net = load_reference_checkpoint(checkpoint, heads=heads)
     spec = audio_features if audio_features is not None else stage1_audio_spec(wavlm_dir or "wavlm-large")
     try:
-        shape = build_extractor(spec).feature_shape()
+        extractor = audio.extractor_from_node(spec, "--stage1-audio-features")
     except ImportError as e:
         raise ImportError(
             f"{e}; or import with --stage1-audio-features standin (weight-free stand-ins of the 35 features)"
         ) from e
     dims = 1
-    for d in shape:
+    for d in extractor.feature_shape():
         dims *= int(d)
     if dims != int(net.config.audio_dim):
         raise ValueError(
             f"{checkpoint}: the network takes {net.config.audio_dim}-d audio, the audio features {spec} "
             f"give {dims}"
         )
-    return Stage1Export(audio_features=spec, **STAGE1_META, source=str(checkpoint)).save(net, out_dir)
+    return Stage1Export(audio_features=extractor.node(), **STAGE1_META, source=str(checkpoint)).save(
+        net, out_dir
+    )
 
 
 # --------------------------------------------------------------------------- Stage II
@@ -326,12 +335,9 @@ def import_stage2(
     meta = {
         "size": int(size),
         "frames": 12,
-        "audio_features": {
-            "kind": "wav2vec2",
-            "model_dir": str(w2v.resolve()),
-            "layers": "all",
-            "interpolate": "features",
-        },  # fmt: skip
+        "audio_features": to_node(
+            audio.PretrainedSpeechEncoder, model_dir=str(w2v.resolve()), kind="wav2vec2", layers="all"
+        ),
         "audio_margin": int(audio_margin),
         "pose_render": {"limb_dim": 0.9},
         "process": "video" if process == 2 else "image",

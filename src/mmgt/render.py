@@ -84,6 +84,39 @@ def _px(width: float, scale: float) -> int:
     return max(1, int(round(width * scale)))
 
 
+def _dots(canvas: np.ndarray, pts: np.ndarray, vis: np.ndarray, joints: Any, radius: int, color: Any) -> None:
+    """Filled circles at the visible ``joints``; ``color`` one (B, G, R) or a function of the joint."""
+    for j in joints:
+        if vis[j]:
+            c = color(j) if callable(color) else color
+            cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), radius, c, thickness=-1)
+
+
+def _limbs(canvas: np.ndarray, xy: np.ndarray, vis: np.ndarray, edges: Any, colors: Any, stick: int) -> None:
+    """OpenPose limbs: a filled ellipse of half-width ``stick`` along each edge with both ends visible."""
+    for (a, b), color in zip(edges, colors, strict=False):
+        if not (vis[a] and vis[b]):
+            continue
+        (xa, ya), (xb, yb) = xy[a], xy[b]
+        length = math.hypot(xb - xa, yb - ya)
+        angle = math.degrees(math.atan2(yb - ya, xb - xa))
+        centre = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
+        poly = cv2.ellipse2Poly(centre, (int(round(length / 2)), stick), int(round(angle)), 0, 360, 1)
+        cv2.fillConvexPoly(canvas, poly, color)
+
+
+def _hands(canvas: np.ndarray, pts: np.ndarray, vis: np.ndarray, scale: float) -> None:
+    """Bones (lines) and points of both hands."""
+    bone_w, hand_r = _px(2, scale), _px(4, scale)
+    for hand in (LEFT_HAND, RIGHT_HAND):
+        off = hand.start
+        for (a, b), color in zip(HAND_EDGES, HAND_BONE_COLORS, strict=True):
+            if vis[off + a] and vis[off + b]:
+                pa, pb = pts[off + a], pts[off + b]
+                cv2.line(canvas, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), color, bone_w)
+        _dots(canvas, pts, vis, hand, hand_r, HAND_POINT_COLOR)
+
+
 def _draw_frame(
     kps: np.ndarray,
     h: int,
@@ -101,50 +134,19 @@ def _draw_frame(
     pts = np.round(xy).astype(np.int64)
 
     stick = _px(4, scale)
-
-    def limb(a: int, b: int, color: tuple[int, int, int]) -> None:
-        (xa, ya), (xb, yb) = xy[a], xy[b]
-        length = math.hypot(xb - xa, yb - ya)
-        angle = math.degrees(math.atan2(yb - ya, xb - xa))
-        centre = (int(round((xa + xb) / 2)), int(round((ya + yb) / 2)))
-        poly = cv2.ellipse2Poly(centre, (int(round(length / 2)), stick), int(round(angle)), 0, 360, 1)
-        cv2.fillConvexPoly(canvas, poly, color)
-
-    for i, (a, b) in enumerate(BODY_EDGES):
-        if vis[a] and vis[b]:
-            limb(a, b, OPENPOSE_COLORS[i])
+    _limbs(canvas, xy, vis, BODY_EDGES, OPENPOSE_COLORS, stick)  # one colour per edge, in order
     if draw_feet:
-        for (a, b), color in zip(FEET_EDGES, FEET_COLORS, strict=True):
-            if vis[a] and vis[b]:
-                limb(a, b, color)
+        _limbs(canvas, xy, vis, FEET_EDGES, FEET_COLORS, stick)
     canvas = (canvas.astype(np.float32) * limb_dim).astype(np.uint8)
 
     joint_r = _px(4, scale)
-    for j in BODY:
-        if vis[j]:
-            cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), joint_r, OPENPOSE_COLORS[j], thickness=-1)
+    _dots(canvas, pts, vis, BODY, joint_r, lambda j: OPENPOSE_COLORS[j])
     if draw_feet:
-        for j in FEET:
-            if vis[j]:
-                cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), joint_r, FEET_COLORS[j - FEET.start], -1)
-
+        _dots(canvas, pts, vis, FEET, joint_r, lambda j: FEET_COLORS[j - FEET.start])
     if draw_hands:
-        bone_w, hand_r = _px(2, scale), _px(4, scale)
-        for hand in (LEFT_HAND, RIGHT_HAND):
-            off = hand.start
-            for (a, b), color in zip(HAND_EDGES, HAND_BONE_COLORS, strict=True):
-                if vis[off + a] and vis[off + b]:
-                    pa, pb = pts[off + a], pts[off + b]
-                    cv2.line(canvas, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), color, bone_w)
-            for j in hand:
-                if vis[j]:
-                    cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), hand_r, HAND_POINT_COLOR, -1)
-
+        _hands(canvas, pts, vis, scale)
     if draw_face:
-        face_r = _px(3, scale)
-        for j in FACE:
-            if vis[j]:
-                cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), face_r, FACE_POINT_COLOR, -1)
+        _dots(canvas, pts, vis, FACE, _px(3, scale), FACE_POINT_COLOR)
     return canvas
 
 

@@ -88,6 +88,12 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def build_model(cfg: DictConfig, model_kwargs: dict[str, Any]) -> Any:
+    """The model node built with the DataModule's ``model_kwargs`` passed as they are: plain values that
+    Hydra must not build (the audio features' stored ``_target_`` node, which the export records)."""
+    return hydra.utils.instantiate(cfg, _partial_=True)(**model_kwargs)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test and evaluate) the configured model; export it. Returns metrics and paths.
 
@@ -111,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()  # a missing store fails here, before the model (whose toy VAE may read it)
-    model = hydra.utils.instantiate(cfg.model, **getattr(datamodule, "model_kwargs", {}))
+    model = build_model(cfg.model, getattr(datamodule, "model_kwargs", {}))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)

@@ -35,27 +35,27 @@ SAMPLES = ROOT.parent / "shared" / "samples"
 
 def make_exports(out: Path) -> dict[str, Path]:
     """Tiny random Stage I and Stage II exports (the toy experiments' networks)."""
-    import hydra
     import torch
     from omegaconf import OmegaConf, open_dict
 
-    from mmgt.config import CONFIG_DIR
+    from mmgt.config import CONFIG_DIR, audio_encoder
+    from mmgt.train import build_model
     from tests.helpers.shared import compose_config
 
     exports = {"pose": out / "stage1", "video": out / "stage2"}
     if all((p / "config.json").is_file() or (p / "mmgt_stage2.json").is_file() for p in exports.values()):
         return exports
     torch.manual_seed(0)
-    hydra.utils.instantiate(compose_config("train", ["experiment=smga_toy"]).model, audio_dim=95).export(
-        exports["pose"]
-    )
+    baseline = audio_encoder("baseline").node()
+    stage1_cfg = compose_config("train", ["experiment=smga_toy"]).model
+    build_model(stage1_cfg, {"audio_dim": 95, "audio_features": baseline}).export(exports["pose"])
     cfg = compose_config("train", ["experiment=stage2_video_toy"])
     with open_dict(cfg):
         cfg.model.vae = OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae
         cfg.model.inference.steps = 2
         cfg.model.inference.guidance_scale = 1.0
-    meta = {"size": 64, "frames": 8, "audio_features": "baseline", "audio_margin": 2, "pose_render": {}}
-    hydra.utils.instantiate(cfg.model, audio_layers=1, audio_dim=95, data_meta=meta).export(exports["video"])
+    meta = {"size": 64, "frames": 8, "audio_features": baseline, "audio_margin": 2, "pose_render": {}}
+    build_model(cfg.model, {"audio_layers": 1, "audio_dim": 95, "data_meta": meta}).export(exports["video"])
     return exports
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+from mmgt.config import audio_encoder_node  # noqa: E402
 from mmgt.io import iter_video_frames, probe_video  # noqa: E402
 from mmgt.pose_detect import HolisticDetector  # noqa: E402
 from mmgt_prep.videos import crop_resize, fixed_crop, prepare_videos, resample_frames  # noqa: E402
@@ -116,7 +117,7 @@ def bench_prep(inp: Path, out: Path, size: int, workers: int, window: float | No
         size=size,
         workers=workers,
         window=window,
-        features=("logmel",),
+        features=(audio_encoder_node("logmel"),),
         progress=False,
     )
     with Cpu() as c:

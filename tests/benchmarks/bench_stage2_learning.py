@@ -63,7 +63,7 @@ def fit(cfg: Any, minutes: float) -> tuple[Path, dict[str, float], float]:
     import pytorch_lightning as pl
     from omegaconf import open_dict
 
-    from mmgt.train import instantiate_list
+    from mmgt.train import build_model, instantiate_list
 
     pl.seed_everything(cfg.seed, workers=True)
     with open_dict(cfg):
@@ -72,7 +72,7 @@ def fit(cfg: Any, minutes: float) -> tuple[Path, dict[str, float], float]:
         cfg.trainer.max_epochs = 10_000
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_list(cfg.callbacks), logger=instantiate_list(cfg.logger)
     )

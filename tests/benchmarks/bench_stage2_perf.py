@@ -45,12 +45,12 @@ def peak_mb() -> float:
 
 def tiny_model(out: Path, frames: int = 8, size: int = 64, overrides: tuple[str, ...] = ()) -> Any:
     """A Stage2LitModule of ``experiment=stage2_video_toy`` with a random tiny VAE and no data."""
-    import hydra
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from mmgt.config import CONFIG_DIR
+    from mmgt.config import CONFIG_DIR, audio_encoder
+    from mmgt.train import build_model
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
@@ -64,11 +64,11 @@ def tiny_model(out: Path, frames: int = 8, size: int = 64, overrides: tuple[str,
     meta = {
         "size": size,
         "frames": frames,
-        "audio_features": "baseline",
+        "audio_features": audio_encoder("baseline").node(),
         "audio_margin": 2,
         "pose_render": {"draw_face": False},
     }
-    return hydra.utils.instantiate(cfg.model, audio_layers=1, audio_dim=95, data_meta=meta)
+    return build_model(cfg.model, {"audio_layers": 1, "audio_dim": 95, "data_meta": meta})
 
 
 def toy_inputs(seconds: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

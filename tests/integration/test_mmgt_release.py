@@ -15,6 +15,7 @@ import hydra
 import pytest
 import torch
 
+from mmgt.train import build_model
 from mmgt_eval.weights_cli import main as weights_main
 from tests.helpers.shared import REFERENCE_FIXTURES, SAMPLES_DIR, compose_config, reference_fixture
 
@@ -209,7 +210,6 @@ def test_fine_tuning_from_the_imported_release(
     store = tmp_path / "store"
     generate_toy_dataset(store, 1, 2, seconds=1.0, size=size, seed=0, test_fraction=0.5, progress=False)
     pose, proj = cfg2["pose_guider"], cfg2["audio_proj"]
-    w2v = release["pretrained"] / "wav2vec2-base-960h"
     cfg = compose_config(
         "train",
         [
@@ -217,13 +217,13 @@ def test_fine_tuning_from_the_imported_release(
             "model=stage2",
             "model/stage2/variant=mmgt_release",
             f"model/stage2/process={process}",
-            f"+paths.pretrained_dir={release['pretrained']}",
+            f"paths.pretrained_dir={release['pretrained']}",
             f"model.init_from={imported / 'stage2'}",
             f"data.root={store}",
             f"data.size={size}",
             f"data.frames={1 if process == 'image' else 4}",
             "data.batch_size=1",
-            f"data.audio_features={{kind: wav2vec2, model_dir: {w2v}, layers: all}}",
+            "audio_encoder@data.audio_features=wav2vec2",  # <paths.pretrained_dir>/wav2vec2-base-960h
             f"model.pose_guider.out_channels={pose['conditioning_embedding_channels']}",
             f"model.pose_guider.block_out_channels={pose['block_out_channels']}",
             f"model.audio_proj.hidden_dim={proj['intermediate_dim']}",
@@ -234,7 +234,7 @@ def test_fine_tuning_from_the_imported_release(
     )
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     comps = model.components
     before = {n: p.detach().clone() for n, p in comps.named_parameters()}
     trained = set(model.trainable_names)
@@ -319,4 +319,5 @@ def test_the_default_stage1_audio_is_the_originals_librosa_set(
     pytest.importorskip("librosa")
     assert weights_main(args) == 0
     meta = json.loads((tmp_path / "o" / "stage1" / "mmgt_stage1.json").read_text())
-    assert [p["kind"] for p in meta["audio_features"]["parts"]] == ["wavlm", "mmgt_release_librosa"]
+    parts = [p["_target_"].rsplit(".", 1)[1] for p in meta["audio_features"]["extractors"]]
+    assert parts == ["PretrainedSpeechEncoder", "ReleaseLibrosaFeatures"]

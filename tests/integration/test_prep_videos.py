@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mmgt.clipstore import CLIPS_DIR, META_FILE, TMP_DIR, ClipStore, read_manifest
+from mmgt.config import audio_encoder_node
 from mmgt.io import MediaError, probe_video, read_video, write_video
 from mmgt.schema import FACE, FPS, LEFT_HAND, RIGHT_HAND, SAMPLE_RATE, SAMPLES_PER_FRAME
 from mmgt_prep.cli import build_source
@@ -111,7 +112,7 @@ def write_av(
 
 
 def make_cfg(input_: Path, out: Path, **kw: Any) -> VideoPrepConfig:
-    base: dict[str, Any] = {"size": SIZE, "features": ("logmel",), "progress": False}
+    base: dict[str, Any] = {"size": SIZE, "features": (audio_encoder_node("logmel"),), "progress": False}
     return video_prep_config(input=str(input_), out=str(out), **{**base, **kw})
 
 
@@ -234,7 +235,8 @@ def test_source_and_launcher_configs_compose(launcher: str) -> None:
     assert cfg.left_ratios.jon == "right"
     pcfg = build_source(cfg)
     assert isinstance(pcfg, VideoPrepConfig)
-    assert (pcfg.input, pcfg.workers, pcfg.size, pcfg.features) == ("/data", 2, 512, ("baseline",))
+    assert (pcfg.input, pcfg.workers, pcfg.size) == ("/data", 2, 512)
+    assert pcfg.features == (audio_encoder_node("baseline"),)
     assert cfg.hydra.launcher._target_.endswith("Launcher") and cfg.hydra.launcher.gpus_per_node == 0
 
 
@@ -291,7 +293,7 @@ def test_every_key_of_the_source_config_reaches_the_worker_config() -> None:
         )
     got = asdict(build_source(compose_config("prep", overrides)))
     for key, value in NON_DEFAULT.items():
-        expected = tuple(value) if key == "features" else value
+        expected = tuple(map(audio_encoder_node, value)) if key == "features" else value
         if key == "left_ratios":  # a dict override is merged into the default table
             expected = {**defaults["left_ratios"], **value}
         assert got[key] == expected and got[key] != defaults[key], key
@@ -300,10 +302,12 @@ def test_every_key_of_the_source_config_reaches_the_worker_config() -> None:
 
 def test_prep_default_features_are_the_training_default() -> None:
     """mmgt-prep caches the features the DataModules read by default (no recomputation at training)."""
+    from omegaconf import OmegaConf
+
     prep = build_source(compose_config("prep", ["source=videos", "input=/x"]))
     for experiment in ("smga", "stage2_image", "stage2_video"):
         cfg = compose_config("train", [f"experiment={experiment}"])
-        assert prep.features == (cfg.data.audio_features,), experiment
+        assert prep.features == (OmegaConf.to_container(cfg.data.audio_features),), experiment
 
 
 # =========================================================================== bad input batch

@@ -17,9 +17,11 @@ import soundfile as sf
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mmgt.config import audio_encoder
 from mmgt.io import probe_video
 from mmgt.pose_detect import NoPersonError
 from mmgt.schema import FPS, SAMPLE_RATE, KeypointLayoutError
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config, samples_path
 
 TOY = [  # a small toy store: 2 speakers x 3 clips x 4 s (2 train + 1 test each)
@@ -66,7 +68,7 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
     export = run / "export"
     assert (export / "config.json").is_file() and (export / "mmgt_stage1.json").is_file()
     meta = json.loads((export / "mmgt_stage1.json").read_text())
-    assert meta["audio_features"] == "baseline" and meta["fps"] == FPS
+    assert meta["audio_features"] == audio_encoder("baseline").node() and meta["fps"] == FPS
 
     # 2. a run killed with SIGKILL after its step-20 checkpoint, resumed from last.ckpt
     killed = tmp_path / "killed"
@@ -96,11 +98,10 @@ def test_train_writes_checkpoint_events_export_and_resumes_after_sigkill(tmp_pat
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Stage I export written by the real SMGALitModule (tiny, untrained: shapes, not quality)."""
-    import hydra
 
     cfg = compose_config("train", ["experiment=smga_toy"])
     torch.manual_seed(0)
-    module = hydra.utils.instantiate(cfg.model, audio_dim=95)
+    module = build_model(cfg.model, {"audio_dim": 95, "audio_features": audio_encoder("baseline").node()})
     return module.export(tmp_path_factory.mktemp("smga") / "export")
 
 

@@ -9,17 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import hydra
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mmgt.config import CONFIG_DIR
+from mmgt.config import CONFIG_DIR, audio_encoder
 from mmgt.io import probe_video, read_video
 from mmgt.schema import FPS, SAMPLE_RATE
 from mmgt.stage2.components import COMPONENT_NAMES
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config, samples_path
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -91,14 +91,16 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained tiny Stage I and Stage II exports written by the real LitModules (shapes, not quality)."""
     root = tmp_path_factory.mktemp("exports")
     torch.manual_seed(0)
-    stage1 = hydra.utils.instantiate(compose_config("train", ["experiment=smga_toy"]).model, audio_dim=95)
+    baseline = audio_encoder("baseline").node()
+    stage1_cfg = compose_config("train", ["experiment=smga_toy"]).model
+    stage1 = build_model(stage1_cfg, {"audio_dim": 95, "audio_features": baseline})
     cfg = compose_config("train", ["experiment=stage2_video_toy"])
     with open_dict(cfg):
         cfg.model.vae = OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae
         cfg.model.inference.steps = 2
         cfg.model.inference.guidance_scale = 1.0
-    meta = {"size": 64, "frames": 8, "audio_features": "baseline", "audio_margin": 2, "pose_render": {}}
-    stage2 = hydra.utils.instantiate(cfg.model, audio_layers=1, audio_dim=95, data_meta=meta)
+    meta = {"size": 64, "frames": 8, "audio_features": baseline, "audio_margin": 2, "pose_render": {}}
+    stage2 = build_model(cfg.model, {"audio_layers": 1, "audio_dim": 95, "data_meta": meta})
     return {"pose": stage1.export(root / "stage1"), "video": stage2.export(root / "stage2")}
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmgt.train import build_model
 from tests.benchmarks.bench_stage2_learning import _Truncated, compose, fit, psnr
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -44,7 +45,7 @@ def test_image_level_learns(tmp_path: Path) -> None:
     pl.seed_everything(cfg.seed)  # the same initialisation as fit() below
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    before = hydra.utils.instantiate(cfg.model, **dm.model_kwargs).export(tmp_path / "untrained")
+    before = build_model(cfg.model, dm.model_kwargs).export(tmp_path / "untrained")
     export, losses, _ = fit(cfg, minutes=30)
     assert losses["steps"] == 100
     assert losses["val_loss_after"] < 0.5 * losses["val_loss_before"], losses

@@ -13,7 +13,6 @@ import pytest
 import python_speech_features as psf
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
 from mmgt.audio import (
     AudioFeatureExtractor,
@@ -23,13 +22,16 @@ from mmgt.audio import (
     MFCCExtractor,
     OnsetExtractor,
     PretrainedSpeechEncoder,
-    build_extractor,
+    extractor_from_node,
     load_or_compute_features,
 )
 from mmgt.clipstore import AUDIO_FILE, ClipRecord, ClipStore
+from mmgt.config import audio_encoder
 from mmgt.dsp import mel_filterbank
+from mmgt.factory import to_node
 from mmgt.io import write_audio
 from mmgt.schema import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from mmgt.untrusted import UntrustedFileError
 from mmgt_prep.store import ClipStoreWriter
 from mmgt_prep.toy import _syllable_envelope, generate_clip, speaker_style, toy_envelope
 from tests.helpers.shared import compose_config, samples_path
@@ -52,7 +54,7 @@ WEIGHT_FREE = {
     "energy": EnergyExtractor,
     "rms": lambda: EnergyExtractor(log=False),
     "onset": OnsetExtractor,
-    "logmel80+energy+onset+mfcc13": lambda: build_extractor("baseline"),
+    "logmel80+energy+onset+mfcc13": lambda: audio_encoder("baseline"),
 }
 DIMS = {"logmel80": 80, "logmel40-hop640": 40, "mfcc13": 13, "mfcc13-d2": 39, "energy": 1, "rms": 1}
 DIMS |= {"onset": 1, "logmel80+energy+onset+mfcc13": 95}
@@ -173,8 +175,13 @@ def test_energy_follows_the_toy_speakers_envelope() -> None:
         assert np.corrcoef(rms, truth)[0, 1] > 0.9
 
 
-def test_concat_and_build_extractor() -> None:
-    base = build_extractor("baseline")
+def rebuilt(ext: AudioFeatureExtractor) -> AudioFeatureExtractor:
+    """``ext`` through its stored node (what an export holds)."""
+    return extractor_from_node(ext.node(), "test")
+
+
+def test_concat_and_stored_nodes() -> None:
+    base = audio_encoder("baseline")
     assert isinstance(base, ConcatExtractor) and base.name == "logmel80+energy+onset+mfcc13"
     audio = _noise(3 * SAMPLE_RATE, seed=5)
     parts = [
@@ -184,27 +191,37 @@ def test_concat_and_build_extractor() -> None:
         MFCCExtractor()(audio),
     ]
     np.testing.assert_array_equal(base(audio), np.concatenate(parts, axis=1))
-    assert build_extractor("logmel").name == "logmel80"
-    assert build_extractor({"kind": "logmel", "n_mels": 40, "n_fft": 1024}).name == "logmel40-nfft1024"
-    assert build_extractor({"kind": "concat", "parts": ["energy", "onset"]}).name == "energy+onset"
-    assert build_extractor("rms").name == "rms" and build_extractor(base) is base
-    spec = OmegaConf.create({"kind": "concat", "parts": ["energy", {"kind": "mfcc", "deltas": 1}]})
-    assert build_extractor(spec).name == "energy+mfcc13-d1"  # Hydra config nodes work too
-    with pytest.raises(ValueError, match="unknown kind"):
-        build_extractor("melgan")
+    np.testing.assert_array_equal(rebuilt(base)(audio), base(audio))
+    assert rebuilt(LogMelExtractor(n_mels=40, n_fft=1024)).name == "logmel40-nfft1024"
+    assert rebuilt(ConcatExtractor([EnergyExtractor(), MFCCExtractor(deltas=1)])).name == "energy+mfcc13-d1"
+    assert rebuilt(ConcatExtractor([EnergyExtractor(log=False)], name="r")).name == "r"
+    bad = to_node(ConcatExtractor, extractors=[{"_target_": "os.system", "command": "true"}])
+    with pytest.raises(UntrustedFileError, match="os.system"):
+        extractor_from_node(bad, "meta.json")
+    with pytest.raises(UntrustedFileError, match="old.json: 'baseline' is not an audio encoder node"):
+        extractor_from_node("baseline", "old.json")  # an export from before nodes were stored
+    with pytest.raises(ValueError, match="no conf/audio_encoder/melgan.yaml"):
+        audio_encoder("melgan")
     names = [f().name for f in WEIGHT_FREE.values()]
     assert len(set(names)) == len(names)  # unique cache keys
 
 
-@pytest.mark.parametrize("group", ["logmel", "mfcc", "baseline"])
+WEIGHT_FREE_GROUPS = {
+    "logmel": "logmel80",
+    "mfcc": "mfcc13",
+    "energy": "energy",
+    "rms": "rms",
+    "onset": "onset",
+}
+
+
+@pytest.mark.parametrize("group", [*WEIGHT_FREE_GROUPS, "baseline"])
 def test_hydra_audio_configs_instantiate(group: str, tmp_path: Path) -> None:
     cfg = compose_config("prep", [f"+audio_encoder={group}"], output_dir=tmp_path)
     ext = hydra.utils.instantiate(cfg.audio_encoder)
     assert isinstance(ext, AudioFeatureExtractor)
-    assert (
-        ext.name
-        == {"logmel": "logmel80", "mfcc": "mfcc13", "baseline": "logmel80+energy+onset+mfcc13"}[group]
-    )
+    assert ext.name == {**WEIGHT_FREE_GROUPS, "baseline": "logmel80+energy+onset+mfcc13"}[group]
+    assert audio_encoder(group).node() == ext.node() and rebuilt(ext).name == ext.name
     assert ext(_noise(SAMPLE_RATE)).shape == (25, *ext.feature_shape())
 
 
@@ -358,7 +375,8 @@ def test_layers_last_list_and_names(tiny_dirs: dict[str, Path]) -> None:
     assert ext.name == "hubert-tiny-hubert-l0.2" and ext.feature_shape() == (2, 32)
     with pytest.raises(ValueError, match="indices"):
         PretrainedSpeechEncoder(d, kind="hubert", layers=[3])
-    assert build_extractor({"kind": "hubert", "model_dir": str(d)}).name == "hubert-tiny-hubert-all"
+    assert rebuilt(PretrainedSpeechEncoder(d, kind="hubert")).name == "hubert-tiny-hubert-all"
+    assert rebuilt(ext).node() == ext.node()
 
 
 def test_without_preprocessor_config_and_pickling(tiny_dirs: dict[str, Path]) -> None:
@@ -389,7 +407,7 @@ def test_missing_or_broken_model_folder(tmp_path: Path, tiny_dirs: dict[str, Pat
     with pytest.raises(ValueError, match="model_type is 'wav2vec2' but kind='wavlm'"):
         PretrainedSpeechEncoder(tiny_dirs["wav2vec2"], kind="wavlm")
     with pytest.raises(FileNotFoundError, match=str(missing)):
-        build_extractor({"kind": "wav2vec2", "model_dir": str(missing)})
+        extractor_from_node(to_node(PretrainedSpeechEncoder, model_dir=str(missing)), "meta.json")
 
 
 def test_weights_that_do_not_fit_are_refused(tmp_path: Path, tiny_dirs: dict[str, Path]) -> None:
@@ -433,7 +451,7 @@ def _store_with_clip(root: Path, seconds: float = 2.0) -> tuple[ClipStore, np.nd
 def test_load_or_compute_features_cache(tmp_path: Path) -> None:
     store, _ = _store_with_clip(tmp_path)
     clip = store.clip("c1")
-    ext = build_extractor("baseline")
+    ext = audio_encoder("baseline")
     path = clip.feature_path(ext.name)
     assert not path.exists()
     first = load_or_compute_features(clip, ext)
@@ -478,14 +496,15 @@ def test_cache_uses_the_record_frame_count_and_pretrained_names(
 def test_the_released_mmgt_librosa_features_have_the_original_layout() -> None:
     """35-d at 25 fps: onset envelope, MFCC 20, chroma_cens 12 (in [0, 1]), onset-peak and beat one-hots."""
     pytest.importorskip("librosa")
-    from mmgt.audio import build_extractor
+    from mmgt.audio import ReleaseLibrosaFeatures
     from mmgt.io import read_audio
 
     audio = read_audio(samples_path("speech_en_jfk_11s.flac"))[: 4 * 16000]
-    feats = build_extractor({"kind": "mmgt_release_librosa"})(audio)
+    ext = rebuilt(ReleaseLibrosaFeatures())
+    feats = ext(audio)
     assert feats.shape == (100, 35) and np.isfinite(feats).all()
     assert (feats[:, 0] >= 0).all() and (feats[:, 21:33] >= 0).all() and (feats[:, 21:33] <= 1).all()
     for col in (33, 34):  # one-hots: some frames, not all
         assert set(np.unique(feats[:, col])) == {0.0, 1.0} and 0 < feats[:, col].sum() < 50
-    window = build_extractor({"kind": "mmgt_release_librosa"})(audio[: 80 * 640], n_frames=80)
+    window = ext(audio[: 80 * 640], n_frames=80)
     assert window.shape == (80, 35)  # the original's 80-frame window

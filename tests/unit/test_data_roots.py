@@ -13,6 +13,7 @@ import pytest
 from omegaconf import open_dict
 
 from mmgt.clipstore import ClipStore, ensure_store, open_store, split_clips, store_size
+from mmgt.config import audio_encoder
 from mmgt.data.pose_audio import PoseAudioDataModule
 from mmgt.train import train
 from mmgt_prep.store import ClipStoreWriter
@@ -20,6 +21,8 @@ from mmgt_prep.toy import ToyStore, generate_toy_dataset
 from tests.helpers.shared import compose_config
 
 PREP = "mmgt-prep source=videos input=<folder of videos> out="
+
+BASELINE = audio_encoder("baseline")  # data.audio_features of conf/data/*.yaml
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def test_empty_stores_and_splits_explain_the_fix(tmp_path: Path, toy32: Path) ->
         ClipRecord(id="a", speaker="s"), "MediaError: a.mp4: file is empty"
     )
     with pytest.raises(ValueError, match="no ok clips.*a: MediaError.*retry_failed=true"):
-        PoseAudioDataModule(failed).prepare_data()
+        PoseAudioDataModule(failed, BASELINE).prepare_data()
     train_only = tmp_path / "train_only"
     generate_toy_dataset(train_only, 1, 2, seconds=1.0, size=16, test_fraction=0.0, progress=False)
     with pytest.raises(
@@ -80,7 +83,7 @@ def test_empty_stores_and_splits_explain_the_fix(tmp_path: Path, toy32: Path) ->
     ):
         split_clips(open_store(train_only), "val", fallback="test")
     with pytest.raises(ValueError, match=r"data\.val_split=<split>"):
-        PoseAudioDataModule(train_only, window=10).split_dataset("val")
+        PoseAudioDataModule(train_only, BASELINE, window=10).split_dataset("val")
     assert {c.record.split for c in split_clips(open_store(toy32), "val", fallback="test")} == {"test"}
 
 

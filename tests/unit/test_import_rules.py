@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 SRC, PREP, EVAL = REPO / "src" / "mmgt", REPO / "data_prep", REPO / "eval"
 PACKAGES = {"mmgt": SRC, "mmgt_prep": PREP, "mmgt_eval": EVAL}
 
-FLOOR = ("mmgt.schema", "mmgt.io", "mmgt.untrusted", "mmgt.atomic", "mmgt.digest", "mmgt.dsp", "mmgt.factory")
+FLOOR = (
+    "mmgt.schema", "mmgt.io", "mmgt.io_common", "mmgt.io_audio", "mmgt.io_video", "mmgt.untrusted",
+    "mmgt.atomic", "mmgt.digest", "mmgt.dsp", "mmgt.factory",
+)  # fmt: skip
 NOT_NETWORKS = ("module", "evaluate", "pipeline", "loading", "__init__")
 HYDRA_ENTRY_POINTS = {
     "mmgt.train", "mmgt.generate", "mmgt.sweep", "mmgt_prep.cli", "mmgt_eval.cli", "mmgt_eval.table_cli",

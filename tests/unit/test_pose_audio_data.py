@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from mmgt.config import audio_encoder
 from mmgt.data.pose_audio import PoseAudioDataModule, window_starts
 from mmgt.schema import SAMPLES_PER_FRAME, to_model_space
 from mmgt.stage1 import SMGATransformer
 from mmgt_prep.toy import generate_toy_dataset
+
+BASELINE = audio_encoder("baseline")  # data.audio_features of conf/data/*.yaml
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def test_window_starts_keep_first_and_tail() -> None:
 
 
 def test_items_are_aligned_windows_with_the_previous_frame(store: Path) -> None:
-    dm = PoseAudioDataModule(store, window=40, stride=20, batch_size=4)
+    dm = PoseAudioDataModule(store, BASELINE, window=40, stride=20, batch_size=4)
     ds = dm.split_dataset("train")
     assert len(ds.clips) == 2 and len(ds) == 2 * len(window_starts(100, 40, 20))
     item = ds[1]  # second window of the first clip: starts at frame 20
@@ -43,18 +46,18 @@ def test_items_are_aligned_windows_with_the_previous_frame(store: Path) -> None:
     )
     batch = next(iter(dm.train_dataloader()))
     assert batch["pose"].shape == (4, 40, 134, 3) and batch["audio"].shape == (4, 40, 95)
-    assert dm.model_kwargs == {"audio_dim": 95}
+    assert dm.model_kwargs == {"audio_dim": 95, "audio_features": BASELINE.node()}
 
 
 def test_val_falls_back_to_test_and_missing_store_is_explained(store: Path, tmp_path: Path) -> None:
-    dm = PoseAudioDataModule(store, window=40, stride=40)
+    dm = PoseAudioDataModule(store, BASELINE, window=40, stride=40)
     assert {c.record.split for c in dm.split_dataset("val").clips} == {"test"}
     with pytest.raises(FileNotFoundError, match="mmgt-prep source=toy"):
-        PoseAudioDataModule(tmp_path / "nothing").split_dataset("train")
+        PoseAudioDataModule(tmp_path / "nothing", BASELINE).split_dataset("train")
 
 
 def test_statistics_standardise_the_training_data(store: Path) -> None:
-    dm = PoseAudioDataModule(store, window=40, stride=20)
+    dm = PoseAudioDataModule(store, BASELINE, window=40, stride=20)
     mean, std = dm.pose_stats()
     poses = np.concatenate(dm.split_dataset("train").poses)
     visible = poses[..., 2] > 0.5
@@ -82,8 +85,9 @@ def test_prepare_creates_the_store_once(tmp_path: Path) -> None:
         calls.append(root)
         generate_toy_dataset(root, n_speakers=1, clips_per_speaker=2, seconds=3.5, size=32, progress=False)
 
-    dm = PoseAudioDataModule(tmp_path / "new", prepare=prepare)
-    assert dm.model_kwargs == {"audio_dim": 95} and calls == [] and not (tmp_path / "new").exists()  # pure
+    dm = PoseAudioDataModule(tmp_path / "new", BASELINE, prepare=prepare)
+    assert dm.model_kwargs == {"audio_dim": 95, "audio_features": BASELINE.node()}  # pure:
+    assert calls == [] and not (tmp_path / "new").exists()
     dm.prepare_data()
     dm.prepare_data()  # the store exists now: not created again
     assert calls == [tmp_path / "new"] and len(dm.split_dataset("train")) == 2  # 88 frames: windows 0, 8

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 from mmgt.config import CONFIG_DIR
 from mmgt.schema import SAMPLE_RATE
 from mmgt.stage2.loading import EXPECTED_LAYOUT, build_denoiser, build_vae, check_pretrained_folder
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -83,7 +84,6 @@ def test_sd15_config_loads_every_part_from_local_folders(
     pretrained_dir: Path, toy_store: Path, tmp_path: Path
 ) -> None:
 
-    w2v = pretrained_dir / EXPECTED_LAYOUT["speech_encoder"][0]
     cfg = compose_config(
         "train",
         [
@@ -91,11 +91,11 @@ def test_sd15_config_loads_every_part_from_local_folders(
             "model=stage2",
             "model/stage2/scale=sd15",
             "model/stage2/process=video",
-            f"+paths.pretrained_dir={pretrained_dir}",
+            f"paths.pretrained_dir={pretrained_dir}",
             f"data.root={toy_store}",
             "data.frames=4",
             "data.batch_size=1",
-            f"data.audio_features={{kind: wav2vec2, model_dir: {w2v}, layers: all}}",
+            "audio_encoder@data.audio_features=wav2vec2",  # <paths.pretrained_dir>/wav2vec2-base-960h
             # the tiny folders' sizes (the file says 320 / 768 for SD-1.5)
             "model.pose_guider.out_channels=32",
             "model.pose_guider.block_out_channels=[8,16,32]",
@@ -112,7 +112,7 @@ def test_sd15_config_loads_every_part_from_local_folders(
     assert (
         dm.model_kwargs["audio_layers"] == 2 and dm.model_kwargs["audio_dim"] == 16
     )  # (T, L, D) hidden states
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     comps = model.components
 
     def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:

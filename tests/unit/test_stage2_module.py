@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
+from mmgt.train import build_model
 from tests.helpers.shared import compose_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -50,7 +51,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningModule, pl.LightningDataModule]:
     torch.manual_seed(0)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
-    model = hydra.utils.instantiate(cfg.model, **dm.model_kwargs)
+    model = build_model(cfg.model, dm.model_kwargs)
     dm.setup("fit")
     return model, dm
 

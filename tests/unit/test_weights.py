@@ -74,10 +74,18 @@ def test_registry_has_every_feature_network():
 
 
 def test_weights_dir_env_and_override(tmp_path, monkeypatch):
+    from tests.helpers.shared import compose_config
+
     assert weights_dir() == tmp_path / "mmgt_weights"
     assert weights_dir(tmp_path / "x") == tmp_path / "x"
+    same = compose_config("eval", ["generated=x"], tmp_path / "run")  # mmgt-eval's default: paths.weights_dir
+    assert (
+        Path(same.weights_dir) == weights_dir()
+        and same.paths.pretrained_dir == f"{same.weights_dir}/pretrained"
+    )
     monkeypatch.delenv("MMGT_WEIGHTS")
     assert weights_dir() == Path("~/.cache/mmgt/weights").expanduser()
+    assert Path(compose_config("eval", ["generated=x"], tmp_path / "run").weights_dir) == weights_dir()
 
 
 def test_cli_list_shows_every_entry(capsys, tmp_path):

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
+from mmgt.audio import AudioFeatureExtractor, load_or_compute_features
 from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
 from mmgt.schema import FPS, SAMPLES_PER_FRAME, to_model_space
 
@@ -101,7 +101,8 @@ class PoseAudioDataModule(pl.LightningDataModule):
 
     Args:
         root: clip-store folder (``mmgt-prep`` output); required (None: an error saying how to make one).
-        audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (e.g. ``"baseline"``).
+        audio_features: the audio feature extractor (``conf/audio_encoder``, built by Hydra); its ``name`` is
+            the feature-cache key, its :meth:`~mmgt.audio.AudioFeatureExtractor.node` goes to the model.
         window, stride: in frames (defaults 80 and 10: 3.2 s windows every 0.4 s at 25 fps).
         val_split: manifest split used for validation; falls back to ``"test"`` when the store has none.
         speakers: restrict to these speakers (None = all).
@@ -113,7 +114,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
     def __init__(
         self,
         root: str | Path | None,
-        audio_features: str | dict = "baseline",
+        audio_features: AudioFeatureExtractor,
         window: int = 80,
         stride: int = 10,
         batch_size: int = 16,
@@ -124,10 +125,11 @@ class PoseAudioDataModule(pl.LightningDataModule):
         prepare: Callable[[Path], Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["prepare"])
+        self.save_hyperparameters(logger=False, ignore=["prepare", "audio_features"])
+        self.hparams["audio_features"] = audio_features.node()  # plain values (resume with weights_only)
         self.root = None if root is None or str(root) == "" else Path(root)
         self.prepare = prepare
-        self.extractor = build_extractor(audio_features)
+        self.extractor = audio_features
         self.datasets: dict[str, PoseAudioWindows] = {}
 
     @property
@@ -140,7 +142,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
         """What the LightningModule needs from the data (``mmgt-train`` passes it to the model); pure: reads
         nothing from disk (``mmgt-train`` runs :meth:`prepare_data` first, so a missing store fails before
         the model is built)."""
-        return {"audio_dim": self.audio_dim}
+        return {"audio_dim": self.audio_dim, "audio_features": self.extractor.node()}
 
     @property
     def fps(self) -> int:

@@ -35,7 +35,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mmgt.audio import AudioFeatureExtractor, build_extractor, load_or_compute_features
+from mmgt.audio import AudioFeatureExtractor, load_or_compute_features
 from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
 from mmgt.io import iter_video_frames
 from mmgt.render import draw_pose
@@ -187,10 +187,10 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         root: clip-store folder (``mmgt-prep`` output); required (None: an error saying how to make one).
+        audio_features: the audio feature extractor (``conf/audio_encoder``, built by Hydra: ``baseline`` for
+            the toy, ``wav2vec2`` for the original's (T, 12, 768)); its node is recorded in the export.
         size: frame side S of the model (frames are resized to it on load).
         frames: frames per sample (1 = image-level process).
-        audio_features: extractor spec for :func:`mmgt.audio.build_extractor` (``"baseline"`` for the toy;
-            ``{kind: wav2vec2, model_dir: ..., layers: all}`` for the original's (T, 12, 768)).
         audio_margin: audio window +-m frames (2 in the original).
         ref_margin: minimum distance of the reference from the window (25 for image-level in Moore).
         pose_render: :func:`mmgt.render.draw_pose` options of the pose video (recorded in the export).
@@ -203,9 +203,9 @@ class VideoDataModule(pl.LightningDataModule):
     def __init__(
         self,
         root: str | Path | None,
+        audio_features: AudioFeatureExtractor,
         size: int = 64,
         frames: int = 1,
-        audio_features: str | dict = "baseline",
         audio_margin: int = 2,
         ref_margin: int = 0,
         pose_render: dict[str, Any] | None = None,
@@ -221,12 +221,13 @@ class VideoDataModule(pl.LightningDataModule):
         prepare: Callable[[Path], Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["prepare"])
+        self.save_hyperparameters(logger=False, ignore=["prepare", "audio_features"])
         for key, value in self.hparams.items():  # checkpoints hold plain values (resume with weights_only)
             self.hparams[key] = _plain(value)
+        self.hparams["audio_features"] = audio_features.node()
         self.root = None if root is None or str(root) == "" else Path(root)
         self.prepare = prepare
-        self.extractor = build_extractor(audio_features)
+        self.extractor = audio_features
         self.datasets: dict[str, VideoClips] = {}
 
     @property

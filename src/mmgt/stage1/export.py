@@ -34,7 +34,8 @@ class Stage1Export:
     """``mmgt_stage1.json``: everything generation needs besides the weights.
 
     Attributes:
-        audio_features: the extractor spec (:func:`mmgt.audio.build_extractor`) the network was trained on.
+        audio_features: the node of the extractor the network was trained on
+            (:meth:`mmgt.audio.AudioFeatureExtractor.node`; rebuilt through ``AUDIO_ENCODER_CLASSES``).
         diffusion: :class:`~mmgt.stage1.diffusion.PoseDiffusion` keyword arguments.
         sample_steps, guidance, eta: the DDIM sampling defaults (CFG weight, DDIM eta).
         fps, sample_rate: the frame and audio rates of the features.
@@ -131,9 +132,11 @@ class PosePipeline:
     def extractor(self) -> Any:
         """The export's audio feature extractor (built on first use)."""
         if self._extractor is None:
-            from mmgt.audio import build_extractor
+            from mmgt.audio import extractor_from_node
 
-            self._extractor = build_extractor(self.export.audio_features)
+            self._extractor = extractor_from_node(
+                self.export.audio_features, f"{EXPORT_META}: audio_features"
+            )
         return self._extractor
 
     def __call__(self, audio: np.ndarray, ref_pose: np.ndarray, n_frames: int, **options: Any) -> np.ndarray:

@@ -44,7 +44,8 @@ class SMGALitModule(pl.LightningModule):
         sample_every_n_epochs: sample a validation window, log lip sync and a video every N epochs.
         sample_at_end: do the same once at the end of every training (short runs have no sampling epoch).
         sample_steps, guidance, eta: DDIM settings of those samples.
-        audio_features: the extractor spec, recorded in the export for generation.
+        audio_features: the extractor's node (``AudioFeatureExtractor.node()``, from the DataModule), recorded
+            in the export for generation.
         standardize_audio, standardize_pose: set the network's standardisation from the training data
             before fitting (off = identity, the original's behaviour; the reference layout needs
             ``standardize_pose=False`` to stay exportable in the original format).
@@ -54,6 +55,7 @@ class SMGALitModule(pl.LightningModule):
         self,
         net: Callable[..., SMGATransformer],
         audio_dim: int,
+        audio_features: dict[str, Any],
         diffusion: dict[str, Any] | None = None,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
@@ -62,7 +64,6 @@ class SMGALitModule(pl.LightningModule):
         sample_steps: int = Stage1Export.sample_steps,
         guidance: float = Stage1Export.guidance,
         eta: float = Stage1Export.eta,
-        audio_features: str | dict = "baseline",
         standardize_audio: bool = True,
         standardize_pose: bool = True,
     ) -> None:

@@ -17,8 +17,8 @@ animatediff-motion-adapter-v1-5-2    diffusers MotionAdapter (save_pretrained of
                                      mm_sd_v15_v2; ``MotionAdapter.from_single_file``
                                      converts the original .ckpt)
 control_v11p_sd15_openpose           ControlNetModel: PoseGuider init                 build_pose_guider
-wav2vec2-base-960h                   speech encoder (``mmgt.audio`` spec               data.audio_features
-                                     ``{kind: wav2vec2, model_dir: ...}``)
+wav2vec2-base-960h                   speech encoder (``conf/audio_encoder/wav2vec2``:  data.audio_features
+                                     ``audio_encoder@data.audio_features=wav2vec2``)
 ===================================  ===============================================  =====================
 
 Export layout (:func:`save_export` / :func:`load_export`, what ``mmgt-train`` writes into

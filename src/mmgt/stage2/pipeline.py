@@ -162,9 +162,11 @@ class Stage2Pipeline:
     def audio_features(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         """(N,) float32 16 kHz audio -> (n_frames, ...) features with the export's extractor."""
         if self._extractor is None:
-            from mmgt.audio import build_extractor
+            from mmgt.audio import extractor_from_node
 
-            self._extractor = build_extractor(self.meta["audio_features"])
+            self._extractor = extractor_from_node(
+                self.meta["audio_features"], "mmgt_stage2.json: audio_features"
+            )
         return self._extractor(audio, n_frames=n_frames)
 
     def render_pose(self, keypoints: np.ndarray) -> np.ndarray:
