@@ -46,7 +46,7 @@ from mmgt_prep import toy_audio, toy_measures, toy_motion, toy_render, toy_style
 from mmgt_prep.settings import Settings
 from mmgt_prep.toy_audio import *  # noqa: F403
 from mmgt_prep.toy_audio import (
-    _syllable_envelope,  # noqa: F401 - imported from here by tests/unit/test_audio.py
+    _syllable_envelope,  # noqa: F401 - imported from here by tests/unit/mmgt/test_audio.py
     synthesize_audio,
 )
 from mmgt_prep.toy_measures import *  # noqa: F403

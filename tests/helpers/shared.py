@@ -16,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
 
-WORK = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
+"""The checkout's root (tests use it instead of counting ``parents`` of their own path)."""
+WORK = REPO.parent
 """The folder holding the checkout and ../shared (reference data)."""
 SAMPLES_DIR = WORK / "shared" / "samples"
 REFERENCE_FIXTURES = Path(

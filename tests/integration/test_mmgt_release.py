@@ -19,8 +19,6 @@ from mmgt.train import build_model
 from mmgt_eval.weights_cli import main as weights_main
 from tests.helpers.shared import REFERENCE_FIXTURES, SAMPLES_DIR, compose_config, reference_fixture
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reproduce-mmgt.md"
 

@@ -22,9 +22,6 @@ from mmgt.stage2.components import COMPONENT_NAMES
 from mmgt.train import build_model
 from tests.helpers.shared import compose_config, samples_path
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
 TOY = [  # 2 speakers x 3 clips x 4 s (2 train + 1 test each); a quickly fitted toy VAE
     "data.prepare.n_speakers=2",
     "data.prepare.clips_per_speaker=3",

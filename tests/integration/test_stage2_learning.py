@@ -12,8 +12,6 @@ import pytest
 from mmgt.train import build_model
 from tests.benchmarks.bench_stage2_learning import _Truncated, compose, fit, psnr
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def _held_out_psnr(export: Path, store_root: str) -> float:
     from mmgt.clipstore import ClipStore

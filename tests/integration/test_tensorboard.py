@@ -17,8 +17,6 @@ from mmgt.config import CONFIG_DIR
 from mmgt.train import train
 from tests.helpers.shared import compose_config
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def _events(run: Path) -> dict:
     """Every scalar point, image step and hparams summary of a run's event files."""

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.shared import REPO
+
 SRC, PREP, EVAL = REPO / "src" / "mmgt", REPO / "data_prep", REPO / "eval"
 PACKAGES = {"mmgt": SRC, "mmgt_prep": PREP, "mmgt_eval": EVAL}
 

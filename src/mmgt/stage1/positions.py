@@ -22,7 +22,7 @@ name               what it does
 of positions, so within an 80-frame window most of a small head's channel pairs barely rotate. The shipped
 tiny/base configs use 100 (periods of ~6 to ~350 frames): on a one-window overfit test the audio -> lip
 alignment was learnt in 400 steps with 100 for two seeds, against one of two seeds with 10000
-(tests/unit/test_stage1_diffusion.py). A new encoding is one subclass here plus its name in the registry.
+(tests/unit/mmgt/stage1/test_diffusion.py). A new encoding is one subclass here plus its name in the registry.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from mmgt.stage1 import PosePipeline, SMGAReferenceTransformer, SMGATransformer,
 from mmgt.stage1.reference import REFERENCE_VARIANT
 from tests.helpers.poses import make_pose
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 TINY = dict(audio_dim=6, width=16, layers=1, heads=2, ff_dim=32, audio_layers=1, window=16)
 
 

@@ -18,9 +18,7 @@ from mmgt.clipstore import MANIFEST, ClipRecord, ClipStore, clip_relpath, read_m
 from mmgt.untrusted import UntrustedFileError, check_name, inside, load_npy, load_pickled_npy, npy_header
 from mmgt_prep.importers import ImportFormatError, discover_sources, load_echomimic_dir
 from mmgt_prep.store import TORN_FILE, ClipStoreWriter
-from tests.helpers.shared import compose_config, samples_path
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.shared import REPO, compose_config, samples_path
 
 
 class _Planted:

@@ -17,9 +17,6 @@ from mmgt.stage2.attention import (
     Stage2AttentionContext,
 )
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
 C, HEADS, AUDIO_DIM, N_AUDIO = 16, 2, 12, 5
 REGIONS = ("background", "face_hands", "lips")
 

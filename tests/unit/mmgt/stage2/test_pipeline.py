@@ -9,8 +9,6 @@ import torch
 from mmgt.stage2.components import audio_windows
 from mmgt.stage2.pipeline import context_windows, make_scheduler, reference_evals_per_frame, square_image
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 @pytest.mark.parametrize(
     ("n", "size", "overlap"), [(80, 12, 4), (718, 8, 2), (13, 12, 4), (5, 12, 4), (12, 12, 0)]

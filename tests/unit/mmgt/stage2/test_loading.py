@@ -19,9 +19,6 @@ from mmgt.stage2.loading import EXPECTED_LAYOUT, build_denoiser, build_vae, chec
 from mmgt.train import build_model
 from tests.helpers.shared import compose_config
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
 TINY = OmegaConf.to_container(
     OmegaConf.create({"model": OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml")}).model,
     resolve=True,

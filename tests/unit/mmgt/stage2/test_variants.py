@@ -15,9 +15,7 @@ from mmgt.stage2.audio_modules import MMHAAProcessors, ReleaseAudioTransformers,
 from mmgt.stage2.denoiser import MMGTDenoiser
 from mmgt.stage2.motion_norm import ClipGroupNorm, FrameGroupNorm, build_motion_norm
 from tests.helpers.shared import compose_config
-from tests.unit.test_stage2_denoiser import B, F, context_for, inputs, make_denoiser, tiny
-
-pytestmark = pytest.mark.usefixtures("single_thread")
+from tests.unit.mmgt.stage2.test_denoiser import B, F, context_for, inputs, make_denoiser, tiny
 
 
 def release_denoiser(**kwargs: object) -> MMGTDenoiser:

@@ -22,8 +22,9 @@ from mmgt.io import (
     write_video,
 )
 from mmgt.schema import FPS, SAMPLE_RATE
+from tests.helpers.shared import SAMPLES_DIR
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
+SAMPLES = SAMPLES_DIR
 FRAME_S = 1.0 / FPS
 
 

@@ -35,8 +35,6 @@ from mmgt.stage2.release import (
 )
 from tests.helpers.shared import reference_fixture
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 ATOL = 2e-5
 """float32 round-off against the original's outputs: 3.7e-6-5.9e-6 with 2 threads, up to 1.05e-5 with one
 (the fp16 bank), as the reduction order changes with the thread count."""

@@ -18,9 +18,6 @@ from mmgt.stage2.loading import build_audio_proj, build_denoiser, build_pose_gui
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
 B, F, H, W = 2, 3, 16, 16
 
 

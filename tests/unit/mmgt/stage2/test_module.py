@@ -15,9 +15,6 @@ from mmgt.config import CONFIG_DIR
 from mmgt.train import build_model
 from tests.helpers.shared import compose_config
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
-
 TINY_VAE = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae)
 
 
