@@ -86,7 +86,7 @@ class WeightSpec:
     licence: str
     description: str
     used_by: tuple[str, ...]
-    """Metric names (conf/eval/metric/<name>.yaml) that load it."""
+    """Metric names (conf/eval/metrics/<name>.yaml) that load it."""
     sha256_prefix: str | None = None
     """Leading hex digits of the sha256, from a torch-hub style file name, when the full hash is unknown."""
     note: str = ""

@@ -1,7 +1,7 @@
 """Gesture Diversity under one named definition (metrics-reference.md §5.3), each a class chosen by config.
 
 Definitions (:data:`DIVERSITY_DEFINITIONS`, selected with ``definition: <name>`` in
-``conf/eval/metric/diversity.yaml``; the name is the results' ``variant``):
+``conf/eval/metrics/diversity.yaml``; the name is the results' ``variant``):
 
 * ``bailando`` (**default**: the definition the published tables used; S2G-MDD and ANGIE-style "Div" come
   from Bailando's code): ``lisiyao21/Bailando@cc90b98`` Div_k exactly, quirks included. Per-clip kinetic

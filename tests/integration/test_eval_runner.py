@@ -499,14 +499,26 @@ def test_two_gloo_processes_equal_one(tmp_path):
 # --------------------------------------------------------------------------- Hydra CLI
 @pytest.fixture
 def metric_conf(tmp_path, monkeypatch):
-    """A metric_dirs folder with configs of this file's adapters; MMGT_WEIGHTS restored afterwards."""
+    """A config folder whose ``metrics`` group holds this file's adapters (``metrics/<name>.yaml``);
+    MMGT_WEIGHTS restored afterwards."""
     monkeypatch.setenv("MMGT_WEIGHTS", str(tmp_path / "no_weights"))
     folder = tmp_path / "metric_conf"
-    folder.mkdir()
+    (folder / "metrics").mkdir(parents=True)
     mod = MadAdapter.__module__
-    (folder / "mad.yaml").write_text(f"_target_: {mod}.MadAdapter\nweights: fgd_autoencoder\nmin_frames: 1\n")
-    (folder / "probe.yaml").write_text(f"_target_: {mod}.ProbeAdapter\n")
+    write_metric(folder, "mad", f"_target_: {mod}.MadAdapter\nweights: fgd_autoencoder\nmin_frames: 1\n")
+    write_metric(folder, "probe", f"_target_: {mod}.ProbeAdapter\n")
     return folder
+
+
+def write_metric(folder: Path, name: str, body: str) -> None:
+    """``<folder>/metrics/<name>.yaml``: a metric config in package ``metrics.<name>``."""
+    (folder / "metrics" / f"{name}.yaml").write_text(f"# @package metrics.{name}\n{body}")
+
+
+def searchpath(folder: Path) -> str:
+    """The override that adds ``folder`` to mmgt-eval's config search path (composed configs; the CLI
+    takes ``--config-dir folder``)."""
+    return f"hydra.searchpath=[pkg://mmgt.conf.eval,file://{folder}]"
 
 
 def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
@@ -522,7 +534,7 @@ def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
             f"generated={gen}",
             f"reference={ref}",
             "metrics=[mad,probe]",
-            f"metric_dirs=[{metric_conf}]",
+            searchpath(metric_conf),
             f"weights_dir={wdir}",
             "+metric_args.mad.min_frames=2",
             "protocol=smoke",
@@ -542,9 +554,11 @@ def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
     assert res["protocol"]["name"] == "smoke" and res["protocol"]["resize"] == 128
     assert res["per_video"]["a"]["generated"]["size"] == [128, 128]
 
+    with pytest.raises(Exception, match="nope"):  # Hydra lists the metrics group's options
+        compose_config("eval", [f"generated={gen}", searchpath(metric_conf), "metrics=[nope]"])
     with open_dict(cfg):
-        cfg.metrics = ["nope"]
-    with pytest.raises(ValueError, match="unknown metric 'nope'.*available: .*mad, .*probe"):
+        cfg.metrics = {"_target_": "x.Y"}  # a file without its `# @package metrics.<name>` header
+    with pytest.raises(ValueError, match="package header"):
         run(cfg)
 
 
@@ -553,8 +567,8 @@ def test_cli_missing_weights_fail_that_metric_and_wrong_weights_are_refused(tmp_
     from mmgt_eval.weights import WeightsChecksumError
 
     gen, ref = make_dataset(tmp_path, names=("a", "b"))
-    (metric_conf / "mad.yaml").write_text(
-        f"_target_: {MadAdapter.__module__}.MadAdapter\nweights: lpips_alexnet\n"
+    write_metric(
+        metric_conf, "mad", f"_target_: {MadAdapter.__module__}.MadAdapter\nweights: lpips_alexnet\n"
     )
     wdir = tmp_path / "weights"
     wdir.mkdir()
@@ -565,7 +579,7 @@ def test_cli_missing_weights_fail_that_metric_and_wrong_weights_are_refused(tmp_
         f"weights_dir={wdir}",
         "progress=false",
     ]
-    overrides.append(f"metric_dirs=[{metric_conf}]")
+    overrides.append(searchpath(metric_conf))
     cfg = compose_config("eval", overrides, output_dir=tmp_path / "run")
     res = run(cfg)  # the only metric cannot be built: recorded, no video decoded for nothing
     assert res["failed_metrics"] == ["mad"] and res["summary"] == {}
@@ -635,12 +649,13 @@ def test_torchrun_cli_two_processes_equal_one(tmp_path, metric_conf):
     import sys
 
     gen, ref = make_dataset(tmp_path)
-    (metric_conf / "mad.yaml").write_text(f"_target_: {MadAdapter.__module__}.MadAdapter\n")
+    write_metric(metric_conf, "mad", f"_target_: {MadAdapter.__module__}.MadAdapter\n")
     common = [
+        "--config-dir",  # options before the overrides
+        str(metric_conf),
         f"generated={gen}",
         f"reference={ref}",
         "metrics=[mad,probe,psnr]",
-        f"metric_dirs=[{metric_conf}]",
     ]
     env = {
         **os.environ,
@@ -687,30 +702,25 @@ def test_protocol_files_compose_and_reach_metric_configs(tmp_path):
         assert cfg.protocol.name == path.stem
     cfg = compose_config(
         "eval",
-        ["generated=x", "protocol=stylegan_v_128f_subsample8f", "protocol.seed=5"],
+        ["generated=x", "protocol=stylegan_v_128f_subsample8f", "protocol.seed=5", "metrics=[fvd,diversity]"],
         output_dir=tmp_path,
     )
-    if not (CONFIG_DIR / "eval" / "metric" / "fvd.yaml").is_file():
-        pytest.skip("conf/eval/metric/fvd.yaml not written yet")
     node = metric_node(cfg, "fvd")
     assert node.protocol.frame_stride == 8 and node.protocol.seed == 5 and node.protocol.n_frames == 16
     assert metric_node(cfg, "diversity").seed == 5
 
 
 def test_cli_with_library_psnr_ssim(tmp_path):
-    """The default metrics (conf/eval/metric/psnr.yaml, ssim.yaml) through the CLI; PSNR checked by hand."""
+    """The default metrics (conf/eval/metrics/psnr.yaml, ssim.yaml) through the CLI; PSNR checked by hand."""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    from mmgt.config import CONFIG_DIR
     from mmgt_eval.cli import run
 
-    if not all((CONFIG_DIR / "eval" / "metric" / f"{m}.yaml").is_file() for m in ("psnr", "ssim")):
-        pytest.skip("psnr/ssim metric configs not written yet")
     gen, ref = make_dataset(tmp_path, names=("a", "b", "c"))
     write_video(gen / "short.mp4", _frames(9, n=T - 2))  # frame count differs from its reference
     write_video(ref / "short.mp4", _frames(9))
     cfg = compose_config("eval", [f"generated={gen}", f"reference={ref}", "progress=false"], tmp_path / "run")
-    assert list(cfg.metrics) == ["psnr", "ssim"]
+    assert list(cfg.metrics) == ["psnr", "ssim"]  # the default selection
     res = run(cfg)
     assert res["failed_metrics"] == []
     for m in ("psnr", "ssim"):
@@ -731,16 +741,16 @@ def test_cli_with_library_psnr_ssim(tmp_path):
 
 
 def test_every_metric_config_names_registered_weights_and_an_adapter(tmp_path):
-    """conf/eval/metric/*.yaml: importable _target_, `weights` keys hold registry names."""
+    """conf/eval/metrics/*.yaml: importable _target_, `weights` keys hold registry names."""
     import hydra.utils
     from omegaconf import OmegaConf
 
     from mmgt_eval.cli import _weight_keys, available_metrics, metric_node
     from mmgt_eval.weights import REGISTRY
 
-    cfg = compose_config("eval", ["generated=x"], output_dir=tmp_path)
-    names = available_metrics(cfg)
+    names = available_metrics()
     assert {"psnr", "ssim"} <= set(names)  # the default metric set exists
+    cfg = compose_config("eval", ["generated=x", f"metrics=[{','.join(names)}]"], output_dir=tmp_path)
     for name in names:
         node = OmegaConf.to_container(metric_node(cfg, name), resolve=True)
         assert callable(hydra.utils.get_object(node["_target_"])), name

@@ -203,8 +203,8 @@ def test_bad_input_and_too_few_samples(weights: Path, tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore:FID with:UserWarning")
 def test_adapter_from_config_samples_frames(weights: Path) -> None:
-    """conf/eval/metric/fid.yaml instantiates the adapter as the runner does (registry key -> path)."""
-    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metric" / "fid.yaml")
+    """conf/eval/metrics/fid.yaml instantiates the adapter as the runner does (registry key -> path)."""
+    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metrics" / "fid.yaml")
     assert cfg.weights == "inception_fid"
     del cfg["weights"]
     cfg.weights_path = str(weights)

@@ -255,8 +255,8 @@ def test_short_videos_by_protocol(detector_path: Path) -> None:
 
 
 def test_adapter_from_config(detector_path: Path) -> None:
-    """conf/eval/metric/fvd.yaml instantiates the adapter as the runner does (registry key -> path)."""
-    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metric" / "fvd.yaml")
+    """conf/eval/metrics/fvd.yaml instantiates the adapter as the runner does (registry key -> path)."""
+    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metrics" / "fvd.yaml")
     assert cfg.weights == "i3d_styleganv" and cfg.protocol.variant == "stylegan_v"
     del cfg["weights"]
     cfg.weights_path = str(detector_path)
@@ -446,13 +446,15 @@ def test_cap_takes_the_first_2048_in_sorted_name_order(reference_rules: dict, re
 
 
 def test_project_protocol_files_map_to_stylegan_v_metrics(reference_rules: dict, tmp_path: Path) -> None:
-    """conf/eval/protocol/<name>.yaml + conf/eval/metric/fvd.yaml give the StyleGAN-V metric the fixture
+    """conf/eval/protocol/<name>.yaml + conf/eval/metrics/fvd.yaml give the StyleGAN-V metric the fixture
     names for that protocol."""
     from mmgt_eval.cli import metric_node
 
     for name in ("default", "stylegan_v_128f_subsample8f", "smoke"):
         entry = reference_rules["project_protocols"][name]
-        cfg = compose_config("eval", ["generated=x", f"protocol={name}"], output_dir=tmp_path)
+        cfg = compose_config(
+            "eval", ["generated=x", f"protocol={name}", "metrics=[fvd]"], output_dir=tmp_path
+        )
         node = OmegaConf.to_container(metric_node(cfg, "fvd").protocol, resolve=True)
         proto = FVDProtocol.from_any(node)
         assert isinstance(proto, StyleGANVProtocol)
