@@ -30,7 +30,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.runner import RunProtocol, evaluate, init_distributed
+from mmgt_eval.distributed import init_distributed
+from mmgt_eval.runner import RunProtocol, evaluate
 from mmgt_eval.weights import (
     MissingWeightsError,
     WeightsChecksumError,

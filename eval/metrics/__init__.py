@@ -1,6 +1,6 @@
 """Benchmark metrics as torchmetrics ``Metric`` classes plus one runner adapter each.
 
-``base`` defines the adapter protocol (:class:`~mmgt_eval.metrics.base.VideoMetric`) and the
+``base`` defines the adapter protocol (:class:`~mmgt_eval.metrics.base.MetricAdapter`) and the
 :class:`~mmgt_eval.metrics.base.VideoSample` the runner loads; each metric module (``fid``, ``fvd``,
 ``sync``, ``bas``, ``fgd``, ``diversity``, ``image``, ...) holds a functional core, a ``Metric`` and an
 adapter; ``fvd_protocol``, ``kinetic``, ``diversity_sets``, ``keypoints`` and ``onset`` hold the FVD protocol

@@ -33,7 +33,13 @@ from scipy.signal import argrelextrema
 from torch import Tensor
 
 from mmgt import schema as S
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
 from mmgt_eval.metrics.keypoints import _check_keypoints, _keypoints_of, joint_indices, pose_xy
 from mmgt_eval.metrics.onset import onset_detect
 
@@ -295,7 +301,7 @@ def beat_alignment_clip(
     return ClipBeatAlignment(score, weight, int(a_beats.size), n_motion)
 
 
-class BeatAlignScore(torchmetrics.Metric):
+class BeatAlignScore(RunnerSyncedMetric):
     """Weighted mean of per-clip beat alignment (:func:`beat_alignment_clip`) over clips.
 
     ``update(keypoints (T, 134, 3), audio (N,) 16 kHz, fps)`` scores one clip and keeps the result in
@@ -339,7 +345,7 @@ class BeatAlignScore(torchmetrics.Metric):
 
 
 # =========================================================================== runner adapter
-class BASMetric:
+class BASMetric(MetricAdapter):
     """Runner adapter: beat alignment of generated videos (and of the references, reported separately).
 
     Audio: the generated video's track, else the reference's (``audio_source``). Keypoints: the samples'

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torchmetrics
 
-from mmgt_eval.metrics.base import VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.base import MetricAdapter, VideoSample, VideoSkipped, weights_record
 from mmgt_eval.metrics.diversity_sets import (
     BailandoCalcDiversity,
     BailandoDiversity,
@@ -321,7 +321,7 @@ _RENAMED = {"kinetic_l2": "kinetic_l2_corrected", "pairwise_l2": "pairwise_l2_co
 
 
 # =========================================================================== runner adapter
-class DiversityMetric:
+class DiversityMetric(MetricAdapter):
     """Runner adapter for Diversity under one named definition (:data:`DIVERSITY_DEFINITIONS`).
 
     Reference videos with keypoints feed the reference side (GT normalisation for ``bailando`` and

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchmetrics
 from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
 
-from mmgt_eval.metrics.base import MetricInputError, _as_2d
+from mmgt_eval.metrics.base import MetricInputError, RunnerSyncedMetric, _as_2d
 
 __all__ = [
     "BailandoCalcDiversity",
@@ -141,7 +140,7 @@ def _name_key(name: str) -> int:
     return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:7], "big")
 
 
-class _FeatureSets(torchmetrics.Metric):
+class _FeatureSets(RunnerSyncedMetric):
     """Shared states: generated / reference feature rows and sort keys (list states, ``cat`` over ranks)."""
 
     is_differentiable = False
@@ -255,7 +254,7 @@ class PairwiseL2Diversity(_FeatureSets):
         return self._per_side(diversity_pairwise_l2, "pairwise_l2_corrected")
 
 
-class WithinClipL1Diversity(torchmetrics.Metric):
+class WithinClipL1Diversity(RunnerSyncedMetric):
     """:func:`diversity_within_l1` as float64 sums per side."""
 
     is_differentiable = False

@@ -19,7 +19,15 @@ import torchmetrics
 from torch import Tensor
 
 from mmgt_eval.frechet import frechet_distance, gaussian_stats, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, _as_2d, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+    _as_2d,
+    weights_record,
+)
 from mmgt_eval.metrics.keypoints import _keypoints_of
 from mmgt_eval.pose_autoencoder import (
     PoseAutoencoder,
@@ -39,7 +47,7 @@ def frechet_gesture_distance(generated_features: Any, reference_features: Any) -
     return float(frechet_distance(*gaussian_stats(g), *gaussian_stats(r)))
 
 
-class FrechetGestureDistance(torchmetrics.Metric):
+class FrechetGestureDistance(RunnerSyncedMetric):
     """FGD as float64 sums (sum x, sum x x^T, n) per side over encoder latents of keypoint windows.
 
     ``update(windows (B, T, D), real)`` encodes with the frozen :class:`PoseAutoencoder`; ``compute()``
@@ -90,7 +98,7 @@ class FrechetGestureDistance(torchmetrics.Metric):
         )
 
 
-class FGDMetric:
+class FGDMetric(MetricAdapter):
     """Runner adapter: FGD between generated and reference keypoint windows in a trained autoencoder's space.
 
     ``weights_path``: checkpoint of :func:`save_pose_autoencoder` (its JSON sidecar next to it). Windows of

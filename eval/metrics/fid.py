@@ -35,7 +35,13 @@ from pytorch_fid import inception as pfi
 from torch import Tensor, nn
 
 from mmgt_eval.frechet import frechet_distance, frechet_distance_from_features, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    weights_record,
+)
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = pfi.FID_WEIGHTS_URL
@@ -190,7 +196,7 @@ def _check_images(images: Tensor) -> None:
             raise MetricInputError(f"float images must be in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
 
 
-class FID(torchmetrics.Metric):
+class FID(RunnerSyncedMetric):
     """Fréchet Inception Distance with pytorch-fid semantics and float64 streaming states.
 
     States (all ``dist_reduce_fx="sum"``): ``{real,fake}_sum`` (dims,) float64, ``{real,fake}_cov_sum``
@@ -303,7 +309,7 @@ def frames_to_images(frames: np.ndarray, indices: Sequence[int] | np.ndarray) ->
     return torch.from_numpy(np.ascontiguousarray(frames[np.asarray(indices)])).permute(0, 3, 1, 2)
 
 
-class FIDAdapter:
+class FIDAdapter(MetricAdapter):
     """Runner adapter: frames of generated videos vs frames of reference videos.
 
     Args:

@@ -36,7 +36,14 @@ from torch import Tensor, nn
 from torchmetrics.utilities import dim_zero_cat
 
 from mmgt_eval.frechet import frechet_distance, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+    weights_record,
+)
 from mmgt_eval.metrics.fvd_protocol import (  # noqa: F401 - re-exported: the protocol API lives there
     DEFAULT_FVD_PROTOCOL,
     FVD_PROTOCOLS,
@@ -108,7 +115,7 @@ def _decode_names(data: Tensor, lengths: Tensor) -> list[str]:
     return [raw[e - n : e].decode("utf-8") for e, n in zip(ends, lengths.cpu().numpy(), strict=True)]
 
 
-class FVD(torchmetrics.Metric):
+class FVD(RunnerSyncedMetric):
     """Fréchet Video Distance of I3D features under an :class:`FVDProtocol`.
 
     States per side (``real`` / ``fake``): ``{side}_features`` (list, ``cat``) float32 (N, D) clip features,
@@ -316,7 +323,7 @@ def video_to_tensor(frames: np.ndarray) -> Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
-class FVDAdapter:
+class FVDAdapter(MetricAdapter):
     """Runner adapter: clips of generated videos vs clips of reference videos.
 
     Args:

@@ -41,7 +41,13 @@ import torchmetrics
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    weights_record,
+)
 
 __all__ = [
     "LPIPS_BACKBONE_FILES",
@@ -280,7 +286,7 @@ def lpips_frames(model: Any, generated: Tensor, reference: Tensor, batch_size: i
 
 
 # =========================================================================== torchmetrics Metrics
-class _VideoMean(torchmetrics.Metric):
+class _VideoMean(RunnerSyncedMetric):
     """Mean over videos of the per-video mean over frames (float64 sums, synced across ranks).
 
     ``update(generated, reference)`` takes two videos (T, H, W, 3) uint8 (or anything :func:`to_rgb`
@@ -401,7 +407,7 @@ _CONVERSION = "uint8 RGB / 255 -> [0, 1]; grayscale replicated, RGBA alpha dropp
 _AVERAGING = "per frame, mean over the frames of a video, then mean over videos"
 
 
-class _FrameMetricAdapter:
+class _FrameMetricAdapter(MetricAdapter):
     name = ""
     higher_is_better = True
     needs_reference = True

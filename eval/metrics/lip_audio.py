@@ -46,7 +46,13 @@ from mmgt.schema import (
     VISIBILITY_THRESHOLD,
     lip_opening,
 )
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
 
 KEYPOINTS_SOURCE = "keypoints"
 PIXELS_SOURCE = "pixels"
@@ -86,7 +92,7 @@ def lip_audio_correlation(
     return best
 
 
-class LipAudioCorrelation(torchmetrics.Metric):
+class LipAudioCorrelation(RunnerSyncedMetric):
     """Mean per-video lip-audio Pearson r (states: float64 sum of r and a count; sync by sum)."""
 
     is_differentiable = False
@@ -129,7 +135,7 @@ class LipAudioCorrelation(torchmetrics.Metric):
         return self.r_sum / self.n_videos
 
 
-class _LipAudioAdapter:
+class _LipAudioAdapter(MetricAdapter):
     """Runner adapter of :class:`LipAudioCorrelation`; subclasses say where the lips come from (:meth:`lips`).
 
     Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference's
@@ -283,11 +289,11 @@ class LipAudioMetric(_LipAudioAdapter):
 
         super().__init__(max_lag, min_frames, score_reference)
         self.still_std = float(still_std)
-        self.n_still = torchmetrics.SumMetric()
+        self.n_still = torchmetrics.SumMetric(sync_on_compute=False)  # the runner syncs it
         self.detector = FaceLandmarkDetector(
             min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence
         )
-        self.face_rate = torchmetrics.MeanMetric()
+        self.face_rate = torchmetrics.MeanMetric(sync_on_compute=False)
 
     def lips(self, sample: VideoSample) -> np.ndarray:
         return self.detector.detect_frames(sample.frames)

@@ -21,15 +21,16 @@ import torchmetrics
 from omegaconf import open_dict
 
 from mmgt.io import read_video, write_audio, write_video
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
-from mmgt_eval.runner import EvaluationError, PairingError, RunProtocol, evaluate, pair_videos
+from mmgt_eval.metrics.base import EvaluationError, MetricAdapter, MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.pairing import PairingError, pair_videos
+from mmgt_eval.runner import RunProtocol, evaluate
 from tests.helpers.shared import compose_config
 
 SIZE, T = 32, 12
 
 
 # --------------------------------------------------------------------------- test adapters
-class MadAdapter:
+class MadAdapter(MetricAdapter):
     """Mean absolute pixel difference generated vs reference, over every pixel of every video."""
 
     name = "mad"
@@ -39,8 +40,8 @@ class MadAdapter:
     def __init__(self, weights_path: str | None = None, min_frames: int = 1) -> None:
         self.weights_path = weights_path
         self.min_frames = min_frames
-        self.abs_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.count = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.abs_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.count = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
@@ -68,7 +69,7 @@ class MadAdapter:
         return [self.abs_sum, self.count]
 
 
-class KeypointFramesAdapter:
+class KeypointFramesAdapter(MetricAdapter):
     """Keypoint frames of the generated video: a metric that needs keypoints and nothing else."""
 
     name = "kp"
@@ -76,7 +77,7 @@ class KeypointFramesAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.frames = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.frames = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         if generated.keypoints is None:
@@ -94,7 +95,7 @@ class KeypointFramesAdapter:
         return [self.frames]
 
 
-class ProbeAdapter:
+class ProbeAdapter(MetricAdapter):
     """No reference: a random draw (tests per-video seeding), frame count, keypoints and audio presence."""
 
     name = "probe"
@@ -102,7 +103,7 @@ class ProbeAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.mean = torchmetrics.MeanMetric().set_dtype(torch.float64)
+        self.mean = torchmetrics.MeanMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         r = float(torch.rand(()))
@@ -126,7 +127,7 @@ class ProbeAdapter:
         return [self.mean]
 
 
-class ColourFrechetAdapter:
+class ColourFrechetAdapter(MetricAdapter):
     """Fréchet distance between Gaussians of per-video mean colours (3-d); needs >= 2 videos per side."""
 
     name = "colour_fd"
@@ -134,8 +135,8 @@ class ColourFrechetAdapter:
     needs_reference = True
 
     def __init__(self) -> None:
-        self.gen = torchmetrics.CatMetric().set_dtype(torch.float64)
-        self.ref = torchmetrics.CatMetric().set_dtype(torch.float64)
+        self.gen = torchmetrics.CatMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.ref = torchmetrics.CatMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
@@ -160,7 +161,7 @@ class ColourFrechetAdapter:
         return [self.gen, self.ref]
 
 
-class AudioAdapter:
+class AudioAdapter(MetricAdapter):
     """Needs audio: a video without any is a declared skip."""
 
     name = "audio"
@@ -168,7 +169,7 @@ class AudioAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.total = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.total = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         if generated.audio is None:
@@ -460,7 +461,7 @@ def _worker(rank: int, world: int, port: int, gen: str, ref: str, out: str) -> N
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from mmgt_eval.runner import init_distributed
+    from mmgt_eval.distributed import init_distributed
 
     assert init_distributed("auto") == (rank, world)
     try:

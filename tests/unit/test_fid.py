@@ -23,7 +23,7 @@ from pytorch_fid import fid_score
 from pytorch_fid import inception as pfi
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.metrics.base import MetricInputError, VideoMetric, VideoSample
+from mmgt_eval.metrics.base import MetricAdapter, MetricInputError, VideoSample
 from mmgt_eval.metrics.fid import (
     FID,
     FID_WEIGHTS_FILE,
@@ -211,7 +211,7 @@ def test_adapter_from_config_samples_frames(weights: Path) -> None:
     cfg.dims = 64
     cfg.frame_stride = 2
     adapter = instantiate(cfg)
-    assert isinstance(adapter, FIDAdapter) and isinstance(adapter, VideoMetric)
+    assert isinstance(adapter, FIDAdapter) and isinstance(adapter, MetricAdapter)
     gen = VideoSample("v0", make_images(9, 32, 40.0, seed=6), fps=25.0, audio=None)
     ref = VideoSample("v0", make_images(9, 32, 0.0, seed=7), fps=25.0, audio=None)
     assert adapter.update(gen, ref) == {}

@@ -26,7 +26,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from torch import Tensor, nn
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.metrics.base import MetricInputError, VideoMetric, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import MetricAdapter, MetricInputError, VideoSample, VideoSkipped
 from mmgt_eval.metrics.fvd import (
     FVD,
     I3D_TORCHSCRIPT_FILE,
@@ -262,7 +262,7 @@ def test_adapter_from_config(detector_path: Path) -> None:
     cfg.weights_path = str(detector_path)
     cfg.feature_dim = D
     adapter = instantiate(cfg)
-    assert isinstance(adapter, FVDAdapter) and isinstance(adapter, VideoMetric)
+    assert isinstance(adapter, FVDAdapter) and isinstance(adapter, MetricAdapter)
     assert adapter.metric.protocol == StyleGANVProtocol() and adapter.variant == "stylegan_v"
 
     def sample(name: str, t: int, seed: int) -> VideoSample:

@@ -20,7 +20,7 @@ import yaml
 from mmgt.io import write_video
 from mmgt_eval.aggregate import build_table, row_labels
 from mmgt_eval.directions import library_declarations, value_direction
-from mmgt_eval.metrics.base import VideoSample
+from mmgt_eval.metrics.base import MetricAdapter, VideoSample
 from mmgt_eval.metrics.image import PSNRMetric, SSIMMetric
 from mmgt_eval.render import format_csv, format_latex, format_markdown, format_number
 from mmgt_eval.results import RunResult, TableError, collect, load_result
@@ -33,7 +33,7 @@ SIZE, T = 32, 10
 NOISE = {"default": 4.0, "mask_guidance=none": 14.0}
 
 
-class PixelStatsAdapter:
+class PixelStatsAdapter(MetricAdapter):
     """Mixed directions in one metric: agreement (higher is better), mae (lower), offset (no direction)."""
 
     name = "pixel"
@@ -42,9 +42,9 @@ class PixelStatsAdapter:
     needs_reference = True
 
     def __init__(self) -> None:
-        self.abs_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.signed_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.count = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.abs_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.signed_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.count = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
