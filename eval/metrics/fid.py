@@ -196,7 +196,7 @@ def _check_images(images: Tensor) -> None:
             raise MetricInputError(f"float images must be in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
 
 
-class FID(RunnerSyncedMetric):
+class FIDMetric(RunnerSyncedMetric):
     """Fréchet Inception Distance with pytorch-fid semantics and float64 streaming states.
 
     States (all ``dist_reduce_fx="sum"``): ``{real,fake}_sum`` (dims,) float64, ``{real,fake}_cov_sum``
@@ -314,7 +314,7 @@ class FIDAdapter(MetricAdapter):
 
     Args:
         weights_path: resolved local path of the ``inception_fid`` weights.
-        dims, batch_size, fast: passed to :class:`FID`.
+        dims, batch_size, fast: passed to :class:`FIDMetric`.
         frame_stride: use every k-th frame of each video (1 = every frame, pytorch-fid over dumped frames).
         max_frames_per_video: cap per video after striding (None = no cap).
         device: where the Inception runs (the runner may also move :meth:`metric_states`).
@@ -345,7 +345,7 @@ class FIDAdapter(MetricAdapter):
             raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
         self.frame_stride = frame_stride
         self.max_frames_per_video = max_frames_per_video
-        self.metric = FID(weights_path, dims=dims, batch_size=batch_size, fast=fast).to(device)
+        self.metric = FIDMetric(weights_path, dims=dims, batch_size=batch_size, fast=fast).to(device)
 
     def _add(self, sample: VideoSample, real: bool) -> None:
         idx = select_frames(sample.frames.shape[0], self.frame_stride, self.max_frames_per_video)

@@ -115,7 +115,7 @@ def _decode_names(data: Tensor, lengths: Tensor) -> list[str]:
     return [raw[e - n : e].decode("utf-8") for e, n in zip(ends, lengths.cpu().numpy(), strict=True)]
 
 
-class FVD(RunnerSyncedMetric):
+class FVDMetric(RunnerSyncedMetric):
     """Fréchet Video Distance of I3D features under an :class:`FVDProtocol`.
 
     States per side (``real`` / ``fake``): ``{side}_features`` (list, ``cat``) float32 (N, D) clip features,
@@ -330,7 +330,7 @@ class FVDAdapter(MetricAdapter):
         weights_path: resolved local path of the ``i3d_torchscript`` weights.
         protocol: an :class:`FVDProtocol` or a mapping of its fields (``variant``: ``stylegan_v``, the
             default, or ``clip_sampling``); None = StyleGAN-V ``fvd2048_16f``.
-        feature_dim, batch_size: passed to :class:`FVD`.
+        feature_dim, batch_size: passed to :class:`FVDMetric`.
         device: where the detector runs (the runner may also move :meth:`metric_states`).
     """
 
@@ -355,7 +355,9 @@ class FVDAdapter(MetricAdapter):
         batch_size: int = 8,
         device: str = "cpu",
     ) -> None:
-        self.metric = FVD(weights_path, protocol=protocol, feature_dim=feature_dim, batch_size=batch_size)
+        self.metric = FVDMetric(
+            weights_path, protocol=protocol, feature_dim=feature_dim, batch_size=batch_size
+        )
         self.metric.to(device)
 
     @property

@@ -32,10 +32,10 @@ _MOVED: dict[str, str] = {
     **{
         n: "mmgt_eval.metrics.diversity_sets"
         for n in (
-            "KineticDiversity",
-            "LatentL1Diversity",
-            "PairwiseL2Diversity",
-            "WithinClipL1Diversity",
+            "KineticDiversityMetric",
+            "LatentL1DiversityMetric",
+            "PairwiseL2DiversityMetric",
+            "WithinClipL1DiversityMetric",
             "diversity_kinetic_l2",
             "diversity_latent_l1",
             "diversity_pairwise_l2",
@@ -43,7 +43,7 @@ _MOVED: dict[str, str] = {
         )
     },
     "DIVERSITY_DEFINITIONS": "mmgt_eval.metrics.diversity",
-    "DiversityMetric": "mmgt_eval.metrics.diversity",
+    "DiversityAdapter": "mmgt_eval.metrics.diversity",
     "kinetic_features": "mmgt_eval.metrics.kinetic",
 }
 """Names that moved to their own modules (name -> module), still importable from this one."""

@@ -76,7 +76,7 @@ def region_mse(
     return float(np.mean(errors)) if errors else None
 
 
-class RegionError(RunnerSyncedMetric):
+class RegionErrorMetric(RunnerSyncedMetric):
     """Means over videos of the region MSE and PSNR (float64 sums; sync by sum)."""
 
     is_differentiable = False
@@ -111,7 +111,7 @@ class RegionError(RunnerSyncedMetric):
         return {"mse": self.mse_sum / self.n_videos, "psnr": self.psnr_sum / self.n_videos}
 
 
-class RegionErrorMetric(MetricAdapter):
+class RegionErrorAdapter(MetricAdapter):
     """Runner adapter: PSNR / MSE of the generated video inside a region box of the reference keypoints.
 
     Needs the reference video's keypoints (``<stem>.npy`` / ``keypoints.npy`` next to it); generated and
@@ -143,7 +143,7 @@ class RegionErrorMetric(MetricAdapter):
             f"{self.name}_mse": False,
             f"{self.name}_clips": None,
         }
-        self.state = RegionError(max_db)
+        self.state = RegionErrorMetric(max_db)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Score one pair; per-video PSNR and MSE."""
