@@ -360,11 +360,9 @@ class FIDAdapter(MetricAdapter):
 
     def compute(self) -> dict[str, float]:
         """``{"fid": value, "fid_n_real": frames, "fid_n_generated": frames}``."""
-        return {
-            "fid": float(self.metric.compute()),
-            "fid_n_real": float(self.metric.real_n),
-            "fid_n_generated": float(self.metric.fake_n),
-        }
+        # the counts first: Metric.compute() restores the local (unsynced) states when it returns
+        n_real, n_generated = float(self.metric.real_n), float(self.metric.fake_n)
+        return {"fid": float(self.metric.compute()), "fid_n_real": n_real, "fid_n_generated": n_generated}
 
     def protocol(self) -> dict:
         """Settings written into the results."""
