@@ -431,6 +431,10 @@ def test_too_few_videos_for_frechet_and_nan_are_errors(tmp_path):
         evaluate(gen, ref, {"colour_fd": ColourFrechetAdapter()}, strict=True, progress=False)
     with pytest.raises(EvaluationError, match="metric nan on video a: per-video score 'x' is NaN"):
         evaluate(gen, None, {"nan": NaNAdapter()}, progress=False)
+    probe = ProbeAdapter()
+    probe.mean = torchmetrics.MeanMetric()  # would sync inside compute: the runner syncs states itself
+    with pytest.raises(ValueError, match="probe: MeanMetric is built with sync_on_compute=True"):
+        evaluate(gen, None, {"probe": probe}, progress=False)
 
 
 def test_protocol_max_frames_and_resize(tmp_path):
