@@ -5,6 +5,6 @@
 the runner loads; each metric module (``fid``, ``fvd``, ``sync``, ``bas``, ``fgd``, ``diversity``, ``image``,
 ...) holds a functional core, a ``*Metric`` and an ``*Adapter``; ``fvd_protocol``, ``kinetic``,
 ``diversity_sets``, ``keypoints`` and ``onset`` hold the FVD protocol variants, the kinetic features, the
-Diversity set statistics, the shared keypoint helpers and the audio onset detector (``gesture`` only
-re-exports their old names). docs/metrics.md lists each metric's reference and default variant.
+Diversity set statistics, the shared keypoint helpers and the audio onset detector. docs/metrics.md lists
+each metric's reference and default variant.
 """

@@ -1,7 +1,5 @@
 """Gesture metrics (mmgt_eval.metrics .onset, .bas, .diversity, .kinetic, .fgd; mmgt_eval.pose_autoencoder).
 
-Onsets, BAS, Diversity definitions, FGD, and the old names still importable from mmgt_eval.metrics.gesture.
-
 Weight-free values from metrics-reference.md §5 / §9; librosa onsets recorded from librosa 0.10.2.post1.
 """
 
@@ -423,25 +421,3 @@ def test_latent_l1_adapter_is_independent_of_update_order(toy_sets, autoencoder)
         values.append(metric.compute()["diversity"])
     assert values[0] == pytest.approx(values[1]) and values[0] > 0
     assert metric.protocol()["weights"]["file"] == "fgd_autoencoder.pt"
-
-
-def test_old_names_still_resolve_from_gesture():
-    """Every name of the old one-file module resolves from mmgt_eval.metrics.gesture to its new home."""
-    import importlib
-
-    from mmgt_eval.metrics import gesture
-
-    old = {
-        "BASAdapter": BASAdapter,
-        "FGDAdapter": FGDAdapter,
-        "onset_detect": onset_detect,
-        "pose_xy": pose_xy,
-    }
-    old |= {"load_pose_autoencoder": load_pose_autoencoder, "DiversityAdapter": DiversityAdapter}
-    for name, obj in old.items():
-        assert getattr(gesture, name) is obj, name
-    for name, module in gesture._MOVED.items():
-        assert getattr(gesture, name) is getattr(importlib.import_module(module), name), name
-    assert set(gesture.__all__) <= set(gesture._MOVED) and "BeatAlignMetric" in gesture.__all__
-    with pytest.raises(AttributeError, match="no attribute"):
-        gesture.no_such_name  # noqa: B018
