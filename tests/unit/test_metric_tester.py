@@ -1,9 +1,9 @@
 """Every metric adapter, torchmetrics-style (tests/helpers/metric_tester.py): sharded updates synced through
 ``Metric.sync`` equal one pass, and a 2-process gloo run equals one process.
 
-FID and FVD run on random-weight networks (``write_random_fid_weights``, ``write_stand_in_i3d``); sync,
-lip_audio (face detection on real faces) and lpips (AlexNet weights) need real networks and are covered by
-their own tests.
+FID, FVD and LPIPS run on random-weight networks (``write_random_fid_weights``, ``write_stand_in_i3d``, a
+random SqueezeNet backbone); sync and lip_audio need real faces (face detection) and are covered by their own
+tests.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import functools
 from pathlib import Path
 
 import pytest
+import torch
 
 from mmgt_eval.metrics.bas import BASAdapter
 from mmgt_eval.metrics.diversity import DiversityAdapter
 from mmgt_eval.metrics.fid import FID_WEIGHTS_FILE, FIDAdapter, write_random_fid_weights
 from mmgt_eval.metrics.fvd import FVDAdapter, write_stand_in_i3d
-from mmgt_eval.metrics.image import PSNRAdapter, SSIMAdapter
+from mmgt_eval.metrics.image import LPIPSAdapter, PSNRAdapter, SSIMAdapter
 from mmgt_eval.metrics.lip_audio import LipAudioPoseAdapter
 from mmgt_eval.metrics.region import RegionErrorAdapter
 from tests.helpers.metric_tester import assert_batched_equals_one_shot, make_pairs, one_shot, spawn_gloo
@@ -31,11 +32,17 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _lpips() -> LPIPSAdapter:
+    torch.manual_seed(0)  # the same random backbone in every instance
+    return LPIPSAdapter(net="squeeze", random_backbone=True)
+
+
 def factories(weights: Path) -> dict:
     """{metric name: adapter factory} of every adapter that runs without real networks."""
     return {
         "psnr": PSNRAdapter,
         "ssim": functools.partial(SSIMAdapter, kernel_size=7),
+        "lpips": _lpips,
         "mouth": functools.partial(RegionErrorAdapter, name="mouth"),
         "lip_audio_pose": functools.partial(LipAudioPoseAdapter, min_frames=5),
         "bas": BASAdapter,
