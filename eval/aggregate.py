@@ -245,6 +245,42 @@ def _protocol_report(results: Sequence[RunResult], metrics: Sequence[str]) -> tu
     return lines, mismatch
 
 
+def _row(
+    name: str, ref: bool, members: Sequence[RunResult], columns: Sequence[Column], config: str, short: str
+) -> Row:
+    """One table row: the group's ok runs' values per column, its failed and unevaluated runs."""
+    ok = [r for r in members if r.status == "ok"]
+    cells = {c.key: Cell(tuple(r.values[c.key] for r in ok if c.key in r.values)) for c in columns}
+    failed = [r for r in members if r.status == "failed"]
+    unevaluated = [r for r in members if r.status == NOT_EVALUATED]
+    return Row(name, ref, ok, failed, cells, unevaluated=unevaluated, config=config, short=short)
+
+
+def _duplicate_seeds(name: str, members: Sequence[RunResult]) -> str | None:
+    """A note when several runs of one row share a seed, else None."""
+    seeds = [r.seed for r in members if r.seed is not None]
+    dup = sorted({s for s in seeds if seeds.count(s) > 1})
+    return f"{name}: several runs with seed {', '.join(map(str, dup))} (all are averaged)" if dup else None
+
+
+def _mark_best(rows: Sequence[Row], columns: Sequence[Column]) -> None:
+    """Add each directed column's best mean over the run rows (at least two) to those rows' ``best``."""
+    for c in columns:
+        if c.higher_is_better is None:
+            continue
+        cand = [
+            (row, m)
+            for row in rows
+            if not row.reference and (m := row.cells[c.key].mean) is not None and not math.isnan(m)
+        ]
+        if len(cand) < 2:
+            continue
+        best = max(m for _, m in cand) if c.higher_is_better else min(m for _, m in cand)
+        for row, m in cand:
+            if m == best:
+                row.best.add(c.key)
+
+
 def build_table(
     results: Sequence[RunResult],
     metrics: Sequence[str] | None = None,
@@ -281,34 +317,13 @@ def build_table(
     rows: list[Row] = []
     for ref, names in ((False, run_names), (True, ref_names)):
         for name in names:
-            members = groups[(ref, name)]
-            ok = [r for r in members if r.status == "ok"]
-            cells = {c.key: Cell(tuple(r.values[c.key] for r in ok if c.key in r.values)) for c in columns}
-            failed = [r for r in members if r.status == "failed"]
-            unevaluated = [r for r in members if r.status == NOT_EVALUATED]
             config = name if ref else configs[name]
-            short = name if ref else shorts[config]
             rows.append(
-                Row(name, ref, ok, failed, cells, unevaluated=unevaluated, config=config, short=short)
+                _row(name, ref, groups[(ref, name)], columns, config, name if ref else shorts[config])
             )
-            seeds = [r.seed for r in members if r.seed is not None]
-            dup = sorted({s for s in seeds if seeds.count(s) > 1})
-            if dup:
-                notes.append(f"{name}: several runs with seed {', '.join(map(str, dup))} (all are averaged)")
-    for c in columns:
-        if c.higher_is_better is None:
-            continue
-        cand = [
-            (row, m)
-            for row in rows
-            if not row.reference and (m := row.cells[c.key].mean) is not None and not math.isnan(m)
-        ]
-        if len(cand) < 2:
-            continue
-        best = max(m for _, m in cand) if c.higher_is_better else min(m for _, m in cand)
-        for row, m in cand:
-            if m == best:
-                row.best.add(c.key)
+            if note := _duplicate_seeds(name, groups[(ref, name)]):
+                notes.append(note)
+    _mark_best(rows, columns)
     failed_runs = [r for row in rows for r in row.failed]
     unevaluated_runs = [r for row in rows for r in row.unevaluated]
     failed_metrics = [

@@ -30,7 +30,8 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.runner import RunProtocol, evaluate, init_distributed
+from mmgt_eval.distributed import init_distributed
+from mmgt_eval.runner import RunProtocol, evaluate
 from mmgt_eval.weights import (
     MissingWeightsError,
     WeightsChecksumError,
@@ -42,58 +43,46 @@ from mmgt_eval.weights import (
 
 log = logging.getLogger("mmgt_eval")
 
-METRIC_CONFIG_DIR = CONFIG_DIR / "eval" / "metric"
+METRIC_CONFIG_DIR = CONFIG_DIR / "eval" / "metrics"
+"""The ``metrics`` config group: one ``_target_`` node per file, each in package ``metrics.<name>``."""
 
 
-def _metric_dirs(cfg: DictConfig | None) -> list[Path]:
-    extra = [Path(d).expanduser() for d in (cfg.get("metric_dirs") or [])] if cfg is not None else []
-    return [*extra, METRIC_CONFIG_DIR]
-
-
-def available_metrics(cfg: DictConfig | None = None) -> list[str]:
-    """Names of the metric configs (``<metric_dirs>/<name>.yaml`` and ``conf/eval/metric/<name>.yaml``)."""
-    return sorted({p.stem for d in _metric_dirs(cfg) for p in d.glob("*.yaml")})
+def available_metrics() -> list[str]:
+    """Names of the shipped metric configs (``conf/eval/metrics/<name>.yaml``)."""
+    return sorted(p.stem for p in METRIC_CONFIG_DIR.glob("*.yaml"))
 
 
 def metric_names(cfg: DictConfig) -> list[str]:
-    """``cfg.metrics`` as a list of names (a ``"fid,psnr"`` string is accepted too)."""
-    raw = cfg.metrics
-    names = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else [str(s) for s in raw]
-    names = [n for n in names if n]
-    if not names:
-        raise ValueError("metrics is empty: name at least one of " + ", ".join(available_metrics(cfg)))
-    if len(set(names)) != len(names):
-        raise ValueError(f"metrics lists a name twice: {names}")
-    return names
+    """The selected metrics (``metrics=[fid,psnr]``: the ``metrics`` group's options), in selection order."""
+    selected = cfg.get("metrics") or {}
+    if "_target_" in selected:
+        raise ValueError(
+            "a metric config without its package header merged into `metrics` itself: start the file with "
+            "`# @package metrics.<name>` (see conf/eval/metrics/psnr.yaml)"
+        )
+    if not selected:
+        raise ValueError("metrics is empty: name at least one of " + ", ".join(available_metrics()))
+    return [str(n) for n in selected]
 
 
 def metric_node(cfg: DictConfig, name: str) -> DictConfig:
-    """The metric's config file, overridden by ``protocol.metric_args.<name>`` and ``metric_args.<name>``.
+    """The selected metric's node, overridden by ``protocol.metric_args.<name>`` and ``metric_args.<name>``.
 
-    The file is ``<name>.yaml`` in the first of ``cfg.metric_dirs`` that has one, else in conf/eval/metric.
-
-    The node is attached to ``cfg`` (``cfg.metric_nodes.<name>``) so interpolations such as
-    ``${protocol.seed}`` resolve against the whole config.
+    The merged node replaces ``cfg.metrics.<name>``, so interpolations such as ``${protocol.seed}`` resolve
+    against the whole config.
     """
-    dirs = _metric_dirs(cfg)
-    path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
-    if path is None:
-        raise ValueError(
-            f"unknown metric {name!r}: no {name}.yaml in {', '.join(map(str, dirs))}; "
-            f"available: {', '.join(available_metrics(cfg))}"
-        )
-    node = OmegaConf.load(path)
-    if "defaults" in node:
-        raise ValueError(f"{path}: metric configs are plain adapter nodes; a defaults list is not supported")
+    node = cfg.metrics[name]
     if "_target_" not in node:
-        raise ValueError(f"{path}: no _target_ (the adapter class)")
+        raise ValueError(
+            f"metrics.{name}: no _target_ (the adapter class); select it with metrics=[...,{name}]"
+        )
     proto_args = cfg.protocol.get("metric_args", None) or {}
-    node = OmegaConf.merge(node, proto_args.get(name, {}) or {}, (cfg.metric_args or {}).get(name, {}) or {})
+    merged = OmegaConf.merge(
+        node, proto_args.get(name, {}) or {}, (cfg.metric_args or {}).get(name, {}) or {}
+    )
     with open_dict(cfg):
-        if "metric_nodes" not in cfg:
-            cfg.metric_nodes = {}
-        cfg.metric_nodes[name] = node
-    return cfg.metric_nodes[name]
+        cfg.metrics[name] = merged
+    return cfg.metrics[name]
 
 
 def _weight_keys(node: dict) -> list[str]:

@@ -382,6 +382,40 @@ def _iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _greedy_track(scene_faces: list[list[dict[str, Any]]], cfg: FaceTrackConfig) -> list[dict[str, Any]]:
+    """One pass of ``track_shot``: the next track's detections, taken out of ``scene_faces``."""
+    track: list[dict[str, Any]] = []
+    for frame_faces in scene_faces:
+        for face in frame_faces:  # noqa: B909 - list mutated while iterated, as in the reference
+            if not track:
+                track.append(face)
+                frame_faces.remove(face)
+            elif face["frame"] - track[-1]["frame"] <= cfg.num_failed_det:
+                if _iou(face["bbox"], track[-1]["bbox"]) > cfg.iou_threshold:
+                    track.append(face)
+                    frame_faces.remove(face)
+            else:
+                break
+    return track
+
+
+def _interpolated(track: list[dict[str, Any]], cfg: FaceTrackConfig) -> FaceTrack | None:
+    """The track's boxes interpolated over every frame it spans, or None when it is too short or small."""
+    if len(track) <= cfg.min_track:
+        return None
+    framenum = np.array([f["frame"] for f in track])
+    bboxes = np.array([f["bbox"] for f in track], dtype=np.float64)
+    frame_i = np.arange(framenum[0], framenum[-1] + 1)
+    if len(framenum) > 1:
+        boxes_i = np.stack([interp1d(framenum, bboxes[:, k])(frame_i) for k in range(4)], axis=1)
+    else:
+        boxes_i = bboxes
+    size = max(np.mean(boxes_i[:, 2] - boxes_i[:, 0]), np.mean(boxes_i[:, 3] - boxes_i[:, 1]))
+    if size <= cfg.min_face_size:
+        return None
+    return FaceTrack(frame_i, boxes_i, np.isin(frame_i, framenum))
+
+
 def track_shot(scene_faces: list[list[dict[str, Any]]], cfg: FaceTrackConfig) -> list[FaceTrack]:
     """``run_pipeline.track_shot``: greedy IoU tracks over one scene's detections (consumes ``scene_faces``).
 
@@ -390,33 +424,9 @@ def track_shot(scene_faces: list[list[dict[str, Any]]], cfg: FaceTrackConfig) ->
     being iterated, so the next detection of that frame is skipped in this pass (it stays for later tracks).
     """
     tracks: list[FaceTrack] = []
-    while True:
-        track: list[dict[str, Any]] = []
-        for frame_faces in scene_faces:
-            for face in frame_faces:  # noqa: B909 - list mutated while iterated, as in the reference
-                if not track:
-                    track.append(face)
-                    frame_faces.remove(face)
-                elif face["frame"] - track[-1]["frame"] <= cfg.num_failed_det:
-                    if _iou(face["bbox"], track[-1]["bbox"]) > cfg.iou_threshold:
-                        track.append(face)
-                        frame_faces.remove(face)
-                        continue
-                else:
-                    break
-        if not track:
-            break
-        if len(track) > cfg.min_track:
-            framenum = np.array([f["frame"] for f in track])
-            bboxes = np.array([f["bbox"] for f in track], dtype=np.float64)
-            frame_i = np.arange(framenum[0], framenum[-1] + 1)
-            if len(framenum) > 1:
-                boxes_i = np.stack([interp1d(framenum, bboxes[:, k])(frame_i) for k in range(4)], axis=1)
-            else:
-                boxes_i = bboxes
-            size = max(np.mean(boxes_i[:, 2] - boxes_i[:, 0]), np.mean(boxes_i[:, 3] - boxes_i[:, 1]))
-            if size > cfg.min_face_size:
-                tracks.append(FaceTrack(frame_i, boxes_i, np.isin(frame_i, framenum)))
+    while track := _greedy_track(scene_faces, cfg):
+        if (kept := _interpolated(track, cfg)) is not None:
+            tracks.append(kept)
     return tracks
 
 

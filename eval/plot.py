@@ -56,6 +56,57 @@ def _limits(values: list[float]) -> tuple[float, float]:
     return lo - 0.25 * span, hi + 0.25 * span
 
 
+def _draw_run(
+    ax: Any, side: Any, yi: float, row: Any, col: Any, texts: dict, index: dict, rng: Any
+) -> list[float]:
+    """One configuration's seeds, mean ± std and value text on ``ax`` at height ``yi``; the x values drawn."""
+    cell = row.cells[col.key]
+    seeds = [v for v in cell.values if math.isfinite(v)]
+    mean = cell.mean
+    if row.status != "ok" or mean is None:
+        why = STATUS_TEXT[row.status] if row.status != "ok" else "no value"
+        ax.text(0.03, yi, why, transform=side, va="center", color=SEED, style="italic")
+        return []
+    best = col.key in row.best
+    text = texts[(index[id(row)], col.key)][0]
+    color = BEST if best else RUN
+    if not math.isfinite(mean):
+        ax.text(0.97, yi, text, transform=side, va="center", ha="right", color=color)
+        return []
+    jitter = rng.uniform(-0.12, 0.12, len(seeds))
+    ax.scatter(seeds, yi + jitter, s=14, color=SEED, alpha=0.7, zorder=2)
+    ax.errorbar(
+        mean, yi, xerr=cell.std, fmt="o", ms=7, color=color, ecolor=color, capsize=5, lw=1.6, zorder=3
+    )
+    ax.annotate(
+        text, (mean, yi), xytext=(0, 7), textcoords="offset points", ha="center", va="bottom",
+        fontsize=8.5, color=color, fontweight="bold" if best else "normal",
+    )  # fmt: skip
+    drawn = [mean, *seeds]
+    if cell.std is not None:
+        drawn += [mean - cell.std, mean + cell.std]
+    return drawn
+
+
+def _draw_references(
+    ax: Any, refs: list, col: Any, texts: dict, index: dict, lo: float, hi: float
+) -> tuple[float, float, list[str]]:
+    """Reference values near the runs' range as dashed lines; (lo, hi) widened to them, the others' texts."""
+    off_scale = []
+    for ref in refs:
+        value = ref.cells[col.key].mean
+        if value is None:
+            continue
+        if math.isfinite(value) and lo - (hi - lo) <= value <= hi + (hi - lo):
+            ax.axvline(value, ls="--", lw=1.2, color=REF, zorder=1)
+            ax.text(value, 0.01, f" {ref.name}", transform=ax.get_xaxis_transform(), va="bottom",
+                    ha="left", fontsize=8, color=REF)  # fmt: skip
+            lo, hi = min(lo, value), max(hi, value)
+        else:
+            off_scale.append(f"{ref.name} = {texts[(index[id(ref)], col.key)][0]}")
+    return lo, hi, off_scale
+
+
 def plot_table(table: Table, columns: list[str] | None = None, sig: int = 3) -> Any:
     """A ``matplotlib.figure.Figure`` of ``table`` (``columns``: keys to draw, default every column)."""
     from matplotlib.figure import Figure
@@ -87,46 +138,13 @@ def plot_table(table: Table, columns: list[str] | None = None, sig: int = 3) -> 
             continue
         col = cols[k]
         side = blended_transform_factory(ax.transAxes, ax.transData)
-        drawn: list[float] = []
-        for yi, row in zip(y, rows, strict=True):
-            cell = row.cells[col.key]
-            seeds = [v for v in cell.values if math.isfinite(v)]
-            mean = cell.mean
-            if row.status != "ok" or mean is None:
-                why = STATUS_TEXT[row.status] if row.status != "ok" else "no value"
-                ax.text(0.03, yi, why, transform=side, va="center", color=SEED, style="italic")
-                continue
-            best = col.key in row.best
-            text = texts[(index[id(row)], col.key)][0]
-            if not math.isfinite(mean):
-                ax.text(0.97, yi, text, transform=side, va="center", ha="right", color=BEST if best else RUN)
-                continue
-            color = BEST if best else RUN
-            jitter = rng.uniform(-0.12, 0.12, len(seeds))
-            ax.scatter(seeds, yi + jitter, s=14, color=SEED, alpha=0.7, zorder=2)
-            ax.errorbar(
-                mean, yi, xerr=cell.std, fmt="o", ms=7, color=color, ecolor=color, capsize=5, lw=1.6, zorder=3
-            )
-            ax.annotate(
-                text, (mean, yi), xytext=(0, 7), textcoords="offset points", ha="center", va="bottom",
-                fontsize=8.5, color=color, fontweight="bold" if best else "normal",
-            )  # fmt: skip
-            drawn += [mean, *seeds]
-            if cell.std is not None:
-                drawn += [mean - cell.std, mean + cell.std]
+        drawn = [
+            v
+            for yi, row in zip(y, rows, strict=True)
+            for v in _draw_run(ax, side, yi, row, col, texts, index, rng)
+        ]
         lo, hi = _limits(drawn) if drawn else (0.0, 1.0)
-        off_scale = []
-        for ref in refs:
-            value = ref.cells[col.key].mean
-            if value is None:
-                continue
-            if math.isfinite(value) and lo - (hi - lo) <= value <= hi + (hi - lo):
-                ax.axvline(value, ls="--", lw=1.2, color=REF, zorder=1)
-                ax.text(value, 0.01, f" {ref.name}", transform=ax.get_xaxis_transform(), va="bottom",
-                        ha="left", fontsize=8, color=REF)  # fmt: skip
-                lo, hi = min(lo, value), max(hi, value)
-            else:
-                off_scale.append(f"{ref.name} = {texts[(index[id(ref)], col.key)][0]}")
+        lo, hi, off_scale = _draw_references(ax, refs, col, texts, index, lo, hi)
         ax.set_xlim(*_limits([lo, hi]) if drawn else (lo, hi))
         ax.set_title(col.key, fontsize=11, fontweight="bold")
         xlabel = f"{col.key.rsplit('/', 1)[-1]}  ({_direction(col.higher_is_better)})"

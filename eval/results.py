@@ -131,15 +131,8 @@ def _number(value: Any, where: str) -> float:
     raise TableError(f"{where}: expected a number (or 'inf'), got {value!r}")
 
 
-def load_result(
-    path: str | os.PathLike[str],
-    *,
-    reference: bool = False,
-    label: str | None = None,
-    seed_keys: Sequence[str] = ("seed",),
-) -> RunResult:
-    """Read one ``results.json`` into a :class:`RunResult`; :class:`TableError` naming the file otherwise."""
-    path = Path(path)
+def _json_object(path: Path) -> dict:
+    """The results file's top-level object; :class:`TableError` naming the file otherwise."""
     try:
         text = path.read_text()
     except OSError as e:
@@ -153,20 +146,37 @@ def load_result(
     run_info = data.get("run")
     if run_info is not None and not isinstance(run_info, dict):
         raise TableError(f"{path}: 'run' must be an object, got {type(run_info).__name__}")
-    run_info = run_info or {}
+    return data
+
+
+def _overrides(path: Path, run_info: dict) -> list | None:
+    """``run.overrides``, else the Hydra overrides beside the file (None: neither)."""
     overrides = run_info.get("overrides")
     if overrides is None:
-        overrides = _read_overrides(path.parent)
-    elif not isinstance(overrides, list):
+        return _read_overrides(path.parent)
+    if not isinstance(overrides, list):
         raise TableError(f"{path}: run.overrides must be a list of 'key=value' strings")
+    return overrides
+
+
+def _run_name(
+    path: Path,
+    run_info: dict,
+    overrides: list | None,
+    label: str | None,
+    reference: bool,
+    seed_keys: Sequence[str],
+) -> str:
     if label:
-        name = str(label)
-    elif run_info.get("name"):
-        name = str(run_info["name"])
-    elif overrides is not None and not reference:
-        name = config_name(overrides, seed_keys)
-    else:
-        name = path.parent.name or str(path)
+        return str(label)
+    if run_info.get("name"):
+        return str(run_info["name"])
+    if overrides is not None and not reference:
+        return config_name(overrides, seed_keys)
+    return path.parent.name or str(path)
+
+
+def _run_seed(path: Path, run_info: dict, overrides: list | None, seed_keys: Sequence[str]) -> int | None:
     seed = run_info.get("seed")
     if seed is None and overrides is not None:
         seed = _seed_from(overrides, seed_keys)
@@ -175,55 +185,91 @@ def load_result(
             seed = int(seed)
         except (TypeError, ValueError):
             raise TableError(f"{path}: run.seed must be an integer, got {seed!r}") from None
+    return None if seed is None else int(seed)
+
+
+def _run_status(path: Path, run_info: dict) -> str:
     status = str(run_info.get("status", "ok"))
     if status not in ("ok", "failed"):
         raise TableError(f"{path}: run.status must be 'ok' or 'failed', got {status!r}")
     if status == "ok" and run_info.get("evaluated") is False:
-        status = NOT_EVALUATED  # trained; its results hold no metrics
+        return NOT_EVALUATED  # trained; its results hold no metrics
+    return status
 
+
+@dataclass
+class _Scores:
+    """What a results file reports per metric: values and their directions, protocols, failures."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    directions: dict[str, bool | None] = field(default_factory=dict)
+    protocols: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add_entry(self, path: Path, mname: str, entry: Any) -> None:
+        """One ``metrics.<mname>`` entry of mmgt-eval's results."""
+        if not isinstance(entry, dict):
+            raise TableError(f"{path}: metrics.{mname} must be an object")
+        if "protocol" in entry:
+            self.protocols[mname] = entry["protocol"]
+        if entry.get("status", "ok") != "ok":
+            self.failed[mname] = str(entry.get("error") or "failed")
+            return
+        declared = entry.get("value_higher_is_better")
+        adapter = str(entry.get("name") or mname)  # consulted only when the entry declares nothing
+        for key, v in (entry.get("values") or {}).items():
+            full = f"{mname}/{key}"
+            self.values[full] = _number(v, f"{path}: metrics.{mname}.values.{key}")
+            self.directions[full] = value_direction(key, declared, entry.get("higher_is_better"), adapter)
+
+
+def _scores(path: Path, data: dict, status: str) -> _Scores:
+    """The file's metric entries, else (a plain ``summary``) its values with no directions."""
+    scores = _Scores()
     metrics = data.get("metrics")
-    if status == "ok" and not isinstance(metrics, dict):
-        if not isinstance(data.get("summary"), dict):
-            raise TableError(f"{path}: no 'metrics' or 'summary' object: not an mmgt-eval results file")
-        metrics = None
-    values: dict[str, float] = {}
-    directions: dict[str, bool | None] = {}
-    metric_protocols: dict[str, Any] = {}
-    failed_metrics: dict[str, str] = {}
     if isinstance(metrics, dict):
         for mname, entry in metrics.items():
-            if not isinstance(entry, dict):
-                raise TableError(f"{path}: metrics.{mname} must be an object")
-            if "protocol" in entry:
-                metric_protocols[mname] = entry["protocol"]
-            if entry.get("status", "ok") != "ok":
-                failed_metrics[mname] = str(entry.get("error") or "failed")
-                continue
-            declared = entry.get("value_higher_is_better")
-            adapter = str(entry.get("name") or mname)  # consulted only when the entry declares nothing
-            for key, v in (entry.get("values") or {}).items():
-                full = f"{mname}/{key}"
-                values[full] = _number(v, f"{path}: metrics.{mname}.values.{key}")
-                directions[full] = value_direction(key, declared, entry.get("higher_is_better"), adapter)
+            scores.add_entry(path, mname, entry)
     elif status == "ok":
+        if not isinstance(data.get("summary"), dict):
+            raise TableError(f"{path}: no 'metrics' or 'summary' object: not an mmgt-eval results file")
         for full, v in data["summary"].items():
-            values[full] = _number(v, f"{path}: summary.{full}")
-            directions[full] = None  # a summary states no directions
+            scores.values[full] = _number(v, f"{path}: summary.{full}")
+            scores.directions[full] = None  # a summary states no directions
+    return scores
+
+
+def load_result(
+    path: str | os.PathLike[str],
+    *,
+    reference: bool = False,
+    label: str | None = None,
+    seed_keys: Sequence[str] = ("seed",),
+) -> RunResult:
+    """Read one ``results.json`` into a :class:`RunResult`; :class:`TableError` naming the file otherwise."""
+    path = Path(path)
+    data = _json_object(path)
+    run_info = data.get("run") or {}
+    overrides = _overrides(path, run_info)
+    name = _run_name(path, run_info, overrides, label, reference, seed_keys)
+    seed = _run_seed(path, run_info, overrides, seed_keys)
+    status = _run_status(path, run_info)
+    scores = _scores(path, data, status)
     seconds = run_info.get("seconds")
     return RunResult(
         path=path,
         name=name,
-        seed=None if seed is None else int(seed),
+        seed=seed,
         status=status,
         error=None if run_info.get("error") is None else str(run_info["error"]),
         reference=reference,
         named=bool(label) or reference or bool(run_info.get("named")),
         overrides=tuple(str(o) for o in overrides or ()),
-        values=values,
-        directions=directions,
+        values=scores.values,
+        directions=scores.directions,
         protocol=data.get("protocol") if isinstance(data.get("protocol"), dict) else None,
-        metric_protocols=metric_protocols,
-        failed_metrics=failed_metrics,
+        metric_protocols=scores.protocols,
+        failed_metrics=scores.failed,
         seconds=None if seconds is None else float(seconds),
     )
 

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import BinaryIO
 
 from mmgt.digest import sha256_file
 
@@ -87,7 +88,7 @@ class WeightSpec:
     licence: str
     description: str
     used_by: tuple[str, ...]
-    """Metric names (conf/eval/metric/<name>.yaml) that load it."""
+    """Metric names (conf/eval/metrics/<name>.yaml) that load it."""
     sha256_prefix: str | None = None
     """Leading hex digits of the sha256, from a torch-hub style file name, when the full hash is unknown."""
     note: str = ""
@@ -364,6 +365,46 @@ def _looks_like_html(head: bytes) -> bool:
     return start.startswith((b"<!doctype", b"<html", b"<head", b"<?xml"))
 
 
+def _download(src: str, out: BinaryIO, desc: str, timeout: float, progress: bool) -> tuple[bytes, str]:
+    """Stream ``src`` into the open file ``out`` (fsynced); (its first bytes, its sha256 hex digest)."""
+    h = hashlib.sha256()
+    head = b""
+    request = urllib.request.Request(src, headers={"User-Agent": "mmgt-weights"})
+    with urllib.request.urlopen(request, timeout=timeout) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc)
+        while chunk := resp.read(_CHUNK):
+            if len(head) < 64:
+                head += chunk[:64]
+            h.update(chunk)
+            out.write(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        out.flush()
+        os.fsync(out.fileno())
+    return head, h.hexdigest()
+
+
+def _check_download(spec: WeightSpec, src: str, target: Path, tmp: Path, head: bytes, digest: str) -> None:
+    """Refuse an empty download, an HTML page or a checksum mismatch."""
+    if tmp.stat().st_size == 0:
+        raise WeightsError(f"download of {spec.name!r} from {src} is empty")
+    if _looks_like_html(head):
+        raise WeightsError(
+            f"download of {spec.name!r} from {src} returned an HTML page (login or confirmation page?), "
+            "not the weight file. Get it by hand.\n" + _how_to_get(spec, target)
+        )
+    status, message = _check_digest(spec, digest)
+    if status == "mismatch":
+        raise WeightsChecksumError(f"download of {spec.name!r} from {src}: {message}")
+
+
 def fetch(
     spec: str | WeightSpec,
     url: str | None = None,
@@ -391,38 +432,10 @@ def fetch(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
-    h = hashlib.sha256()
     try:
-        request = urllib.request.Request(src, headers={"User-Agent": "mmgt-weights"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total, unit="B", unit_scale=True, desc=spec.filename)
-            head = b""
-            while chunk := resp.read(_CHUNK):
-                if len(head) < 64:
-                    head += chunk[:64]
-                h.update(chunk)
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))
-            if bar is not None:
-                bar.close()
-            out.flush()
-            os.fsync(out.fileno())
-        if tmp.stat().st_size == 0:
-            raise WeightsError(f"download of {spec.name!r} from {src} is empty")
-        if _looks_like_html(head):
-            raise WeightsError(
-                f"download of {spec.name!r} from {src} returned an HTML page (login or confirmation page?), "
-                "not the weight file. Get it by hand.\n" + _how_to_get(spec, target)
-            )
-        status, message = _check_digest(spec, h.hexdigest())
-        if status == "mismatch":
-            raise WeightsChecksumError(f"download of {spec.name!r} from {src}: {message}")
+        with os.fdopen(fd, "wb") as out:
+            head, digest = _download(src, out, spec.filename, timeout, progress)
+        _check_download(spec, src, target, tmp, head, digest)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o644 & ~umask)

@@ -36,7 +36,7 @@ def single_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="package")
 def cfg_train_global() -> DictConfig:
-    """``conf/train.yaml`` composed once per test package, forced to a tiny CPU run (copy it: ``cfg_train``)."""
+    """``conf/train.yaml`` composed once per test package, forced to a tiny CPU run (tests copy it)."""
     cfg = compose_config("train", ["trainer=cpu"])
     with open_dict(cfg):
         cfg.trainer.max_epochs = 1

@@ -1,2 +1,2 @@
-"""``mmgt.conf.eval``: the metric and protocol groups of ``mmgt-eval`` (``pkg://mmgt.conf.eval`` on its
+"""``mmgt.conf.eval``: the metrics and protocol groups of ``mmgt-eval`` (``pkg://mmgt.conf.eval`` on its
 search path, conf/eval.yaml)."""

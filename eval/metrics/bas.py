@@ -1,7 +1,7 @@
 """Beat alignment (BAS / BC) of 2-D keypoints with speech onsets: functional core, ``Metric``, runner adapter.
 
 Algorithms and the variants they reproduce are in ``../shared/docs/metrics-reference.md`` §5.4; every preset
-names the definition it implements and :meth:`BASMetric.protocol` writes it into the results. Keypoints are
+names the definition it implements and :meth:`BASAdapter.protocol` writes it into the results. Keypoints are
 handled as in :mod:`mmgt_eval.metrics.keypoints` (model space, gaps interpolated over time).
 
 General form, averaged over **audio** beats (directional)::
@@ -33,7 +33,13 @@ from scipy.signal import argrelextrema
 from torch import Tensor
 
 from mmgt import schema as S
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
 from mmgt_eval.metrics.keypoints import _check_keypoints, _keypoints_of, joint_indices, pose_xy
 from mmgt_eval.metrics.onset import onset_detect
 
@@ -43,9 +49,9 @@ __all__ = [
     "HA2G_ANGLE_PAIRS",
     "HA2G_CHANGE_ANGLE",
     "MIN_BEAT_FRAMES",
-    "BASMetric",
+    "BASAdapter",
     "BeatAlignConfig",
-    "BeatAlignScore",
+    "BeatAlignMetric",
     "ClipBeatAlignment",
     "beat_align_score",
     "beat_alignment_clip",
@@ -295,7 +301,7 @@ def beat_alignment_clip(
     return ClipBeatAlignment(score, weight, int(a_beats.size), n_motion)
 
 
-class BeatAlignScore(torchmetrics.Metric):
+class BeatAlignMetric(RunnerSyncedMetric):
     """Weighted mean of per-clip beat alignment (:func:`beat_alignment_clip`) over clips.
 
     ``update(keypoints (T, 134, 3), audio (N,) 16 kHz, fps)`` scores one clip and keeps the result in
@@ -339,7 +345,7 @@ class BeatAlignScore(torchmetrics.Metric):
 
 
 # =========================================================================== runner adapter
-class BASMetric:
+class BASAdapter(MetricAdapter):
     """Runner adapter: beat alignment of generated videos (and of the references, reported separately).
 
     Audio: the generated video's track, else the reference's (``audio_source``). Keypoints: the samples'
@@ -399,8 +405,8 @@ class BASMetric:
             )
         self.audio_source = audio_source
         self.score_reference = score_reference
-        self.generated = BeatAlignScore(self.config)
-        self.reference = BeatAlignScore(self.config)
+        self.generated = BeatAlignMetric(self.config)
+        self.reference = BeatAlignMetric(self.config)
 
     @property
     def variant(self) -> str:

@@ -1,13 +1,16 @@
 """The contract between metric adapters and the evaluation runner.
 
 The runner loads each video pair as :class:`VideoSample` objects and feeds every adapter in the run
-(one :class:`VideoMetric` per configured metric). Adapters wrap a torchmetrics ``Metric`` (whose states the
-runner syncs across ranks) and translate videos into that metric's inputs.
+(one :class:`MetricAdapter` per configured metric). Adapters wrap torchmetrics Metrics
+(:class:`RunnerSyncedMetric`, whose states the runner syncs across ranks) and translate videos into those
+metrics' inputs. Adding a metric is one adapter class and one ``conf/eval/metrics/<name>.yaml``.
 
 Life cycle, per rank::
 
-    metric = instantiate(cfg.metric.fid, weights_path=resolved_path)   # constructor takes plain values
+    metric = instantiate(cfg.metrics.fid, weights_path=resolved_path)  # constructor takes plain values
     for generated, reference in my_shard:
+        if metric.missing_input(generated, reference):                   # e.g. no reference video: a skip
+            continue
         try:
             per_video = metric.update(generated, reference)               # {} when the metric has none
         except VideoSkipped as skip:                                      # declared skip: record, go on
@@ -23,7 +26,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 import torchmetrics
@@ -32,12 +35,16 @@ from mmgt.digest import sha256_file
 from mmgt_eval.directions import declared_direction
 
 
+class EvaluationError(RuntimeError):
+    """The evaluation cannot produce trustworthy results (bad input under ``strict``, NaN, a rank failed)."""
+
+
 class MetricInputError(ValueError):
     """Input a metric cannot score (wrong shape, dtype, channel count, too few samples)."""
 
 
 class VideoSkipped(Exception):  # noqa: N818 - a declared outcome, not an error
-    """Raised by :meth:`VideoMetric.update` when the metric declines a video by configuration.
+    """Raised by :meth:`MetricAdapter.update` when the metric declines a video by configuration.
 
     State already updated for this call (e.g. the reference side) stays updated; the runner records
     ``(video name, metric name, reason)`` and counts the skip in the results.
@@ -107,43 +114,64 @@ def _as_2d(features: Any, what: str, min_rows: int = 2, dtype: Any = np.float64)
     return f
 
 
-@runtime_checkable
-class VideoMetric(Protocol):
-    """What the runner needs from a metric adapter."""
+class RunnerSyncedMetric(torchmetrics.Metric):
+    """A torchmetrics Metric whose states the runner syncs (:func:`mmgt_eval.distributed.synced_states`).
 
-    name: str
+    Built with ``sync_on_compute=False``: ``compute()`` works on the states it holds, the local ones or,
+    inside the runner's ``Metric.sync_context``, every rank's (so rank 0 computes alone, with no collective).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("sync_on_compute", False)
+        super().__init__(**kwargs)
+
+
+class MetricAdapter:
+    """Base of the runner's metric adapters: one video (pair) in, per-video scores out; values at the end.
+
+    Subclasses set ``name`` and the flags below and implement :meth:`update`, :meth:`compute`,
+    :meth:`protocol` and :meth:`metric_states`; the runner asks the adapter itself what input it needs
+    (:meth:`missing_input`).
+    """
+
+    name: str = ""
     """Short metric name, e.g. ``"fid"``; prefixes the keys of :meth:`compute`."""
-    higher_is_better: bool
+    higher_is_better: bool = False
     """Direction of the metric's main value; also the default for values not in ``value_higher_is_better``."""
-    needs_reference: bool
+    needs_reference: bool = False
     """True if :meth:`update` needs the reference video (the runner then skips unpaired videos)."""
-    # Optional (not part of the structural check):
-    # * ``variant: str``, the protocol variant the adapter implements (e.g. ``"stylegan_v"``, ``"bailando"``;
-    #   docs/metrics.md); the runner writes it into ``metrics.<m>.variant`` and ``metrics.<m>.protocol``
-    #   (:func:`metric_variant`);
-    # * ``value_higher_is_better: dict[str, bool | None]``, the direction of each key of :meth:`compute`
-    #   (None: no direction, e.g. counts and offsets); keys missing from it get ``higher_is_better``. The
-    #   runner writes the resolved mapping into the results.
+    variant: str | None = None
+    """The protocol variant the adapter implements (e.g. ``"stylegan_v"``, ``"bailando"``; docs/metrics.md);
+    written into ``metrics.<m>.variant`` and ``metrics.<m>.protocol`` (:func:`metric_variant`)."""
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {}
+    """Direction of each key of :meth:`compute` (None: no direction, e.g. counts and offsets); keys missing
+    from it get ``higher_is_better``. The runner writes the resolved mapping into the results."""
+
+    def missing_input(self, generated: VideoSample, reference: VideoSample | None) -> str | None:
+        """Why this pair cannot be scored at all (recorded as an ``unpaired`` skip), or None to score it."""
+        if self.needs_reference and reference is None:
+            return "no reference video"
+        return None
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Add one video (pair); return per-video scores ({} when the metric has none)."""
-        ...
+        raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
         """Final values after the runner synced :meth:`metric_states`, e.g. ``{"fid": 12.3}``."""
-        ...
+        raise NotImplementedError
 
     def protocol(self) -> dict:
         """Settings and weight-file checksums written into the results."""
-        ...
+        return {}
 
     def metric_states(self) -> list[torchmetrics.Metric]:
         """The ``Metric`` objects whose states the runner syncs across ranks (may be [])."""
-        ...
+        return []
 
 
 def weights_record(path: str | os.PathLike) -> dict[str, str]:
-    """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`VideoMetric.protocol`."""
+    """``{"file": name, "sha256": digest}`` of a weight file, for :meth:`MetricAdapter.protocol`."""
     p = Path(path)
     return {"file": p.name, "sha256": sha256_file(p)}
 

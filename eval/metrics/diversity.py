@@ -1,7 +1,7 @@
 """Gesture Diversity under one named definition (metrics-reference.md §5.3), each a class chosen by config.
 
 Definitions (:data:`DIVERSITY_DEFINITIONS`, selected with ``definition: <name>`` in
-``conf/eval/metric/diversity.yaml``; the name is the results' ``variant``):
+``conf/eval/metrics/diversity.yaml``; the name is the results' ``variant``):
 
 * ``bailando`` (**default**: the definition the published tables used; S2G-MDD and ANGIE-style "Div" come
   from Bailando's code): ``lisiyao21/Bailando@cc90b98`` Div_k exactly, quirks included. Per-clip kinetic
@@ -39,14 +39,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torchmetrics
 
-from mmgt_eval.metrics.base import VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.base import MetricAdapter, VideoSample, VideoSkipped, weights_record
 from mmgt_eval.metrics.diversity_sets import (
-    BailandoCalcDiversity,
-    BailandoDiversity,
-    KineticDiversity,
-    LatentL1Diversity,
-    PairwiseL2Diversity,
-    WithinClipL1Diversity,
+    BailandoCalcDiversityMetric,
+    BailandoDiversityMetric,
+    KineticDiversityMetric,
+    LatentL1DiversityMetric,
+    PairwiseL2DiversityMetric,
+    WithinClipL1DiversityMetric,
     bailando_calc_diversity,
     bailando_calculate_avg_distance,
     bailando_normalize,
@@ -73,13 +73,13 @@ from mmgt_eval.pose_autoencoder import (
 __all__ = [
     "DEFAULT_DIVERSITY",
     "DIVERSITY_DEFINITIONS",
-    "BailandoCalcDiversity",
-    "BailandoDiversity",
-    "DiversityMetric",
-    "KineticDiversity",
-    "LatentL1Diversity",
-    "PairwiseL2Diversity",
-    "WithinClipL1Diversity",
+    "BailandoCalcDiversityMetric",
+    "BailandoDiversityMetric",
+    "DiversityAdapter",
+    "KineticDiversityMetric",
+    "LatentL1DiversityMetric",
+    "PairwiseL2DiversityMetric",
+    "WithinClipL1DiversityMetric",
     "bailando_calc_diversity",
     "bailando_calculate_avg_distance",
     "bailando_normalize",
@@ -179,7 +179,7 @@ class _Bailando(_BailandoFeatures):
     comparable_with_published = True
 
     def state(self) -> torchmetrics.Metric:
-        return BailandoDiversity()
+        return BailandoDiversityMetric()
 
     def settings(self) -> dict[str, Any]:
         norm = "float32 z-score with the reference set (ddof 0) + 1e-10"
@@ -194,7 +194,7 @@ class _BailandoCalcDiversity(_BailandoFeatures):
     )
 
     def state(self) -> torchmetrics.Metric:
-        return BailandoCalcDiversity()
+        return BailandoCalcDiversityMetric()
 
 
 _CORRECTED = (
@@ -225,7 +225,7 @@ class _KineticL2Corrected(_CorrectedFeatures):
     )
 
     def state(self) -> torchmetrics.Metric:
-        return KineticDiversity()
+        return KineticDiversityMetric()
 
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "normalisation": "z-score with the reference set (ddof 0) + 1e-10"}
@@ -236,7 +236,7 @@ class _PairwiseL2Corrected(_CorrectedFeatures):
     description = "mean pairwise Euclidean distance of raw corrected kinetic features, per side (float64)"
 
     def state(self) -> torchmetrics.Metric:
-        return PairwiseL2Diversity()
+        return PairwiseL2DiversityMetric()
 
 
 class _WithinL1(_Definition):
@@ -252,7 +252,7 @@ class _WithinL1(_Definition):
         return pose_xy(keypoints, self.joints, name).reshape(keypoints.shape[0], -1)
 
     def state(self) -> torchmetrics.Metric:
-        return WithinClipL1Diversity()
+        return WithinClipL1DiversityMetric()
 
     def settings(self) -> dict[str, Any]:
         return {"joints": list(joint_indices(self.joints))}
@@ -291,7 +291,7 @@ class _LatentL1(_Definition):
         return encode_windows(self.model, w)
 
     def state(self) -> torchmetrics.Metric:
-        return LatentL1Diversity(n_pairs=self.n_pairs, seed=self.seed)
+        return LatentL1DiversityMetric(n_pairs=self.n_pairs, seed=self.seed)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -321,7 +321,7 @@ _RENAMED = {"kinetic_l2": "kinetic_l2_corrected", "pairwise_l2": "pairwise_l2_co
 
 
 # =========================================================================== runner adapter
-class DiversityMetric:
+class DiversityAdapter(MetricAdapter):
     """Runner adapter for Diversity under one named definition (:data:`DIVERSITY_DEFINITIONS`).
 
     Reference videos with keypoints feed the reference side (GT normalisation for ``bailando`` and

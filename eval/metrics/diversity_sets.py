@@ -12,19 +12,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchmetrics
 from torch import Tensor
 from torchmetrics.utilities import dim_zero_cat
 
-from mmgt_eval.metrics.base import MetricInputError, _as_2d
+from mmgt_eval.metrics.base import MetricInputError, RunnerSyncedMetric, _as_2d
 
 __all__ = [
-    "BailandoCalcDiversity",
-    "BailandoDiversity",
-    "KineticDiversity",
-    "LatentL1Diversity",
-    "PairwiseL2Diversity",
-    "WithinClipL1Diversity",
+    "BailandoCalcDiversityMetric",
+    "BailandoDiversityMetric",
+    "KineticDiversityMetric",
+    "LatentL1DiversityMetric",
+    "PairwiseL2DiversityMetric",
+    "WithinClipL1DiversityMetric",
     "bailando_calc_diversity",
     "bailando_calculate_avg_distance",
     "bailando_normalize",
@@ -141,7 +140,7 @@ def _name_key(name: str) -> int:
     return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:7], "big")
 
 
-class _FeatureSets(torchmetrics.Metric):
+class _FeatureSetsMetric(RunnerSyncedMetric):
     """Shared states: generated / reference feature rows and sort keys (list states, ``cat`` over ranks)."""
 
     is_differentiable = False
@@ -194,7 +193,7 @@ class _FeatureSets(torchmetrics.Metric):
         return out
 
 
-class BailandoDiversity(_FeatureSets):
+class BailandoDiversityMetric(_FeatureSetsMetric):
     """Bailando Div_k / Div_k_gt on float32 features (:func:`bailando_normalize`, then
     :func:`bailando_calculate_avg_distance`)."""
 
@@ -208,7 +207,7 @@ class BailandoDiversity(_FeatureSets):
         return out
 
 
-class BailandoCalcDiversity(_FeatureSets):
+class BailandoCalcDiversityMetric(_FeatureSetsMetric):
     """Bailando ``calc_diversity`` (:func:`bailando_calc_diversity`) of each side's raw features."""
 
     def compute(self) -> dict[str, Tensor]:
@@ -216,7 +215,7 @@ class BailandoCalcDiversity(_FeatureSets):
         return self._per_side(bailando_calc_diversity, "bailando_calc_diversity")
 
 
-class LatentL1Diversity(_FeatureSets):
+class LatentL1DiversityMetric(_FeatureSetsMetric):
     """:func:`diversity_latent_l1` on encoder latents; compute -> {generated, reference}."""
 
     def __init__(self, n_pairs: int = 500, seed: int = 0, **kwargs: Any) -> None:
@@ -234,7 +233,7 @@ class LatentL1Diversity(_FeatureSets):
         return out
 
 
-class KineticDiversity(_FeatureSets):
+class KineticDiversityMetric(_FeatureSetsMetric):
     """:func:`diversity_kinetic_l2` (float64): generated set normalised with the reference set's stats;
     the reference set's own diversity is normalised with itself."""
 
@@ -247,7 +246,7 @@ class KineticDiversity(_FeatureSets):
         return out
 
 
-class PairwiseL2Diversity(_FeatureSets):
+class PairwiseL2DiversityMetric(_FeatureSetsMetric):
     """:func:`diversity_pairwise_l2` on raw features, per side."""
 
     def compute(self) -> dict[str, Tensor]:
@@ -255,7 +254,7 @@ class PairwiseL2Diversity(_FeatureSets):
         return self._per_side(diversity_pairwise_l2, "pairwise_l2_corrected")
 
 
-class WithinClipL1Diversity(torchmetrics.Metric):
+class WithinClipL1DiversityMetric(RunnerSyncedMetric):
     """:func:`diversity_within_l1` as float64 sums per side."""
 
     is_differentiable = False

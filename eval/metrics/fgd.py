@@ -4,7 +4,7 @@ FGD (``../shared/docs/metrics-reference.md`` §5.2): Fréchet distance (:mod:`mm
 encoder latents of reference and generated keypoint windows, from a pose autoencoder the project trains on
 dataset keypoints (:mod:`mmgt_eval.pose_autoencoder`: ``train_pose_autoencoder``, ``save_pose_autoencoder``,
 ``load_pose_autoencoder``). No public encoder exists for 2-D DWPose keypoints, so FGD values compare only
-between runs that use the same checkpoint; its sha256 is part of :meth:`FGDMetric.protocol`.
+between runs that use the same checkpoint; its sha256 is part of :meth:`FGDAdapter.protocol`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,15 @@ import torchmetrics
 from torch import Tensor
 
 from mmgt_eval.frechet import frechet_distance, gaussian_stats, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, _as_2d, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+    _as_2d,
+    weights_record,
+)
 from mmgt_eval.metrics.keypoints import _keypoints_of
 from mmgt_eval.pose_autoencoder import (
     PoseAutoencoder,
@@ -29,7 +37,7 @@ from mmgt_eval.pose_autoencoder import (
     pose_windows,
 )
 
-__all__ = ["FGDMetric", "FrechetGestureDistance", "frechet_gesture_distance"]
+__all__ = ["FGDAdapter", "FGDMetric", "frechet_gesture_distance"]
 
 
 def frechet_gesture_distance(generated_features: Any, reference_features: Any) -> float:
@@ -39,7 +47,7 @@ def frechet_gesture_distance(generated_features: Any, reference_features: Any) -
     return float(frechet_distance(*gaussian_stats(g), *gaussian_stats(r)))
 
 
-class FrechetGestureDistance(torchmetrics.Metric):
+class FGDMetric(RunnerSyncedMetric):
     """FGD as float64 sums (sum x, sum x x^T, n) per side over encoder latents of keypoint windows.
 
     ``update(windows (B, T, D), real)`` encodes with the frozen :class:`PoseAutoencoder`; ``compute()``
@@ -62,7 +70,7 @@ class FrechetGestureDistance(torchmetrics.Metric):
             self.add_state(f"{side}_cov_sum", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{side}_n", torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 
-    def train(self, mode: bool = True) -> FrechetGestureDistance:
+    def train(self, mode: bool = True) -> FGDMetric:
         """The encoder stays in eval mode."""
         super().train(mode)
         self.model.eval()
@@ -90,7 +98,7 @@ class FrechetGestureDistance(torchmetrics.Metric):
         )
 
 
-class FGDMetric:
+class FGDAdapter(MetricAdapter):
     """Runner adapter: FGD between generated and reference keypoint windows in a trained autoencoder's space.
 
     ``weights_path``: checkpoint of :func:`save_pose_autoencoder` (its JSON sidecar next to it). Windows of
@@ -122,7 +130,7 @@ class FGDMetric:
         self.model.to(device)
         self.window = int(self.meta["window"])
         self.stride = stride or self.window
-        self.state = FrechetGestureDistance(self.model)
+        self.state = FGDMetric(self.model)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Add the windows of both videos (both or neither)."""

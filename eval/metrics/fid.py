@@ -35,7 +35,13 @@ from pytorch_fid import inception as pfi
 from torch import Tensor, nn
 
 from mmgt_eval.frechet import frechet_distance, frechet_distance_from_features, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    weights_record,
+)
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = pfi.FID_WEIGHTS_URL
@@ -190,7 +196,7 @@ def _check_images(images: Tensor) -> None:
             raise MetricInputError(f"float images must be in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
 
 
-class FID(torchmetrics.Metric):
+class FIDMetric(RunnerSyncedMetric):
     """Fréchet Inception Distance with pytorch-fid semantics and float64 streaming states.
 
     States (all ``dist_reduce_fx="sum"``): ``{real,fake}_sum`` (dims,) float64, ``{real,fake}_cov_sum``
@@ -303,12 +309,12 @@ def frames_to_images(frames: np.ndarray, indices: Sequence[int] | np.ndarray) ->
     return torch.from_numpy(np.ascontiguousarray(frames[np.asarray(indices)])).permute(0, 3, 1, 2)
 
 
-class FIDAdapter:
+class FIDAdapter(MetricAdapter):
     """Runner adapter: frames of generated videos vs frames of reference videos.
 
     Args:
         weights_path: resolved local path of the ``inception_fid`` weights.
-        dims, batch_size, fast: passed to :class:`FID`.
+        dims, batch_size, fast: passed to :class:`FIDMetric`.
         frame_stride: use every k-th frame of each video (1 = every frame, pytorch-fid over dumped frames).
         max_frames_per_video: cap per video after striding (None = no cap).
         device: where the Inception runs (the runner may also move :meth:`metric_states`).
@@ -339,7 +345,7 @@ class FIDAdapter:
             raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
         self.frame_stride = frame_stride
         self.max_frames_per_video = max_frames_per_video
-        self.metric = FID(weights_path, dims=dims, batch_size=batch_size, fast=fast).to(device)
+        self.metric = FIDMetric(weights_path, dims=dims, batch_size=batch_size, fast=fast).to(device)
 
     def _add(self, sample: VideoSample, real: bool) -> None:
         idx = select_frames(sample.frames.shape[0], self.frame_stride, self.max_frames_per_video)
@@ -354,11 +360,9 @@ class FIDAdapter:
 
     def compute(self) -> dict[str, float]:
         """``{"fid": value, "fid_n_real": frames, "fid_n_generated": frames}``."""
-        return {
-            "fid": float(self.metric.compute()),
-            "fid_n_real": float(self.metric.real_n),
-            "fid_n_generated": float(self.metric.fake_n),
-        }
+        # the counts first: Metric.compute() restores the local (unsynced) states when it returns
+        n_real, n_generated = float(self.metric.real_n), float(self.metric.fake_n)
+        return {"fid": float(self.metric.compute()), "fid_n_real": n_real, "fid_n_generated": n_generated}
 
     def protocol(self) -> dict:
         """Settings written into the results."""

@@ -36,7 +36,14 @@ from torch import Tensor, nn
 from torchmetrics.utilities import dim_zero_cat
 
 from mmgt_eval.frechet import frechet_distance, stats_from_sums
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+    weights_record,
+)
 from mmgt_eval.metrics.fvd_protocol import (  # noqa: F401 - re-exported: the protocol API lives there
     DEFAULT_FVD_PROTOCOL,
     FVD_PROTOCOLS,
@@ -108,7 +115,7 @@ def _decode_names(data: Tensor, lengths: Tensor) -> list[str]:
     return [raw[e - n : e].decode("utf-8") for e, n in zip(ends, lengths.cpu().numpy(), strict=True)]
 
 
-class FVD(torchmetrics.Metric):
+class FVDMetric(RunnerSyncedMetric):
     """Fréchet Video Distance of I3D features under an :class:`FVDProtocol`.
 
     States per side (``real`` / ``fake``): ``{side}_features`` (list, ``cat``) float32 (N, D) clip features,
@@ -316,14 +323,14 @@ def video_to_tensor(frames: np.ndarray) -> Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
 
-class FVDAdapter:
+class FVDAdapter(MetricAdapter):
     """Runner adapter: clips of generated videos vs clips of reference videos.
 
     Args:
         weights_path: resolved local path of the ``i3d_torchscript`` weights.
         protocol: an :class:`FVDProtocol` or a mapping of its fields (``variant``: ``stylegan_v``, the
             default, or ``clip_sampling``); None = StyleGAN-V ``fvd2048_16f``.
-        feature_dim, batch_size: passed to :class:`FVD`.
+        feature_dim, batch_size: passed to :class:`FVDMetric`.
         device: where the detector runs (the runner may also move :meth:`metric_states`).
     """
 
@@ -348,7 +355,9 @@ class FVDAdapter:
         batch_size: int = 8,
         device: str = "cpu",
     ) -> None:
-        self.metric = FVD(weights_path, protocol=protocol, feature_dim=feature_dim, batch_size=batch_size)
+        self.metric = FVDMetric(
+            weights_path, protocol=protocol, feature_dim=feature_dim, batch_size=batch_size
+        )
         self.metric.to(device)
 
     @property

@@ -1,6 +1,6 @@
 """FVD protocols: which videos are kept, which frames each clip takes, the cap, how the detector is called.
 
-Two variants (:data:`FVD_PROTOCOLS`, selected with ``protocol.variant`` in ``conf/eval/metric/fvd.yaml``;
+Two variants (:data:`FVD_PROTOCOLS`, selected with ``protocol.variant`` in ``conf/eval/metrics/fvd.yaml``;
 the name is the results' ``variant``):
 
 * :class:`StyleGANVProtocol` (``stylegan_v``, **default**): ``universome/stylegan-v@3fecd69`` exactly

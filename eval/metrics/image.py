@@ -41,17 +41,23 @@ import torchmetrics
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, weights_record
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    weights_record,
+)
 
 __all__ = [
     "LPIPS_BACKBONE_FILES",
-    "LPIPSMetric",
+    "LPIPSAdapter",
     "LPIPSWeightsError",
+    "PSNRAdapter",
+    "SSIMAdapter",
+    "LPIPSMetric",
     "PSNRMetric",
     "SSIMMetric",
-    "VideoLPIPS",
-    "VideoPSNR",
-    "VideoSSIM",
     "build_lpips",
     "load_lpips_backbone",
     "lpips_frames",
@@ -280,7 +286,7 @@ def lpips_frames(model: Any, generated: Tensor, reference: Tensor, batch_size: i
 
 
 # =========================================================================== torchmetrics Metrics
-class _VideoMean(torchmetrics.Metric):
+class _VideoMeanMetric(RunnerSyncedMetric):
     """Mean over videos of the per-video mean over frames (float64 sums, synced across ranks).
 
     ``update(generated, reference)`` takes two videos (T, H, W, 3) uint8 (or anything :func:`to_rgb`
@@ -340,7 +346,7 @@ class _VideoMean(torchmetrics.Metric):
         return self.score_sum / self.num_videos
 
 
-class VideoPSNR(_VideoMean):
+class PSNRMetric(_VideoMeanMetric):
     """PSNR (:func:`psnr_frames`) averaged per frame, then per video."""
 
     higher_is_better = True
@@ -353,7 +359,7 @@ class VideoPSNR(_VideoMean):
         return psnr_frames(generated, reference, self.max_db, self.batch_size)
 
 
-class VideoSSIM(_VideoMean):
+class SSIMMetric(_VideoMeanMetric):
     """SSIM (:func:`ssim_frames`) averaged per frame, then per video."""
 
     higher_is_better = True
@@ -382,7 +388,7 @@ class VideoSSIM(_VideoMean):
         )
 
 
-class VideoLPIPS(_VideoMean):
+class LPIPSMetric(_VideoMeanMetric):
     """LPIPS (:func:`lpips_frames`) averaged per frame, then per video; ``model`` from :func:`build_lpips`."""
 
     higher_is_better = False
@@ -401,11 +407,11 @@ _CONVERSION = "uint8 RGB / 255 -> [0, 1]; grayscale replicated, RGBA alpha dropp
 _AVERAGING = "per frame, mean over the frames of a video, then mean over videos"
 
 
-class _FrameMetricAdapter:
+class _FrameMetricAdapter(MetricAdapter):
     name = ""
     higher_is_better = True
     needs_reference = True
-    state: _VideoMean
+    state: _VideoMeanMetric
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Score the pair; returns ``{name: per-video mean}``."""
@@ -441,7 +447,7 @@ class _FrameMetricAdapter:
         return [self.state]
 
 
-class PSNRMetric(_FrameMetricAdapter):
+class PSNRAdapter(_FrameMetricAdapter):
     """Runner adapter for PSNR (see the module docstring for the protocol)."""
 
     name = "psnr"
@@ -460,7 +466,7 @@ class PSNRMetric(_FrameMetricAdapter):
         size_policy: str = "error",
         batch_size: int = 32,
     ) -> None:
-        self.state = VideoPSNR(
+        self.state = PSNRMetric(
             max_db=max_db, batch_size=batch_size, frame_policy=frame_policy, size_policy=size_policy
         )
 
@@ -474,7 +480,7 @@ class PSNRMetric(_FrameMetricAdapter):
         }
 
 
-class SSIMMetric(_FrameMetricAdapter):
+class SSIMAdapter(_FrameMetricAdapter):
     """Runner adapter for SSIM (see the module docstring for the protocol)."""
 
     name = "ssim"
@@ -496,7 +502,7 @@ class SSIMMetric(_FrameMetricAdapter):
         size_policy: str = "error",
         batch_size: int = 32,
     ) -> None:
-        self.state = VideoSSIM(
+        self.state = SSIMMetric(
             kernel_size, sigma, k1, k2, batch_size, frame_policy=frame_policy, size_policy=size_policy
         )
 
@@ -514,7 +520,7 @@ class SSIMMetric(_FrameMetricAdapter):
         }
 
 
-class LPIPSMetric(_FrameMetricAdapter):
+class LPIPSAdapter(_FrameMetricAdapter):
     """Runner adapter for LPIPS: ``weights_path`` = torchvision backbone file of ``net``."""
 
     name = "lpips"
@@ -539,7 +545,7 @@ class LPIPSMetric(_FrameMetricAdapter):
         self.weights_path = None if weights_path is None else Path(weights_path)
         self.random_backbone = random_backbone
         model = build_lpips(net, weights_path, random_backbone=random_backbone, device=device)
-        self.state = VideoLPIPS(model, batch_size, frame_policy=frame_policy, size_policy=size_policy)
+        self.state = LPIPSMetric(model, batch_size, frame_policy=frame_policy, size_policy=size_policy)
 
     @property
     def variant(self) -> str:

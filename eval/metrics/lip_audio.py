@@ -16,10 +16,10 @@ Definition (this project's; stated because papers use several):
 
 Two adapters, two names, one definition; the results say which was scored (``protocol.source``):
 
-* ``lip_audio`` (:class:`LipAudioMetric`, ``source: pixels``): the lips are detected on the video's own
+* ``lip_audio`` (:class:`LipAudioAdapter`, ``source: pixels``): the lips are detected on the video's own
   frames (mediapipe FaceMesh, :class:`mmgt.pose_detect.FaceLandmarkDetector`; frames without a face count
   as invisible lips). This is the one for generated videos (Stage II): it measures what the video shows.
-* ``lip_audio_pose`` (:class:`LipAudioPoseMetric`, ``source: keypoints``): the lips are read from the
+* ``lip_audio_pose`` (:class:`LipAudioPoseAdapter`, ``source: keypoints``): the lips are read from the
   keypoints beside the video (``<stem>.npy`` / ``keypoints.npy``). For Stage I outputs, whose keypoints are
   the output; on a Stage II video they are the driving poses, so it would score the input, not the video.
 
@@ -46,7 +46,13 @@ from mmgt.schema import (
     VISIBILITY_THRESHOLD,
     lip_opening,
 )
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
 
 KEYPOINTS_SOURCE = "keypoints"
 PIXELS_SOURCE = "pixels"
@@ -86,7 +92,7 @@ def lip_audio_correlation(
     return best
 
 
-class LipAudioCorrelation(torchmetrics.Metric):
+class LipAudioCorrelationMetric(RunnerSyncedMetric):
     """Mean per-video lip-audio Pearson r (states: float64 sum of r and a count; sync by sum)."""
 
     is_differentiable = False
@@ -129,8 +135,9 @@ class LipAudioCorrelation(torchmetrics.Metric):
         return self.r_sum / self.n_videos
 
 
-class _LipAudioAdapter:
-    """Runner adapter of :class:`LipAudioCorrelation`; subclasses say where the lips come from (:meth:`lips`).
+class _LipAudioBaseAdapter(MetricAdapter):
+    """Runner adapter of :class:`LipAudioCorrelationMetric`; subclasses say where the lips come from
+    (:meth:`lips`).
 
     Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference's
     lips (from the same source) are scored with the same audio (``lip_audio_r_reference``).
@@ -154,8 +161,8 @@ class _LipAudioAdapter:
     needs_reference = False
 
     def __init__(self, max_lag: int = 0, min_frames: int = 10, score_reference: bool = True) -> None:
-        self.generated = LipAudioCorrelation(max_lag, min_frames)
-        self.reference = LipAudioCorrelation(max_lag, min_frames)
+        self.generated = LipAudioCorrelationMetric(max_lag, min_frames)
+        self.reference = LipAudioCorrelationMetric(max_lag, min_frames)
         self.score_reference = bool(score_reference)
 
     def lips(self, sample: VideoSample) -> np.ndarray:
@@ -166,7 +173,9 @@ class _LipAudioAdapter:
         """Per-video extras of the generated video's lips (the pixel metric's face rate); none here."""
         return {}
 
-    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+    def correlate(
+        self, acc: LipAudioCorrelationMetric, kps: np.ndarray, audio: np.ndarray, fps: float
+    ) -> bool:
         """Add one video's r to ``acc``; True when it was scored as a still mouth (the pixel metric)."""
         acc.update(kps, audio, fps)
         return False
@@ -231,11 +240,11 @@ class _LipAudioAdapter:
         return [self.generated, self.reference]
 
 
-class LipAudioPoseMetric(_LipAudioAdapter):
+class LipAudioPoseAdapter(_LipAudioBaseAdapter):
     """``lip_audio_pose``: the lips of the keypoints beside each video (Stage I outputs: the generated poses).
 
     On a video rendered from given poses (Stage II) this scores those poses, not the video: use
-    :class:`LipAudioMetric` there.
+    :class:`LipAudioAdapter` there.
     """
 
     name = "lip_audio_pose"
@@ -250,7 +259,7 @@ class LipAudioPoseMetric(_LipAudioAdapter):
         return {"lips": "the keypoints file beside each video (<stem>.npy or keypoints.npy), not its pixels"}
 
 
-class LipAudioMetric(_LipAudioAdapter):
+class LipAudioAdapter(_LipAudioBaseAdapter):
     """``lip_audio``: the lips detected on each video's own frames (mediapipe FaceMesh, offline).
 
     Frames are scored at the size the runner hands over (the protocol's ``resize``). A video in which
@@ -262,7 +271,7 @@ class LipAudioMetric(_LipAudioAdapter):
     ``lip_audio_face_rate``: the mean fraction of generated frames with a face.
 
     Args:
-        max_lag, min_frames, score_reference: as :class:`LipAudioCorrelation` / the base adapter.
+        max_lag, min_frames, score_reference: as :class:`LipAudioCorrelationMetric` / the base adapter.
         still_std: lip-opening std (frame fraction) below which the mouth counts as still.
         min_detection_confidence, min_tracking_confidence: FaceMesh thresholds.
     """
@@ -283,11 +292,11 @@ class LipAudioMetric(_LipAudioAdapter):
 
         super().__init__(max_lag, min_frames, score_reference)
         self.still_std = float(still_std)
-        self.n_still = torchmetrics.SumMetric()
+        self.n_still = torchmetrics.SumMetric(sync_on_compute=False)  # the runner syncs it
         self.detector = FaceLandmarkDetector(
             min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence
         )
-        self.face_rate = torchmetrics.MeanMetric()
+        self.face_rate = torchmetrics.MeanMetric(sync_on_compute=False)
 
     def lips(self, sample: VideoSample) -> np.ndarray:
         return self.detector.detect_frames(sample.frames)
@@ -297,7 +306,9 @@ class LipAudioMetric(_LipAudioAdapter):
         self.face_rate.update(rate)
         return {"lip_audio_face_rate": rate}
 
-    def correlate(self, acc: LipAudioCorrelation, kps: np.ndarray, audio: np.ndarray, fps: float) -> bool:
+    def correlate(
+        self, acc: LipAudioCorrelationMetric, kps: np.ndarray, audio: np.ndarray, fps: float
+    ) -> bool:
         valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
             kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
         )

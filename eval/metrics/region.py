@@ -22,7 +22,13 @@ import torchmetrics
 from torch import Tensor
 
 from mmgt.schema import REGIONS, VISIBILITY_THRESHOLD
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
 
 
 def region_boxes(
@@ -70,7 +76,7 @@ def region_mse(
     return float(np.mean(errors)) if errors else None
 
 
-class RegionError(torchmetrics.Metric):
+class RegionErrorMetric(RunnerSyncedMetric):
     """Means over videos of the region MSE and PSNR (float64 sums; sync by sum)."""
 
     is_differentiable = False
@@ -105,7 +111,7 @@ class RegionError(torchmetrics.Metric):
         return {"mse": self.mse_sum / self.n_videos, "psnr": self.psnr_sum / self.n_videos}
 
 
-class RegionErrorMetric:
+class RegionErrorAdapter(MetricAdapter):
     """Runner adapter: PSNR / MSE of the generated video inside a region box of the reference keypoints.
 
     Needs the reference video's keypoints (``<stem>.npy`` / ``keypoints.npy`` next to it); generated and
@@ -137,7 +143,7 @@ class RegionErrorMetric:
             f"{self.name}_mse": False,
             f"{self.name}_clips": None,
         }
-        self.state = RegionError(max_db)
+        self.state = RegionErrorMetric(max_db)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         """Score one pair; per-video PSNR and MSE."""

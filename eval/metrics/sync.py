@@ -8,7 +8,7 @@ are the means over scored videos; videos without audio, without a valid face tra
 SyncNet window are declared skips counted in the result (``sync_skipped_*``), never NaN.
 
 Three layers: :func:`score_video` (functional, any embedder), :class:`SyncMetric` (torchmetrics states that
-sync across ranks) and :class:`SyncAdapter` (the runner's :class:`~mmgt_eval.metrics.base.VideoMetric`).
+sync across ranks) and :class:`SyncAdapter` (the runner's :class:`~mmgt_eval.metrics.base.MetricAdapter`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from torchmetrics.utilities import dim_zero_cat
 
 from mmgt_eval.face import FaceDetector, FaceTrackConfig, crop_track, face_tracks, make_detector
 from mmgt_eval.metrics.base import (
+    MetricAdapter,
     MetricInputError,
+    RunnerSyncedMetric,
     VideoSample,
     VideoSkipped,
     validate_frames,
@@ -163,7 +165,7 @@ def score_video(
 
 
 # --------------------------------------------------------------------------- metric
-class SyncMetric(torchmetrics.Metric):
+class SyncMetric(RunnerSyncedMetric):
     """Mean Sync-C / Sync-D over videos, plus per-video values and skip counts.
 
     ``update(sync_c, sync_d, offset)`` adds scored videos (scalars or (B,) tensors);
@@ -259,7 +261,7 @@ def _resolve_registry(name: str) -> Path:
     return resolve(name)
 
 
-class SyncAdapter:
+class SyncAdapter(MetricAdapter):
     """Sync-C/D for the runner: ``update(generated)`` -> ``{"sync_c", "sync_d", "sync_offset"}``.
 
     Args:

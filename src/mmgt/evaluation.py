@@ -144,7 +144,7 @@ def score_videos(
     Args:
         generated: folder of generated videos (with companion keypoints / audio, see mmgt_eval.runner).
         reference: folder of reference videos, or None.
-        metrics: names of ``conf/eval/metric/<name>.yaml``.
+        metrics: names of ``conf/eval/metrics/<name>.yaml``.
         results: where mmgt-eval writes its JSON.
         pairing: ``name`` or a pairing manifest (.jsonl / .csv).
         protocol: ``conf/eval/protocol/<name>.yaml``.

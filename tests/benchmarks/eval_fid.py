@@ -36,7 +36,7 @@ from pytorch_fid import fid_score
 from pytorch_fid import inception as pfi
 
 from mmgt_eval.frechet import frechet_distance
-from mmgt_eval.metrics.fid import BLOCK_INDEX_BY_DIM, FID, FID_WEIGHTS_FILE, write_random_fid_weights
+from mmgt_eval.metrics.fid import BLOCK_INDEX_BY_DIM, FID_WEIGHTS_FILE, FIDMetric, write_random_fid_weights
 
 
 def make_folder(folder: Path, n: int, size: int, shift: float, seed: int) -> list[Path]:
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> int:
         pfi, "load_state_dict_from_url", side_effect=lambda *a, **k: torch.load(weights, weights_only=True)
     ):
         pfid_model = pfi.InceptionV3([BLOCK_INDEX_BY_DIM[args.dims]])
-    ours = FID(weights, dims=args.dims, batch_size=args.batch_size)
+    ours = FIDMetric(weights, dims=args.dims, batch_size=args.batch_size)
 
     def run_pfid() -> tuple[float, dict]:
         t = time.perf_counter()

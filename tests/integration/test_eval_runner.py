@@ -21,15 +21,16 @@ import torchmetrics
 from omegaconf import open_dict
 
 from mmgt.io import read_video, write_audio, write_video
-from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
-from mmgt_eval.runner import EvaluationError, PairingError, RunProtocol, evaluate, pair_videos
+from mmgt_eval.metrics.base import EvaluationError, MetricAdapter, MetricInputError, VideoSample, VideoSkipped
+from mmgt_eval.pairing import PairingError, pair_videos
+from mmgt_eval.runner import RunProtocol, evaluate
 from tests.helpers.shared import compose_config
 
 SIZE, T = 32, 12
 
 
 # --------------------------------------------------------------------------- test adapters
-class MadAdapter:
+class MadAdapter(MetricAdapter):
     """Mean absolute pixel difference generated vs reference, over every pixel of every video."""
 
     name = "mad"
@@ -39,8 +40,8 @@ class MadAdapter:
     def __init__(self, weights_path: str | None = None, min_frames: int = 1) -> None:
         self.weights_path = weights_path
         self.min_frames = min_frames
-        self.abs_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.count = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.abs_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.count = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
@@ -68,7 +69,7 @@ class MadAdapter:
         return [self.abs_sum, self.count]
 
 
-class KeypointFramesAdapter:
+class KeypointFramesAdapter(MetricAdapter):
     """Keypoint frames of the generated video: a metric that needs keypoints and nothing else."""
 
     name = "kp"
@@ -76,7 +77,7 @@ class KeypointFramesAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.frames = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.frames = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         if generated.keypoints is None:
@@ -94,7 +95,7 @@ class KeypointFramesAdapter:
         return [self.frames]
 
 
-class ProbeAdapter:
+class ProbeAdapter(MetricAdapter):
     """No reference: a random draw (tests per-video seeding), frame count, keypoints and audio presence."""
 
     name = "probe"
@@ -102,7 +103,7 @@ class ProbeAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.mean = torchmetrics.MeanMetric().set_dtype(torch.float64)
+        self.mean = torchmetrics.MeanMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         r = float(torch.rand(()))
@@ -126,7 +127,7 @@ class ProbeAdapter:
         return [self.mean]
 
 
-class ColourFrechetAdapter:
+class ColourFrechetAdapter(MetricAdapter):
     """Fréchet distance between Gaussians of per-video mean colours (3-d); needs >= 2 videos per side."""
 
     name = "colour_fd"
@@ -134,8 +135,8 @@ class ColourFrechetAdapter:
     needs_reference = True
 
     def __init__(self) -> None:
-        self.gen = torchmetrics.CatMetric().set_dtype(torch.float64)
-        self.ref = torchmetrics.CatMetric().set_dtype(torch.float64)
+        self.gen = torchmetrics.CatMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.ref = torchmetrics.CatMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
@@ -160,7 +161,7 @@ class ColourFrechetAdapter:
         return [self.gen, self.ref]
 
 
-class AudioAdapter:
+class AudioAdapter(MetricAdapter):
     """Needs audio: a video without any is a declared skip."""
 
     name = "audio"
@@ -168,7 +169,7 @@ class AudioAdapter:
     needs_reference = False
 
     def __init__(self) -> None:
-        self.total = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.total = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         if generated.audio is None:
@@ -430,6 +431,10 @@ def test_too_few_videos_for_frechet_and_nan_are_errors(tmp_path):
         evaluate(gen, ref, {"colour_fd": ColourFrechetAdapter()}, strict=True, progress=False)
     with pytest.raises(EvaluationError, match="metric nan on video a: per-video score 'x' is NaN"):
         evaluate(gen, None, {"nan": NaNAdapter()}, progress=False)
+    probe = ProbeAdapter()
+    probe.mean = torchmetrics.MeanMetric()  # would sync inside compute: the runner syncs states itself
+    with pytest.raises(ValueError, match="probe: MeanMetric is built with sync_on_compute=True"):
+        evaluate(gen, None, {"probe": probe}, progress=False)
 
 
 def test_protocol_max_frames_and_resize(tmp_path):
@@ -460,7 +465,7 @@ def _worker(rank: int, world: int, port: int, gen: str, ref: str, out: str) -> N
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    from mmgt_eval.runner import init_distributed
+    from mmgt_eval.distributed import init_distributed
 
     assert init_distributed("auto") == (rank, world)
     try:
@@ -499,14 +504,26 @@ def test_two_gloo_processes_equal_one(tmp_path):
 # --------------------------------------------------------------------------- Hydra CLI
 @pytest.fixture
 def metric_conf(tmp_path, monkeypatch):
-    """A metric_dirs folder with configs of this file's adapters; MMGT_WEIGHTS restored afterwards."""
+    """A config folder whose ``metrics`` group holds this file's adapters (``metrics/<name>.yaml``);
+    MMGT_WEIGHTS restored afterwards."""
     monkeypatch.setenv("MMGT_WEIGHTS", str(tmp_path / "no_weights"))
     folder = tmp_path / "metric_conf"
-    folder.mkdir()
+    (folder / "metrics").mkdir(parents=True)
     mod = MadAdapter.__module__
-    (folder / "mad.yaml").write_text(f"_target_: {mod}.MadAdapter\nweights: fgd_autoencoder\nmin_frames: 1\n")
-    (folder / "probe.yaml").write_text(f"_target_: {mod}.ProbeAdapter\n")
+    write_metric(folder, "mad", f"_target_: {mod}.MadAdapter\nweights: fgd_autoencoder\nmin_frames: 1\n")
+    write_metric(folder, "probe", f"_target_: {mod}.ProbeAdapter\n")
     return folder
+
+
+def write_metric(folder: Path, name: str, body: str) -> None:
+    """``<folder>/metrics/<name>.yaml``: a metric config in package ``metrics.<name>``."""
+    (folder / "metrics" / f"{name}.yaml").write_text(f"# @package metrics.{name}\n{body}")
+
+
+def searchpath(folder: Path) -> str:
+    """The override that adds ``folder`` to mmgt-eval's config search path (composed configs; the CLI
+    takes ``--config-dir folder``)."""
+    return f"hydra.searchpath=[pkg://mmgt.conf.eval,file://{folder}]"
 
 
 def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
@@ -522,7 +539,7 @@ def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
             f"generated={gen}",
             f"reference={ref}",
             "metrics=[mad,probe]",
-            f"metric_dirs=[{metric_conf}]",
+            searchpath(metric_conf),
             f"weights_dir={wdir}",
             "+metric_args.mad.min_frames=2",
             "protocol=smoke",
@@ -542,9 +559,11 @@ def test_cli_run_composes_metrics_resolves_weights(tmp_path, metric_conf):
     assert res["protocol"]["name"] == "smoke" and res["protocol"]["resize"] == 128
     assert res["per_video"]["a"]["generated"]["size"] == [128, 128]
 
+    with pytest.raises(Exception, match="nope"):  # Hydra lists the metrics group's options
+        compose_config("eval", [f"generated={gen}", searchpath(metric_conf), "metrics=[nope]"])
     with open_dict(cfg):
-        cfg.metrics = ["nope"]
-    with pytest.raises(ValueError, match="unknown metric 'nope'.*available: .*mad, .*probe"):
+        cfg.metrics = {"_target_": "x.Y"}  # a file without its `# @package metrics.<name>` header
+    with pytest.raises(ValueError, match="package header"):
         run(cfg)
 
 
@@ -553,8 +572,8 @@ def test_cli_missing_weights_fail_that_metric_and_wrong_weights_are_refused(tmp_
     from mmgt_eval.weights import WeightsChecksumError
 
     gen, ref = make_dataset(tmp_path, names=("a", "b"))
-    (metric_conf / "mad.yaml").write_text(
-        f"_target_: {MadAdapter.__module__}.MadAdapter\nweights: lpips_alexnet\n"
+    write_metric(
+        metric_conf, "mad", f"_target_: {MadAdapter.__module__}.MadAdapter\nweights: lpips_alexnet\n"
     )
     wdir = tmp_path / "weights"
     wdir.mkdir()
@@ -565,7 +584,7 @@ def test_cli_missing_weights_fail_that_metric_and_wrong_weights_are_refused(tmp_
         f"weights_dir={wdir}",
         "progress=false",
     ]
-    overrides.append(f"metric_dirs=[{metric_conf}]")
+    overrides.append(searchpath(metric_conf))
     cfg = compose_config("eval", overrides, output_dir=tmp_path / "run")
     res = run(cfg)  # the only metric cannot be built: recorded, no video decoded for nothing
     assert res["failed_metrics"] == ["mad"] and res["summary"] == {}
@@ -635,12 +654,13 @@ def test_torchrun_cli_two_processes_equal_one(tmp_path, metric_conf):
     import sys
 
     gen, ref = make_dataset(tmp_path)
-    (metric_conf / "mad.yaml").write_text(f"_target_: {MadAdapter.__module__}.MadAdapter\n")
+    write_metric(metric_conf, "mad", f"_target_: {MadAdapter.__module__}.MadAdapter\n")
     common = [
+        "--config-dir",  # options before the overrides
+        str(metric_conf),
         f"generated={gen}",
         f"reference={ref}",
         "metrics=[mad,probe,psnr]",
-        f"metric_dirs=[{metric_conf}]",
     ]
     env = {
         **os.environ,
@@ -687,30 +707,25 @@ def test_protocol_files_compose_and_reach_metric_configs(tmp_path):
         assert cfg.protocol.name == path.stem
     cfg = compose_config(
         "eval",
-        ["generated=x", "protocol=stylegan_v_128f_subsample8f", "protocol.seed=5"],
+        ["generated=x", "protocol=stylegan_v_128f_subsample8f", "protocol.seed=5", "metrics=[fvd,diversity]"],
         output_dir=tmp_path,
     )
-    if not (CONFIG_DIR / "eval" / "metric" / "fvd.yaml").is_file():
-        pytest.skip("conf/eval/metric/fvd.yaml not written yet")
     node = metric_node(cfg, "fvd")
     assert node.protocol.frame_stride == 8 and node.protocol.seed == 5 and node.protocol.n_frames == 16
     assert metric_node(cfg, "diversity").seed == 5
 
 
 def test_cli_with_library_psnr_ssim(tmp_path):
-    """The default metrics (conf/eval/metric/psnr.yaml, ssim.yaml) through the CLI; PSNR checked by hand."""
+    """The default metrics (conf/eval/metrics/psnr.yaml, ssim.yaml) through the CLI; PSNR checked by hand."""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    from mmgt.config import CONFIG_DIR
     from mmgt_eval.cli import run
 
-    if not all((CONFIG_DIR / "eval" / "metric" / f"{m}.yaml").is_file() for m in ("psnr", "ssim")):
-        pytest.skip("psnr/ssim metric configs not written yet")
     gen, ref = make_dataset(tmp_path, names=("a", "b", "c"))
     write_video(gen / "short.mp4", _frames(9, n=T - 2))  # frame count differs from its reference
     write_video(ref / "short.mp4", _frames(9))
     cfg = compose_config("eval", [f"generated={gen}", f"reference={ref}", "progress=false"], tmp_path / "run")
-    assert list(cfg.metrics) == ["psnr", "ssim"]
+    assert list(cfg.metrics) == ["psnr", "ssim"]  # the default selection
     res = run(cfg)
     assert res["failed_metrics"] == []
     for m in ("psnr", "ssim"):
@@ -731,16 +746,16 @@ def test_cli_with_library_psnr_ssim(tmp_path):
 
 
 def test_every_metric_config_names_registered_weights_and_an_adapter(tmp_path):
-    """conf/eval/metric/*.yaml: importable _target_, `weights` keys hold registry names."""
+    """conf/eval/metrics/*.yaml: importable _target_, `weights` keys hold registry names."""
     import hydra.utils
     from omegaconf import OmegaConf
 
     from mmgt_eval.cli import _weight_keys, available_metrics, metric_node
     from mmgt_eval.weights import REGISTRY
 
-    cfg = compose_config("eval", ["generated=x"], output_dir=tmp_path)
-    names = available_metrics(cfg)
+    names = available_metrics()
     assert {"psnr", "ssim"} <= set(names)  # the default metric set exists
+    cfg = compose_config("eval", ["generated=x", f"metrics=[{','.join(names)}]"], output_dir=tmp_path)
     for name in names:
         node = OmegaConf.to_container(metric_node(cfg, name), resolve=True)
         assert callable(hydra.utils.get_object(node["_target_"])), name

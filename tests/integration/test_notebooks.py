@@ -43,7 +43,7 @@ def toy_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def toy_sweep(toy_store, tmp_path_factory) -> Path:
-    from mmgt_eval.metrics.image import PSNRMetric, SSIMMetric
+    from mmgt_eval.metrics.image import PSNRAdapter, SSIMAdapter
     from mmgt_eval.runner import RunProtocol, evaluate
 
     protocol = RunProtocol(name="first20", max_frames=20)  # the first 20 frames of each clip: quick
@@ -66,7 +66,7 @@ def toy_sweep(toy_store, tmp_path_factory) -> Path:
             evaluate(
                 job / "generated",
                 toy_store / "clips",  # clip-store names <speaker>/<id>: paired through a manifest
-                {"psnr": PSNRMetric(), "ssim": SSIMMetric()},
+                {"psnr": PSNRAdapter(), "ssim": SSIMAdapter()},
                 pairing=_pairing(job, toy_store),
                 protocol=protocol,
                 results_path=results,
@@ -86,7 +86,7 @@ def toy_sweep(toy_store, tmp_path_factory) -> Path:
     evaluate(
         clips,
         clips,
-        {"psnr": PSNRMetric(), "ssim": SSIMMetric()},
+        {"psnr": PSNRAdapter(), "ssim": SSIMAdapter()},
         protocol=protocol,
         results_path=sweep.parent / "ground_truth" / "results.json",
         progress=False,

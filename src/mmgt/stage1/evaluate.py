@@ -46,7 +46,7 @@ class PoseEvaluation:
 
     Args:
         split: manifest split to generate.
-        metrics: mmgt-eval metric names (``conf/eval/metric``); keypoint metrics need no weights.
+        metrics: mmgt-eval metric names (``conf/eval/metrics``); keypoint metrics need no weights.
         steps, guidance, eta: DDIM settings (None: the export's defaults).
         seed: generation seed (each clip uses ``seed + clip index``).
         size: side of the written pose videos.

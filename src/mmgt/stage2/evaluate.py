@@ -49,14 +49,14 @@ STILL_BASELINES: dict[str, str] = {
 
 def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
     """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config
-    (``conf/eval/metric/<name>.yaml``) has one: generated videos shorter than their references."""
+    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references."""
     from omegaconf import OmegaConf
 
     from mmgt.config import CONFIG_DIR
 
     out = []
     for name in metrics:
-        path = Path(CONFIG_DIR) / "eval" / "metric" / f"{name}.yaml"
+        path = Path(CONFIG_DIR) / "eval" / "metrics" / f"{name}.yaml"
         if path.is_file() and "frame_policy" in OmegaConf.load(path):
             out.append(f"+metric_args.{name}.frame_policy=truncate")
     return out

@@ -10,7 +10,7 @@ import pytest
 
 from mmgt.evaluation import merge_results, nothing_scored, protocol_size
 from mmgt.io import write_video
-from mmgt_eval.metrics.image import PSNRMetric
+from mmgt_eval.metrics.image import PSNRAdapter
 from mmgt_eval.runner import RunProtocol, evaluate
 
 
@@ -43,11 +43,11 @@ def _pairs(root: Path, gen_size: int, ref_size: int) -> tuple[Path, Path]:
 
 def test_nothing_scored_is_every_own_metric_failing_with_the_first_skip(tmp_path: Path) -> None:
     gen, ref = _pairs(tmp_path, 32, 64)
-    res = evaluate(gen, ref, {"psnr": PSNRMetric()}, progress=False)
+    res = evaluate(gen, ref, {"psnr": PSNRAdapter()}, progress=False)
     reason = nothing_scored(res)
     assert reason is not None and reason.startswith("evaluation scored nothing, every metric failed: psnr:")
     assert "first skip: a:" in reason and "32" in reason and "64" in reason  # the size mismatch itself
-    ok = evaluate(gen, ref, {"psnr": PSNRMetric()}, protocol=RunProtocol(resize=32), progress=False)
+    ok = evaluate(gen, ref, {"psnr": PSNRAdapter()}, protocol=RunProtocol(resize=32), progress=False)
     assert nothing_scored(ok) is None
     # a control condition that scored does not make up for the run's own videos
     assert nothing_scored(merge_results(res, ok, "shuffled")) is not None

@@ -20,8 +20,8 @@ import yaml
 from mmgt.io import write_video
 from mmgt_eval.aggregate import build_table, row_labels
 from mmgt_eval.directions import library_declarations, value_direction
-from mmgt_eval.metrics.base import VideoSample
-from mmgt_eval.metrics.image import PSNRMetric, SSIMMetric
+from mmgt_eval.metrics.base import MetricAdapter, VideoSample
+from mmgt_eval.metrics.image import PSNRAdapter, SSIMAdapter
 from mmgt_eval.render import format_csv, format_latex, format_markdown, format_number
 from mmgt_eval.results import RunResult, TableError, collect, load_result
 from mmgt_eval.runner import RunProtocol, evaluate
@@ -33,7 +33,7 @@ SIZE, T = 32, 10
 NOISE = {"default": 4.0, "mask_guidance=none": 14.0}
 
 
-class PixelStatsAdapter:
+class PixelStatsAdapter(MetricAdapter):
     """Mixed directions in one metric: agreement (higher is better), mae (lower), offset (no direction)."""
 
     name = "pixel"
@@ -42,9 +42,9 @@ class PixelStatsAdapter:
     needs_reference = True
 
     def __init__(self) -> None:
-        self.abs_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.signed_sum = torchmetrics.SumMetric().set_dtype(torch.float64)
-        self.count = torchmetrics.SumMetric().set_dtype(torch.float64)
+        self.abs_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.signed_sum = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
+        self.count = torchmetrics.SumMetric(sync_on_compute=False).set_dtype(torch.float64)
 
     def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
         assert reference is not None
@@ -67,7 +67,7 @@ class PixelStatsAdapter:
 
 
 def _metrics() -> dict:
-    return {"psnr": PSNRMetric(max_db=None), "ssim": SSIMMetric(), "pixel": PixelStatsAdapter()}
+    return {"psnr": PSNRAdapter(max_db=None), "ssim": SSIMAdapter(), "pixel": PixelStatsAdapter()}
 
 
 def _reference_videos(root: Path) -> Path:
@@ -194,26 +194,26 @@ def test_runner_writes_per_value_directions(sweep):
 def test_library_adapters_declare_their_main_values_direction():
     """The adapters' declarations are the one source of the directions (the runner copies them into the
     results; the table has no table of its own that could drift)."""
-    from mmgt_eval.metrics.bas import BASMetric
-    from mmgt_eval.metrics.diversity import DiversityMetric
-    from mmgt_eval.metrics.fgd import FGDMetric
+    from mmgt_eval.metrics.bas import BASAdapter
+    from mmgt_eval.metrics.diversity import DiversityAdapter
+    from mmgt_eval.metrics.fgd import FGDAdapter
     from mmgt_eval.metrics.fid import FIDAdapter
     from mmgt_eval.metrics.fvd import FVDAdapter
-    from mmgt_eval.metrics.image import LPIPSMetric
-    from mmgt_eval.metrics.lip_audio import LipAudioMetric
-    from mmgt_eval.metrics.region import RegionErrorMetric
+    from mmgt_eval.metrics.image import LPIPSAdapter
+    from mmgt_eval.metrics.lip_audio import LipAudioAdapter
+    from mmgt_eval.metrics.region import RegionErrorAdapter
     from mmgt_eval.metrics.sync import SyncAdapter
 
-    adapters = [FIDAdapter, FVDAdapter, SyncAdapter, BASMetric, DiversityMetric, FGDMetric]
-    adapters += [PSNRMetric, SSIMMetric, LPIPSMetric]
-    for cls in [*adapters, LipAudioMetric, RegionErrorMetric]:
+    adapters = [FIDAdapter, FVDAdapter, SyncAdapter, BASAdapter, DiversityAdapter, FGDAdapter]
+    adapters += [PSNRAdapter, SSIMAdapter, LPIPSAdapter]
+    for cls in [*adapters, LipAudioAdapter, RegionErrorAdapter]:
         assert hasattr(cls, "variant"), cls  # the results name every library metric's protocol variant
     for cls in adapters:
         main_value = "sync_c" if cls is SyncAdapter else cls.name
         assert cls.value_higher_is_better[main_value] == cls.higher_is_better, cls
     assert SyncAdapter.value_higher_is_better["sync_d"] is False
-    assert LipAudioMetric.value_higher_is_better["lip_audio_r_reference"] is None  # context, not a score
-    mouth = RegionErrorMetric(region="lips", name="mouth")
+    assert LipAudioAdapter.value_higher_is_better["lip_audio_r_reference"] is None  # context, not a score
+    mouth = RegionErrorAdapter(region="lips", name="mouth")
     assert mouth.value_higher_is_better == {"mouth_psnr": True, "mouth_mse": False, "mouth_clips": None}
 
 
@@ -221,7 +221,7 @@ def test_a_values_direction_comes_from_the_results_else_the_adapters_declaration
     """One source: the entry's ``value_higher_is_better``; an older entry without it takes the library
     adapter's declaration (no list of value names in the table), undeclared keys the metric's flag."""
     from mmgt_eval.metrics.base import value_directions
-    from mmgt_eval.metrics.lip_audio import LipAudioMetric
+    from mmgt_eval.metrics.lip_audio import LipAudioAdapter
     from mmgt_eval.metrics.sync import SyncAdapter
 
     assert value_direction("mae", {"mae": False}, True) is False  # declared wins
@@ -232,7 +232,7 @@ def test_a_values_direction_comes_from_the_results_else_the_adapters_declaration
     assert value_direction("mad_n_videos", None, False, "not_a_library_metric") is False  # the metric's flag
     assert value_direction("mad", None, None) is None
     assert library_declarations()["sync"] == (SyncAdapter.value_higher_is_better, True)
-    assert library_declarations()["lip_audio"] == (LipAudioMetric.value_higher_is_better, True)
+    assert library_declarations()["lip_audio"] == (LipAudioAdapter.value_higher_is_better, True)
     # the runner resolves adapters with the same rule the table reads results with
     keys = [*SyncAdapter.value_higher_is_better, "sync_undeclared"]
     resolved = value_directions(SyncAdapter, keys)
@@ -700,7 +700,7 @@ def test_cli_plot_option(sweep, tmp_path):
 def test_results_name_metric_variants_and_table_warns_when_they_differ(tmp_path, caplog):
     """The runner names every metric's variant; runs scored with different Diversity definitions are
     flagged as a VARIANT MISMATCH (not only as differing settings)."""
-    from mmgt_eval.metrics.diversity import DiversityMetric
+    from mmgt_eval.metrics.diversity import DiversityAdapter
     from tests.helpers.poses import make_pose
 
     ref = _reference_videos(tmp_path)
@@ -713,7 +713,7 @@ def test_results_name_metric_variants_and_table_warns_when_they_differ(tmp_path,
             (job / "generated").mkdir(exist_ok=True)
             (job / "generated" / f"{name}.mp4").write_bytes((ref / f"{name}.mp4").read_bytes())
             np.save(job / "generated" / f"{name}.npy", make_pose(T, seed=10 + i, motion=0.05))
-        metrics = {"diversity": DiversityMetric(definition=definition), "psnr": PSNRMetric(max_db=None)}
+        metrics = {"diversity": DiversityAdapter(definition=definition), "psnr": PSNRAdapter(max_db=None)}
         res = evaluate(job / "generated", ref, metrics, results_path=job / "results.json", progress=False)
         assert res["metrics"]["diversity"]["variant"] == definition
         assert res["metrics"]["diversity"]["protocol"]["variant"] == definition

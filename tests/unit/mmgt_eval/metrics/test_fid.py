@@ -23,12 +23,12 @@ from pytorch_fid import fid_score
 from pytorch_fid import inception as pfi
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.metrics.base import MetricInputError, VideoMetric, VideoSample
+from mmgt_eval.metrics.base import MetricAdapter, MetricInputError, VideoSample
 from mmgt_eval.metrics.fid import (
-    FID,
     FID_WEIGHTS_FILE,
     FIDAdapter,
     FIDInceptionFeatures,
+    FIDMetric,
     fid_from_features,
     load_fid_inception,
     write_random_fid_weights,
@@ -96,7 +96,7 @@ def test_fid_equals_pytorch_fid_full_pipeline(weights: Path, tmp_path: Path) -> 
         ref = fid_score.calculate_fid_given_paths(
             [str(tmp_path / "a"), str(tmp_path / "b")], batch_size=50, device="cpu", dims=64, num_workers=0
         )
-    metric = FID(weights, dims=64)
+    metric = FIDMetric(weights, dims=64)
     metric.update(nchw(sets["a"]), real=True)
     metric.update(nchw(sets["b"]), real=False)
     value = float(metric.compute())
@@ -108,13 +108,13 @@ def test_fid_equals_pytorch_fid_full_pipeline(weights: Path, tmp_path: Path) -> 
 def feature_sets(weights: Path) -> dict[str, torch.Tensor]:
     """66 + 66 images (more than dims=64) and their dims=64 features, shared by the tests below."""
     a, b = make_images(66, 32, 0.0, seed=4), make_images(66, 32, 40.0, seed=5)
-    metric = FID(weights, dims=64, batch_size=33)
+    metric = FIDMetric(weights, dims=64, batch_size=33)
     return {"a": nchw(a), "b": nchw(b), "fa": metric.features(nchw(a)), "fb": metric.features(nchw(b))}
 
 
 def test_fid_equals_calculate_frechet_distance(weights: Path, feature_sets: dict) -> None:
     """FID of the streamed float64 states = pytorch-fid's formula on np.mean / np.cov of the same features."""
-    metric = FID(weights, dims=64, batch_size=33)
+    metric = FIDMetric(weights, dims=64, batch_size=33)
     metric.update_features(feature_sets["fa"], real=True)
     metric.update_features(feature_sets["fb"], real=False)
     fa, fb = feature_sets["fa"].double().numpy(), feature_sets["fb"].double().numpy()
@@ -129,7 +129,7 @@ def test_fid_equals_calculate_frechet_distance(weights: Path, feature_sets: dict
 
 
 def test_identical_sets_give_zero(weights: Path, feature_sets: dict) -> None:
-    metric = FID(weights, dims=64, batch_size=33)
+    metric = FIDMetric(weights, dims=64, batch_size=33)
     metric.update_features(feature_sets["fa"], real=True)
     metric.update_features(feature_sets["fa"], real=False)
     assert abs(float(metric.compute())) < 1e-8
@@ -139,10 +139,10 @@ def test_identical_sets_give_zero(weights: Path, feature_sets: dict) -> None:
 def test_streaming_equals_one_shot(weights: Path, feature_sets: dict) -> None:
     """Images in several update calls and Inception batches give the states of one call in one batch."""
     a, b = feature_sets["a"][:9], feature_sets["b"][:7]
-    one = FID(weights, dims=64, batch_size=16)
+    one = FIDMetric(weights, dims=64, batch_size=16)
     one.update(torch.cat([a, b]), real=True)
     one.update(b, real=False)
-    streamed = FID(weights, dims=64, batch_size=3)
+    streamed = FIDMetric(weights, dims=64, batch_size=3)
     for chunk in torch.cat([a, b]).split(5):
         streamed.update(chunk, real=True)
     for chunk in b.split(4):
@@ -158,10 +158,10 @@ def test_streaming_equals_one_shot(weights: Path, feature_sets: dict) -> None:
 def test_two_ranks_merged_equal_one_instance(weights: Path, feature_sets: dict) -> None:
     """States of two 'ranks' combined (merge_state; summing, as the sum reduction does) = one instance."""
     fa, fb = feature_sets["fa"], feature_sets["fb"]
-    whole = FID(weights, dims=64)
+    whole = FIDMetric(weights, dims=64)
     whole.update_features(fa, real=True)
     whole.update_features(fb, real=False)
-    rank0, rank1 = FID(weights, dims=64), FID(weights, dims=64)
+    rank0, rank1 = FIDMetric(weights, dims=64), FIDMetric(weights, dims=64)
     rank0.update_features(fa[:30], real=True)
     rank0.update_features(fb[:50], real=False)
     rank1.update_features(fa[30:], real=True)
@@ -176,13 +176,13 @@ def test_two_ranks_merged_equal_one_instance(weights: Path, feature_sets: dict) 
 
 
 def test_float_input_equals_uint8(weights: Path, feature_sets: dict) -> None:
-    metric = FID(weights, dims=64)
+    metric = FIDMetric(weights, dims=64)
     a = feature_sets["a"][:4]
     assert torch.allclose(metric.features(a.float() / 255), feature_sets["fa"][:4], rtol=1e-5, atol=1e-6)
 
 
 def test_bad_input_and_too_few_samples(weights: Path, tmp_path: Path) -> None:
-    metric = FID(weights, dims=64)
+    metric = FIDMetric(weights, dims=64)
     with pytest.raises(MetricInputError, match=r"\(N, 3, H, W\)"):
         metric.update(torch.zeros(2, 4, 8, 8, dtype=torch.uint8), real=True)
     with pytest.raises(MetricInputError, match=r"\[0, 1\]"):
@@ -192,31 +192,31 @@ def test_bad_input_and_too_few_samples(weights: Path, tmp_path: Path) -> None:
     with pytest.raises(MetricInputError, match="at least 2 real and 2 generated images, got 1 real"):
         metric.compute()
     with pytest.raises(FileNotFoundError, match="pytorch-fid/releases"):
-        FID(tmp_path / "missing.pth")
+        FIDMetric(tmp_path / "missing.pth")
     bogus = tmp_path / "bogus.pth"
     torch.save({"conv.weight": torch.zeros(1)}, bogus)
     with pytest.raises(MetricInputError, match="bogus.pth: not a pytorch-fid FID Inception state dict"):
-        FID(bogus)
+        FIDMetric(bogus)
     with pytest.raises(ValueError, match="dims must be one of"):
-        FID(weights, dims=100)
+        FIDMetric(weights, dims=100)
 
 
 @pytest.mark.filterwarnings("ignore:FID with:UserWarning")
 def test_adapter_from_config_samples_frames(weights: Path) -> None:
-    """conf/eval/metric/fid.yaml instantiates the adapter as the runner does (registry key -> path)."""
-    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metric" / "fid.yaml")
+    """conf/eval/metrics/fid.yaml instantiates the adapter as the runner does (registry key -> path)."""
+    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metrics" / "fid.yaml")
     assert cfg.weights == "inception_fid"
     del cfg["weights"]
     cfg.weights_path = str(weights)
     cfg.dims = 64
     cfg.frame_stride = 2
     adapter = instantiate(cfg)
-    assert isinstance(adapter, FIDAdapter) and isinstance(adapter, VideoMetric)
+    assert isinstance(adapter, FIDAdapter) and isinstance(adapter, MetricAdapter)
     gen = VideoSample("v0", make_images(9, 32, 40.0, seed=6), fps=25.0, audio=None)
     ref = VideoSample("v0", make_images(9, 32, 0.0, seed=7), fps=25.0, audio=None)
     assert adapter.update(gen, ref) == {}
     assert int(adapter.metric.fake_n) == 5 and int(adapter.metric.real_n) == 5  # frames 0, 2, 4, 6, 8
-    direct = FID(weights, dims=64)
+    direct = FIDMetric(weights, dims=64)
     direct.update(nchw(gen.frames[::2]), real=False)
     direct.update(nchw(ref.frames[::2]), real=True)
     with pytest.warns(UserWarning, match="fewer samples than feature dimensions"):

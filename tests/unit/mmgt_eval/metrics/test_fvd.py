@@ -26,12 +26,12 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from torch import Tensor, nn
 
 from mmgt.config import CONFIG_DIR
-from mmgt_eval.metrics.base import MetricInputError, VideoMetric, VideoSample, VideoSkipped
+from mmgt_eval.metrics.base import MetricAdapter, MetricInputError, VideoSample, VideoSkipped
 from mmgt_eval.metrics.fvd import (
-    FVD,
     I3D_TORCHSCRIPT_FILE,
     ClipSamplingProtocol,
     FVDAdapter,
+    FVDMetric,
     FVDProtocol,
     StyleGANVProtocol,
     clip_frame_indices,
@@ -152,7 +152,7 @@ def test_fvd_follows_the_formula_on_the_stylegan_v_protocol(detector_path: Path)
     0), uint8 into the detector with rescale=True, resize=True, float32 features, ÷N covariance."""
     ref_videos, gen_videos = make_videos(24, 20, 32, 0.0, seed=1), make_videos(24, 16, 32, 50.0, seed=2)
     names = [f"clip{i:02d}" for i in range(24)]
-    metric = FVD(detector_path, feature_dim=D, batch_size=10)
+    metric = FVDMetric(detector_path, feature_dim=D, batch_size=10)
     metric.update(ref_videos, real=True, names=names)
     metric.update(gen_videos, real=False, names=names)
     value = float(metric.compute())
@@ -181,10 +181,10 @@ def test_fvd_follows_the_formula_on_the_stylegan_v_protocol(detector_path: Path)
 
 def test_identical_sets_zero_different_sets_positive(detector_path: Path) -> None:
     a, b = make_videos(20, 16, 32, 0.0, seed=3), make_videos(20, 16, 32, 60.0, seed=4)
-    same = FVD(detector_path, feature_dim=D)
+    same = FVDMetric(detector_path, feature_dim=D)
     same.update(a, real=True)
     same.update(a, real=False)
-    diff = FVD(detector_path, feature_dim=D)
+    diff = FVDMetric(detector_path, feature_dim=D)
     diff.update(a, real=True)
     diff.update(b, real=False)
     zero, positive = float(same.compute()), float(diff.compute())
@@ -196,10 +196,12 @@ def test_clip_sampling_external_call_matches_internal(tmp_path: Path) -> None:
     """Our resize and [-1, 1] scaling outside the TorchScript = the stand-in's own (trilinear keeping T)."""
     det = write_stand_in_i3d(tmp_path / "i3d.pt", feature_dim=D, seed=0, resize_to=64)
     videos = make_videos(3, 16, 40, 0.0, seed=5)
-    ext = FVD(det, protocol=ClipSamplingProtocol(resolution=64), feature_dim=D).clip_features(videos)
+    ext = FVDMetric(det, protocol=ClipSamplingProtocol(resolution=64), feature_dim=D).clip_features(videos)
     internal = ClipSamplingProtocol(detector_call="internal")
-    assert torch.allclose(ext, FVD(det, protocol=internal, feature_dim=D).clip_features(videos), atol=1e-5)
-    default = FVD(det, feature_dim=D).clip_features(videos)  # stylegan_v: the internal call
+    assert torch.allclose(
+        ext, FVDMetric(det, protocol=internal, feature_dim=D).clip_features(videos), atol=1e-5
+    )
+    default = FVDMetric(det, feature_dim=D).clip_features(videos)  # stylegan_v: the internal call
     assert torch.allclose(ext, default, rtol=1e-4, atol=1e-5)
 
 
@@ -208,10 +210,10 @@ def test_two_ranks_merged_equal_one_instance(detector_path: Path) -> None:
     ref, gen = make_videos(8, 24, 32, 0.0, seed=6), make_videos(8, 16, 32, 30.0, seed=7)
     names = [f"v{i}" for i in range(8)]
     for proto in (StyleGANVProtocol(max_videos=6), ClipSamplingProtocol(resolution=32, clips_per_video=2)):
-        whole = FVD(detector_path, protocol=proto, feature_dim=D)
+        whole = FVDMetric(detector_path, protocol=proto, feature_dim=D)
         whole.update(ref, real=True, names=names)
         whole.update(gen, real=False, names=names)
-        ranks = [FVD(detector_path, protocol=proto, feature_dim=D) for _ in range(2)]
+        ranks = [FVDMetric(detector_path, protocol=proto, feature_dim=D) for _ in range(2)]
         for r, m in enumerate(ranks):  # rank r takes videos r::2 and sees them in reverse order
             m.update(ref[r::2].flip(0), real=True, names=names[r::2][::-1])
             m.update(gen[r::2], real=False, names=names[r::2])
@@ -221,7 +223,7 @@ def test_two_ranks_merged_equal_one_instance(detector_path: Path) -> None:
             assert torch.equal(ranks[0].clip_rows(real), whole.clip_rows(real))
         assert float(ranks[0].compute()) == pytest.approx(float(whole.compute()), rel=1e-12)
     assert whole.selected_videos(True)[0] == names[:8] and ranks[0].selected_videos(True)[1] == 0
-    capped = FVD(detector_path, protocol=StyleGANVProtocol(max_videos=6), feature_dim=D)
+    capped = FVDMetric(detector_path, protocol=StyleGANVProtocol(max_videos=6), feature_dim=D)
     capped.update(ref, real=True, names=names)
     assert capped.selected_videos(True) == (names[:6], 2)
 
@@ -229,7 +231,7 @@ def test_two_ranks_merged_equal_one_instance(detector_path: Path) -> None:
 def test_short_videos_by_protocol(detector_path: Path) -> None:
     """stylegan_v: short references are dropped and counted, a short generated video fails the metric;
     clip_sampling: skipped on both sides, or an error at once."""
-    m = FVD(detector_path, feature_dim=D)
+    m = FVDMetric(detector_path, feature_dim=D)
     m.update([make_videos(1, 20, 32, 0.0, 1)[0], make_videos(1, 10, 32, 0.0, 2)[0]], real=True)
     m.update(make_videos(3, 16, 32, 0.0, 3), real=False)
     assert m.clip_rows(True).shape[0] == 1 and int(m.real_skipped) == 1 and m.clip_rows(False).shape[0] == 3
@@ -239,15 +241,15 @@ def test_short_videos_by_protocol(detector_path: Path) -> None:
     with pytest.raises(MetricInputError, match="1 generated video.*shorter than 16 frames; StyleGAN-V's run"):
         m.compute()
     proto = {"variant": "clip_sampling", "resolution": 32}
-    lenient = FVD(detector_path, protocol=proto, feature_dim=D)
+    lenient = FVDMetric(detector_path, protocol=proto, feature_dim=D)
     lenient.update(make_videos(2, 20, 32, 0.0, 5), real=True)
     lenient.update(make_videos(3, 16, 32, 0.0, 6), real=False)
     lenient.update(make_videos(1, 12, 32, 0.0, 7), real=False)
     assert int(lenient.fake_skipped) == 1 and np.isfinite(float(lenient.compute()))
-    strict = FVD(detector_path, protocol={**proto, "short_videos": "error"}, feature_dim=D)
+    strict = FVDMetric(detector_path, protocol={**proto, "short_videos": "error"}, feature_dim=D)
     with pytest.raises(MetricInputError, match="short: 10 frames, shorter than the 16"):
         strict.update(make_videos(1, 10, 32, 0.0, 2), real=True, names=["short"])
-    wrong_dim = FVD(detector_path, feature_dim=400)
+    wrong_dim = FVDMetric(detector_path, feature_dim=400)
     with pytest.raises(MetricInputError, match=r"features of shape \(1, 16\), expected \(N, 400\)"):
         wrong_dim.update(make_videos(1, 16, 32, 0.0, 3), real=True)
     with pytest.raises(MetricInputError, match=r"\(T, 3, H, W\)"):
@@ -255,14 +257,14 @@ def test_short_videos_by_protocol(detector_path: Path) -> None:
 
 
 def test_adapter_from_config(detector_path: Path) -> None:
-    """conf/eval/metric/fvd.yaml instantiates the adapter as the runner does (registry key -> path)."""
-    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metric" / "fvd.yaml")
+    """conf/eval/metrics/fvd.yaml instantiates the adapter as the runner does (registry key -> path)."""
+    cfg = OmegaConf.load(CONFIG_DIR / "eval" / "metrics" / "fvd.yaml")
     assert cfg.weights == "i3d_styleganv" and cfg.protocol.variant == "stylegan_v"
     del cfg["weights"]
     cfg.weights_path = str(detector_path)
     cfg.feature_dim = D
     adapter = instantiate(cfg)
-    assert isinstance(adapter, FVDAdapter) and isinstance(adapter, VideoMetric)
+    assert isinstance(adapter, FVDAdapter) and isinstance(adapter, MetricAdapter)
     assert adapter.metric.protocol == StyleGANVProtocol() and adapter.variant == "stylegan_v"
 
     def sample(name: str, t: int, seed: int) -> VideoSample:
@@ -446,13 +448,15 @@ def test_cap_takes_the_first_2048_in_sorted_name_order(reference_rules: dict, re
 
 
 def test_project_protocol_files_map_to_stylegan_v_metrics(reference_rules: dict, tmp_path: Path) -> None:
-    """conf/eval/protocol/<name>.yaml + conf/eval/metric/fvd.yaml give the StyleGAN-V metric the fixture
+    """conf/eval/protocol/<name>.yaml + conf/eval/metrics/fvd.yaml give the StyleGAN-V metric the fixture
     names for that protocol."""
     from mmgt_eval.cli import metric_node
 
     for name in ("default", "stylegan_v_128f_subsample8f", "smoke"):
         entry = reference_rules["project_protocols"][name]
-        cfg = compose_config("eval", ["generated=x", f"protocol={name}"], output_dir=tmp_path)
+        cfg = compose_config(
+            "eval", ["generated=x", f"protocol={name}", "metrics=[fvd]"], output_dir=tmp_path
+        )
         node = OmegaConf.to_container(metric_node(cfg, "fvd").protocol, resolve=True)
         proto = FVDProtocol.from_any(node)
         assert isinstance(proto, StyleGANVProtocol)

@@ -1,7 +1,5 @@
 """Gesture metrics (mmgt_eval.metrics .onset, .bas, .diversity, .kinetic, .fgd; mmgt_eval.pose_autoencoder).
 
-Onsets, BAS, Diversity definitions, FGD, and the old names still importable from mmgt_eval.metrics.gesture.
-
 Weight-free values from metrics-reference.md §5 / §9; librosa onsets recorded from librosa 0.10.2.post1.
 """
 
@@ -14,10 +12,10 @@ import pytest
 import torch
 
 from mmgt_eval.frechet import frechet_distance_from_features
-from mmgt_eval.metrics.bas import BAS_PRESETS, BASMetric, beat_align_score, beat_alignment_clip, motion_beats
+from mmgt_eval.metrics.bas import BAS_PRESETS, BASAdapter, beat_align_score, beat_alignment_clip, motion_beats
 from mmgt_eval.metrics.base import MetricInputError, VideoSample, VideoSkipped
 from mmgt_eval.metrics.diversity import (
-    DiversityMetric,
+    DiversityAdapter,
     bailando_calc_diversity,
     bailando_calculate_avg_distance,
     bailando_normalize,
@@ -28,7 +26,7 @@ from mmgt_eval.metrics.diversity_sets import (
     diversity_pairwise_l2,
     diversity_within_l1,
 )
-from mmgt_eval.metrics.fgd import FGDMetric, FrechetGestureDistance, frechet_gesture_distance
+from mmgt_eval.metrics.fgd import FGDAdapter, FGDMetric, frechet_gesture_distance
 from mmgt_eval.metrics.keypoints import JOINT_SETS, pose_xy
 from mmgt_eval.metrics.kinetic import bailando_kinetic_features, bailando_positions, kinetic_features
 from mmgt_eval.metrics.onset import onset_detect, onset_strength, peak_pick
@@ -184,7 +182,7 @@ def test_bas_presets_on_toy_clip_and_skips():
 
 
 def test_bas_adapter_weighted_mean_reference_and_skips():
-    metric = BASMetric(preset="ha2g")
+    metric = BASAdapter(preset="ha2g")
     clips = [toy_clip(s, 2) for s in range(3)]
     expected_num = expected_den = 0.0
     for i, (kps, audio) in enumerate(clips):
@@ -203,9 +201,9 @@ def test_bas_adapter_weighted_mean_reference_and_skips():
     proto = metric.protocol()
     assert proto["config"]["name"] == "ha2g" and "audio beats" in proto["direction"]
     json.dumps(proto)
-    assert BASMetric(sigma=0.2).config.sigma == 0.2
+    assert BASAdapter(sigma=0.2).config.sigma == 0.2
     with pytest.raises(ValueError, match="unknown BAS preset"):
-        BASMetric(preset="nope")
+        BASAdapter(preset="nope")
 
 
 # =========================================================================== diversity
@@ -279,7 +277,7 @@ def test_diversity_adapters_streaming_equals_functional():
     results = {}
     definitions = ("bailando", "bailando_calc_diversity", "kinetic_l2_corrected", "pairwise_l2_corrected")
     for definition in (*definitions, "within_l1"):
-        metric = DiversityMetric(definition=definition)
+        metric = DiversityAdapter(definition=definition)
         for i, (k, r) in enumerate(zip(clips, refs, strict=True)):
             metric.update(sample(f"c{i}", k), sample(f"c{i}", r))
         results[definition] = metric.compute()
@@ -303,22 +301,22 @@ def test_diversity_adapters_streaming_equals_functional():
     seqs = [pose_xy(k).reshape(k.shape[0], -1) for k in clips]
     assert results["within_l1"]["diversity"] == pytest.approx(diversity_within_l1(seqs))
     # identical generated clips -> 0; no keypoints -> declared skip; kinetic_l2 without reference -> error
-    metric = DiversityMetric()
+    metric = DiversityAdapter()
     for i in range(3):
         metric.update(sample(f"s{i}", clips[0]), sample(f"s{i}", refs[i]))
     assert metric.compute()["diversity"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(VideoSkipped, match="no keypoints"):
         metric.update(sample("x", None), None)
-    lonely = DiversityMetric()
+    lonely = DiversityAdapter()
     lonely.update(sample("a", clips[0]), None)
     lonely.update(sample("b", clips[1]), None)
     with pytest.raises(MetricInputError, match="reference"):
         lonely.compute()
     with pytest.raises(ValueError, match="unknown diversity definition"):
-        DiversityMetric(definition="l3")
+        DiversityAdapter(definition="l3")
     with pytest.raises(ValueError, match="now 'kinetic_l2_corrected'"):
-        DiversityMetric(definition="kinetic_l2")
-    assert DiversityMetric().variant == "bailando"  # the default: comparable with published tables
+        DiversityAdapter(definition="kinetic_l2")
+    assert DiversityAdapter().variant == "bailando"  # the default: comparable with published tables
 
 
 # =========================================================================== FGD
@@ -363,9 +361,9 @@ def test_autoencoder_training_reduces_loss_and_roundtrips(autoencoder, tmp_path)
     with pytest.raises(PoseAutoencoderError, match="config JSON"):
         load_pose_autoencoder(bad)
     with pytest.raises(PoseAutoencoderError, match="not found"):
-        FGDMetric(weights_path=tmp_path / "missing.pt")
+        FGDAdapter(weights_path=tmp_path / "missing.pt")
     with pytest.raises(PoseAutoencoderError, match="weights_path"):
-        FGDMetric()
+        FGDAdapter()
 
 
 def test_fgd_identity_separation_and_streaming(toy_sets, autoencoder):
@@ -382,7 +380,7 @@ def test_fgd_identity_separation_and_streaming(toy_sets, autoencoder):
     frozen = frechet_gesture_distance(feats(toy_sets["a"], freeze=True), fb)
     assert same < other and same < frozen, (same, other, frozen)
     # streaming float64 sums == one-shot Fréchet of the features
-    metric = FrechetGestureDistance(model)
+    metric = FGDMetric(model)
     for k in toy_sets["a"]:
         metric.update(pose_windows(k, 32, stride=8), real=False)
     for k in toy_sets["b"]:
@@ -394,7 +392,7 @@ def test_fgd_identity_separation_and_streaming(toy_sets, autoencoder):
 
 def test_fgd_adapter(toy_sets, autoencoder):
     _, _, path, _ = autoencoder
-    metric = FGDMetric(weights_path=path)
+    metric = FGDAdapter(weights_path=path)
     for i, k in enumerate(toy_sets["a"]):
         assert metric.update(sample(f"v{i}", k), sample(f"v{i}", k)) == {}
     out = metric.compute()
@@ -407,7 +405,7 @@ def test_fgd_adapter(toy_sets, autoencoder):
     proto = metric.protocol()
     assert proto["weights"]["sha256"] == json.loads(path.with_suffix(".json").read_text())["sha256"]
     json.dumps(proto)
-    empty = FGDMetric(weights_path=path)
+    empty = FGDAdapter(weights_path=path)
     empty.update(sample("one", toy_sets["a"][0][:40]), sample("one", toy_sets["b"][0][:40]))
     with pytest.raises(MetricInputError, match="at least 2"):
         empty.compute()
@@ -417,26 +415,9 @@ def test_latent_l1_adapter_is_independent_of_update_order(toy_sets, autoencoder)
     _, _, path, _ = autoencoder
     values = []
     for order in ([0, 1, 2, 3], [3, 1, 0, 2]):
-        metric = DiversityMetric(definition="latent_l1", weights_path=path, n_pairs=500, seed=3)
+        metric = DiversityAdapter(definition="latent_l1", weights_path=path, n_pairs=500, seed=3)
         for i in order:
             metric.update(sample(f"v{i}", toy_sets["a"][i]), None)
         values.append(metric.compute()["diversity"])
     assert values[0] == pytest.approx(values[1]) and values[0] > 0
     assert metric.protocol()["weights"]["file"] == "fgd_autoencoder.pt"
-
-
-def test_old_names_still_resolve_from_gesture():
-    """Every name of the old one-file module resolves from mmgt_eval.metrics.gesture to its new home."""
-    import importlib
-
-    from mmgt_eval.metrics import gesture
-
-    old = {"BASMetric": BASMetric, "FGDMetric": FGDMetric, "onset_detect": onset_detect, "pose_xy": pose_xy}
-    old |= {"load_pose_autoencoder": load_pose_autoencoder, "DiversityMetric": DiversityMetric}
-    for name, obj in old.items():
-        assert getattr(gesture, name) is obj, name
-    for name, module in gesture._MOVED.items():
-        assert getattr(gesture, name) is getattr(importlib.import_module(module), name), name
-    assert set(gesture.__all__) <= set(gesture._MOVED) and "BeatAlignScore" in gesture.__all__
-    with pytest.raises(AttributeError, match="no attribute"):
-        gesture.no_such_name  # noqa: B018

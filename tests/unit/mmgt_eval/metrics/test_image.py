@@ -60,7 +60,7 @@ def test_psnr_per_frame_equals_torchmetrics_and_numpy():
 
 
 def test_psnr_adapter_averages_frames_then_videos():
-    metric = I.PSNRMetric()
+    metric = I.PSNRAdapter()
     (g1, r1), (g2, r2) = videos(1, t=3), videos(2, t=6)
     per = []
     for i, (g, r) in enumerate(((g1, r1), (g2, r2))):
@@ -81,7 +81,7 @@ def test_psnr_adapter_averages_frames_then_videos():
 # =========================================================================== SSIM
 def test_ssim_equals_torchmetrics_and_closed_forms():
     (g1, r1), (g2, r2) = videos(3), videos(4)
-    metric = I.SSIMMetric()
+    metric = I.SSIMAdapter()
     metric.update(vs("a", g1), vs("a", r1))
     metric.update(vs("b", g2), vs("b", r2))
     # equal-length videos: mean of per-video means == torchmetrics' mean over all frames
@@ -121,7 +121,7 @@ def reference_lpips(state: dict[str, torch.Tensor]):
 
 def test_lpips_equals_lpips_package_with_the_same_weights(alexnet_file):
     path, state = alexnet_file
-    metric = I.LPIPSMetric(net="alex", weights_path=path)
+    metric = I.LPIPSAdapter(net="alex", weights_path=path)
     ref = reference_lpips(state)
     per_video = []
     for seed in (5, 6):
@@ -199,16 +199,16 @@ def test_frame_conversion_and_mismatch_policies():
     with pytest.raises(MetricInputError, match=r"\[0, 1\]"):
         I.to_rgb(rgb.astype(np.float32))
 
-    metric = I.SSIMMetric()
+    metric = I.SSIMAdapter()
     gen, ref = videos(8, t=5, size=24)
     with pytest.raises(MetricInputError, match="generated genA has 5 frames but reference refB has 4"):
         metric.update(vs("genA", gen), vs("refB", ref[:4]))
     with pytest.raises(MetricInputError, match=r"generated genA is \(24, 24\).*reference refB is \(16, 16\)"):
         metric.update(vs("genA", gen), vs("refB", ref[:, :16, :16]))
-    truncating = I.PSNRMetric(frame_policy="truncate")
+    truncating = I.PSNRAdapter(frame_policy="truncate")
     out = truncating.update(vs("g", gen), vs("r", ref[:4]))
     assert out["psnr"] == pytest.approx(float(I.psnr_frames(tchw(gen[:4]), tchw(ref[:4])).mean()))
-    resizing = I.PSNRMetric(size_policy="resize_generated")
+    resizing = I.PSNRAdapter(size_policy="resize_generated")
     ramp = np.linspace(0, 255, 48).astype(np.uint8)
     big = np.broadcast_to(ramp[None, :, None, None], (4, 48, 48, 3)).copy()  # smooth 48x48 frames
     small = np.ascontiguousarray(big[:, ::2, ::2])  # 24x24
@@ -217,4 +217,4 @@ def test_frame_conversion_and_mismatch_policies():
     with pytest.raises(MetricInputError, match="needs the reference"):
         truncating.update(vs("g", gen), None)
     with pytest.raises(MetricInputError, match="no video pair"):
-        I.PSNRMetric().compute()
+        I.PSNRAdapter().compute()

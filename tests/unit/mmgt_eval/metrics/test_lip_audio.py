@@ -12,8 +12,8 @@ from mmgt.io import read_video, write_video
 from mmgt.schema import SAMPLE_RATE
 from mmgt_eval.metrics.base import VideoSample, VideoSkipped
 from mmgt_eval.metrics.lip_audio import (
-    LipAudioMetric,
-    LipAudioPoseMetric,
+    LipAudioAdapter,
+    LipAudioPoseAdapter,
     lip_audio_correlation,
 )
 from mmgt_eval.runner import evaluate
@@ -70,7 +70,7 @@ def test_pose_adapter_scores_the_keypoints_file_through_the_runner(clips, tmp_pa
     silent = tmp_path / "gen" / "silent.mp4"
     write_video(silent, clips[0].frames, fps=25, audio=np.zeros(len(clips[0].audio), np.float32))
     np.save(gen / "silent.npy", clips[0].keypoints)
-    res = evaluate(gen, ref, {"lip_audio_pose": LipAudioPoseMetric()}, unmatched="skip", progress=False)
+    res = evaluate(gen, ref, {"lip_audio_pose": LipAudioPoseAdapter()}, unmatched="skip", progress=False)
     entry = res["metrics"]["lip_audio_pose"]
     values = entry["values"]
     own = np.mean([lip_audio_correlation(c.keypoints, c.audio)[0] for c in clips])
@@ -96,7 +96,7 @@ def test_pixel_adapter_scores_what_the_video_shows_not_its_keypoints(clips64, tm
     np.save(gen / "blank.npy", c.keypoints)
     still = np.broadcast_to(c.frames[:1], c.frames.shape)  # a face whose mouth never moves: r = 0
     write_video(gen / "still.mp4", np.ascontiguousarray(still), fps=25, audio=c.audio)
-    metrics = {"lip_audio": LipAudioMetric(), "lip_audio_pose": LipAudioPoseMetric()}
+    metrics = {"lip_audio": LipAudioAdapter(), "lip_audio_pose": LipAudioPoseAdapter()}
     res = evaluate(gen, ref, metrics, unmatched="skip", progress=False)
     pixels = res["metrics"]["lip_audio"]
     assert res["metrics"]["lip_audio_pose"]["protocol"]["source"] == "keypoints"
@@ -129,7 +129,7 @@ def test_pixel_lip_audio_on_a_real_talking_face_beats_another_files_audio() -> N
     other = read_video(samples_path("talking_face_moore4_30fps.mp4"), sample_rate=SAMPLE_RATE).audio
     assert face.audio is not None and other is not None
     frames = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in face.frames])
-    metric = LipAudioMetric()
+    metric = LipAudioAdapter()
     own = metric.update(VideoSample("own", frames, face.fps, face.audio), None)
     control = metric.update(VideoSample("other", frames, face.fps, other[: len(face.audio)]), None)
     assert own["lip_audio_face_rate"] == 1.0

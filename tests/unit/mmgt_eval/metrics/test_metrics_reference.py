@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from mmgt_eval.metrics.bas import BAS_PRESETS, BASMetric, beat_align_score, beat_alignment_clip, motion_beats
+from mmgt_eval.metrics.bas import BAS_PRESETS, BASAdapter, beat_align_score, beat_alignment_clip, motion_beats
 from mmgt_eval.metrics.base import VideoSample
 from mmgt_eval.metrics.diversity import (
-    DiversityMetric,
+    DiversityAdapter,
     bailando_calc_diversity,
     bailando_calculate_avg_distance,
     bailando_normalize,
@@ -130,7 +130,7 @@ def test_diversity_adapter_bailando_reproduces_div_k(div, variant):
         ("bailando", ("div_k", "div_k_gt")),
         ("bailando_calc_diversity", ("calc_diversity_gen", "calc_diversity_ref")),
     ):
-        metric = DiversityMetric(definition=definition, frame_time=frame_time)
+        metric = DiversityAdapter(definition=definition, frame_time=frame_time)
         for i, (g, r) in enumerate(zip(div["gen_index"], div["ref_index"], strict=True)):
             metric.update(_sample(f"clip{i}", kps[g]), _sample(f"clip{i}", kps[r]))
         out = metric.compute()
@@ -142,7 +142,7 @@ def test_diversity_adapter_bailando_reproduces_div_k(div, variant):
 def test_corrected_definition_is_not_bailandos(div):
     """kinetic_l2_corrected on the same clips: the energy term differs, so Div_k does (32.08 vs 32.80)."""
     kps = [stored_keypoints(xy, div["joint_indices_134"]) for xy in div["keypoints_stored_xy"]]
-    metric = DiversityMetric(definition="kinetic_l2_corrected")
+    metric = DiversityAdapter(definition="kinetic_l2_corrected")
     for i, (g, r) in enumerate(zip(div["gen_index"], div["ref_index"], strict=True)):
         metric.update(_sample(f"clip{i}", kps[g]), _sample(f"clip{i}", kps[r]))
     corrected = metric.compute()["diversity"]
@@ -183,7 +183,7 @@ def test_motion_beats_and_ba_reproduce_calc_db_and_ba(bas, case):
     assert in_frames == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
     clip = beat_alignment_clip(kps, bas["audio"], fps, config)
     assert clip.n_audio_beats == 33 and clip.score == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
-    metric = BASMetric(preset="bailando", score_reference=False)
+    metric = BASAdapter(preset="bailando", score_reference=False)
     metric.update(_sample(case, kps, fps, bas["audio"]), None)
     assert metric.compute()["bas"] == pytest.approx(float(bas[f"{case}_ba"]), rel=REL)
     assert metric.variant == "bailando"

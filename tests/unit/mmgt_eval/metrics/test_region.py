@@ -10,7 +10,7 @@ import pytest
 
 from mmgt.io import write_video
 from mmgt.schema import LIPS
-from mmgt_eval.metrics.region import RegionErrorMetric, region_boxes, region_mse
+from mmgt_eval.metrics.region import RegionErrorAdapter, region_boxes, region_mse
 from mmgt_eval.runner import evaluate
 
 
@@ -59,7 +59,7 @@ def test_adapter_through_the_runner(tmp_path: Path) -> None:
         write_video(gen / f"v{i}.mp4", noisy, fps=25)
     write_video(ref / "nokps.mp4", frames, fps=25)
     write_video(gen / "nokps.mp4", frames, fps=25)
-    res = evaluate(gen, ref, {"mouth": RegionErrorMetric(name="mouth")}, progress=False)
+    res = evaluate(gen, ref, {"mouth": RegionErrorAdapter(name="mouth")}, progress=False)
     entry = res["metrics"]["mouth"]
     per = res["per_video"]
     assert per["v0"]["scores"]["mouth"]["mouth_psnr"] > per["v1"]["scores"]["mouth"]["mouth_psnr"]

@@ -522,7 +522,7 @@ def test_adapter_declared_skips(random_weights: Path, hdtf: VideoSample) -> None
 
 
 def test_metric_config_instantiates_with_reference_defaults(random_weights: Path) -> None:
-    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "metric" / "sync.yaml"))
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "eval" / "metrics" / "sync.yaml"))
     assert node.pop("weights") == "syncnet_v2"  # the runner resolves the registry name to weights_path
     node["weights_path"] = str(random_weights)
     adapter = hydra.utils.instantiate(node, device="cpu")
