@@ -48,9 +48,9 @@ def _train(run_dir: Path, data_dir: Path, experiment: str, *extra: str) -> str:
 
 
 def _state(folder: Path, name: str) -> dict[str, torch.Tensor]:
-    from mmgt.stage2.loading import _CLASSES
+    from mmgt.stage2.export import load_component
 
-    return _CLASSES[name].from_pretrained(folder / name, local_files_only=True).state_dict()
+    return load_component(folder, name).state_dict()
 
 
 @pytest.mark.slow
@@ -283,7 +283,7 @@ def test_exports_are_safetensors_and_pickled_weights_are_refused(
 ) -> None:
     import shutil
 
-    from mmgt.stage2.loading import load_export
+    from mmgt.stage2.export import Stage2Export
 
     files = [p.name for p in exports["video"].rglob("*") if p.is_file()]
     assert files and not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
@@ -298,7 +298,7 @@ def test_exports_are_safetensors_and_pickled_weights_are_refused(
     torch.save(load_file(weights), part / "diffusion_pytorch_model.bin")  # the same weights, pickled
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="pose_guider: cannot load the exported pose_guider"):
-        load_export(pickled)
+        Stage2Export.load(pickled)
 
 
 def test_video_outputs_keep_the_audio_refuse_taken_paths_and_leave_nothing_on_failure(

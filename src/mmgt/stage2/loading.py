@@ -21,10 +21,8 @@ wav2vec2-base-960h                   speech encoder (``mmgt.audio`` spec        
                                      ``{kind: wav2vec2, model_dir: ...}``)
 ===================================  ===============================================  =====================
 
-Export layout (:func:`save_export` / :func:`load_export`, what ``mmgt-train`` writes into
-``<run>/export`` and ``Stage2Pipeline.from_pretrained`` reads): one ``save_pretrained`` subfolder per
-component (:data:`~mmgt.stage2.components.COMPONENT_NAMES`) and ``mmgt_stage2.json`` (generation
-metadata: audio features, sizes, scheduler, mask guidance, inference defaults).
+The export folder (what ``mmgt-train`` writes into ``<run>/export``) is :mod:`mmgt.stage2.export`;
+:func:`load_export_weights` initialises components from one.
 
 The toy VAE (:func:`load_or_fit_toy_vae`): the ``sd-vae-ft-mse``-layout folder beside a toy store, fitted
 once on its train frames (:func:`mmgt.stage2.toy_vae.fit_toy_vae`) when absent.
@@ -32,7 +30,6 @@ once on its train frames (:func:`mmgt.stage2.toy_vae.fit_toy_vae`) when absent.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -53,14 +50,12 @@ from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
 from mmgt.stage2.denoiser import MMGTDenoiser
+from mmgt.stage2.export import load_component
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
 from mmgt.stage2.toy_vae import fit_toy_vae
 
 log = logging.getLogger(__name__)
-
-EXPORT_META = "mmgt_stage2.json"
-"""Generation metadata written next to the exported components."""
 
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -287,55 +282,6 @@ def _is_audio_key(key: str) -> bool:
     return any(re.search(p, key) for p in AUDIO_PARAMETER_PATTERNS)
 
 
-def save_export(components: Stage2Components, out_dir: str | Path, meta: Mapping[str, Any]) -> Path:
-    """``save_pretrained`` every component into ``out_dir/<name>/`` and write ``mmgt_stage2.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in COMPONENT_NAMES:
-        getattr(components, name).save_pretrained(out / name, safe_serialization=True)
-    (out / EXPORT_META).write_text(json.dumps(dict(meta), indent=2, default=str) + "\n")
-    return out
-
-
-_CLASSES = {
-    "vae": AutoencoderKL,
-    "image_encoder": CLIPVisionModelWithProjection,
-    "reference_net": ReferenceNet,
-    "denoiser": MMGTDenoiser,
-    "pose_guider": PoseGuider,
-    "audio_proj": AudioProjModel,
-}
-
-
-def _load_part(export_dir: Path, name: str) -> Any:
-    """One exported component from its ``save_pretrained`` folder: safetensors only (no pickled weights)."""
-    try:
-        return _CLASSES[name].from_pretrained(export_dir / name, local_files_only=True, use_safetensors=True)
-    except OSError as e:
-        raise FileNotFoundError(
-            f"{export_dir / name}: cannot load the exported {name} (exports hold safetensors weights; "
-            f"pickled .bin weights are refused): {e}"
-        ) from e
-
-
-def load_export(export_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Stage2Components, dict]:
-    """Load a Stage II export: (components in eval mode on ``device``, metadata)."""
-    path = Path(export_dir)
-    meta_path = path / EXPORT_META
-    missing = [n for n in COMPONENT_NAMES if not (path / n / "config.json").is_file()]
-    if not meta_path.is_file() or missing:
-        raise FileNotFoundError(
-            f"{path}: not a Stage II export (expected {EXPORT_META} and the subfolders "
-            f"{', '.join(COMPONENT_NAMES)}, each a save_pretrained folder, as written by "
-            f"`mmgt-train experiment=stage2_image_toy` into <run>/export); missing: "
-            f"{', '.join(missing) or EXPORT_META}"
-        )
-    meta = json.loads(meta_path.read_text())
-    parts = {n: _load_part(path, n) for n in COMPONENT_NAMES}
-    components = Stage2Components(**parts).to(device).eval()
-    return components, meta
-
-
 def load_export_weights(components: Stage2Components, export_dir: str | Path, parts: Sequence[str]) -> None:
     """Initialise ``parts`` of ``components`` from an earlier export (video-level from image-level).
 
@@ -345,11 +291,11 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
     """
     path = Path(export_dir)
     for name in parts:
-        if name not in _CLASSES:
+        if name not in COMPONENT_NAMES:
             raise ValueError(f"unknown component {name!r}; choose from {COMPONENT_NAMES}")
         if not (path / name / "config.json").is_file():
             raise FileNotFoundError(f"{path / name}: no exported {name} to initialise from")
-        source = _load_part(path, name)
+        source = load_component(path, name)
         result = getattr(components, name).load_state_dict(source.state_dict(), strict=False)
         bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not _is_audio_key(k)]
         if bad:
