@@ -380,12 +380,15 @@ class Stage2LitModule(pl.LightningModule):
 def _check_init_size(export_dir: str | Path, size: int | None) -> None:
     """An ``init_from`` export trained at another frame size is an error at start-up (its frozen VAE
     stand-in and its spatial layers saw frames of that size)."""
+    import json
+
     from mmgt.stage2.export import EXPORT_META
 
-    if size is None or not (Path(export_dir) / EXPORT_META).is_file():
+    meta_path = Path(export_dir) / EXPORT_META
+    if size is None or not meta_path.is_file():
         return  # load_export_weights explains a folder that is not an export
-    trained = Stage2Export.read(export_dir).size
-    if trained != size:
+    trained = json.loads(meta_path.read_text()).get("size")  # only the size: checked before anything loads
+    if trained is not None and int(trained) != size:
         raise ValueError(
             f"model.init_from={export_dir} was trained at {trained}x{trained} frames, this run's data.size "
             f"is {size}: pass data.size={trained} (or train the image level at data.size={size})"
