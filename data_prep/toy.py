@@ -972,8 +972,10 @@ class ToyStore:
         seed: int = 0,
         test_fraction: float = 0.25,
         progress: bool = True,
+        vae_steps: int = 0,
     ) -> None:
         self.out = Path(out)
+        self.vae_steps = int(vae_steps)  # > 0: also fit the toy VAE into <out>/vae (mmgt_prep.toy_vae)
         self.kwargs = {
             "n_speakers": n_speakers,
             "clips_per_speaker": clips_per_speaker,
@@ -997,12 +999,18 @@ class ToyStore:
                 f"`mmgt-train experiment=smga data.root={root}` (or stage2_image, stage2_video); for a toy "
                 f"store at that path: data.prepare.out={root} (docs/prep.md)"
             )
-        return generate_toy_dataset(root, **self.kwargs)
+        summary = generate_toy_dataset(root, **self.kwargs)
+        if self.vae_steps > 0:
+            from mmgt_prep.toy_vae import fit_store_vae
+
+            summary["vae"] = str(fit_store_vae(root, steps=self.vae_steps))
+        return summary
 
 
 def run(cfg: Any) -> dict[str, Any]:
-    """``mmgt-prep source=toy`` runner: ``conf/source/toy.yaml`` keys -> :func:`generate_toy_dataset`."""
-    return generate_toy_dataset(
+    """``mmgt-prep source=toy`` runner: ``conf/source/toy.yaml`` keys -> :func:`generate_toy_dataset` (and,
+    with ``vae_steps`` > 0, the toy VAE: :func:`mmgt_prep.toy_vae.fit_store_vae`)."""
+    summary = generate_toy_dataset(
         cfg.out,
         n_speakers=cfg.n_speakers,
         clips_per_speaker=cfg.clips_per_speaker,
@@ -1012,3 +1020,8 @@ def run(cfg: Any) -> dict[str, Any]:
         test_fraction=cfg.test_fraction,
         progress=cfg.progress,
     )
+    if cfg.get("vae_steps", 0) > 0:
+        from mmgt_prep.toy_vae import fit_store_vae
+
+        summary["vae"] = str(fit_store_vae(cfg.out, steps=cfg.vae_steps))
+    return summary
