@@ -40,7 +40,7 @@ from mmgt.stage2.denoiser import MMGTDenoiser
 from mmgt.stage2.guidance import GUIDANCE_CLASSES, MaskGuidance, MotionMaskGuidance
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
-from mmgt.untrusted import UntrustedFileError
+from mmgt.untrusted import UntrustedFileError, split_fields
 
 EXPORT_META = "mmgt_stage2.json"
 """Generation metadata written next to the exported components."""
@@ -141,21 +141,18 @@ class Stage2Export:
         return {**self.inference, **{k: v for k, v in overrides.items() if v is not None}}
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        if data["source"] is None:
-            del data["source"]
-        return {**self.extra, **data}
+        """The file's content: the fields (``source`` only when set) over the unknown keys."""
+        data = {k: v for k, v in dataclasses.asdict(self).items() if k != "extra"}
+        return {**self.extra, **{k: v for k, v in data.items() if k != "source" or v is not None}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = EXPORT_META) -> Stage2Export:
+        """The export of a file's content; keys this version does not know go to ``extra``."""
         missing = [k for k in ("size", "audio_features") if k not in data]
         if missing:
             raise ValueError(f"{where}: no {missing} (not a Stage II export's metadata)")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        return cls(
-            **{k: v for k, v in data.items() if k in known},
-            extra={k: v for k, v in data.items() if k not in known},
-        )
+        known, extra = split_fields(cls, data)
+        return cls(**known, extra=extra)
 
     @classmethod
     def read(cls, export_dir: str | Path) -> Stage2Export:
