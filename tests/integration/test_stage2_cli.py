@@ -32,7 +32,7 @@ TOY = [  # 2 speakers x 3 clips x 4 s (2 train + 1 test each); a quickly fitted 
     "data.batch_size=4",
     "data.samples_per_clip=4",
     "data.val_samples_per_clip=1",
-    "model.vae.steps=60",
+    "data.prepare.vae_steps=60",
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=5",
 ]

@@ -24,28 +24,24 @@ wav2vec2-base-960h                   speech encoder (``mmgt.audio`` spec        
 The export folder (what ``mmgt-train`` writes into ``<run>/export``) is :mod:`mmgt.stage2.export`;
 :func:`load_export_weights` initialises components from one.
 
-The toy VAE (:func:`load_or_fit_toy_vae`): the ``sd-vae-ft-mse``-layout folder beside a toy store, fitted
-once on its train frames (:func:`mmgt.stage2.toy_vae.fit_toy_vae`) when absent.
+The toy VAE of CPU runs (``scale=tiny_fitted_vae``) is such a folder too, ``<store>/vae``, fitted by data
+preparation (:mod:`mmgt_prep.toy_vae`) and loaded by :func:`build_vae` like ``sd-vae-ft-mse``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import MotionAdapter, UNetMotionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from mmgt.clipstore import ClipStore
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
@@ -53,7 +49,6 @@ from mmgt.stage2.denoiser import MMGTDenoiser
 from mmgt.stage2.export import load_component
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
-from mmgt.stage2.toy_vae import fit_toy_vae
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +131,14 @@ def load_motion_adapter(path: str | Path) -> MotionAdapter:
     return MotionAdapter.from_pretrained(p, local_files_only=True)
 
 
-def build_vae(pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None) -> AutoencoderKL:
-    """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``) or a config (random weights)."""
+def build_vae(
+    pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None, missing: str = ""
+) -> AutoencoderKL:
+    """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``, a toy store's ``vae``) or a config
+    (random weights). ``missing``: how to make the folder, added to the error when it is not there."""
     if pretrained is not None:
+        if missing and not (Path(pretrained) / "config.json").is_file():
+            raise FileNotFoundError(f"{pretrained}: no VAE folder here; {missing}")
         vae = AutoencoderKL.from_pretrained(check_pretrained_folder(pretrained, "vae"), local_files_only=True)
     elif config is not None:
         vae = AutoencoderKL(**_plain(config))
@@ -300,41 +300,3 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
         bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not _is_audio_key(k)]
         if bad:
             raise ValueError(f"{path / name}: weights do not fit the configured {name}: {bad[:6]}")
-
-
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1:3] == (size, size):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def load_or_fit_toy_vae(
-    out_dir: str | Path,
-    store: str | Path,
-    size: int,
-    config: Mapping[str, Any],
-    steps: int = 800,
-    crop: int | None = 32,
-    frame_stride: int = 2,
-    seed: int = 0,
-) -> AutoencoderKL:
-    """The toy VAE in ``out_dir``; if absent, fitted (architecture ``config``) on the store's train frames
-    (every ``frame_stride``-th, resized to ``size``) and saved there - once, atomically."""
-    out = Path(out_dir)
-    if not (out / "config.json").is_file():
-        clips = ClipStore(store).clips(split="train")
-        if not clips:
-            raise FileNotFoundError(f"{store}: no train clips to fit the toy VAE on")
-        frames = np.concatenate([_resize(c.video()[::frame_stride], size) for c in clips if c.has_video])
-        log.info("fitting the toy VAE on %d frames of %s (once; saved to %s)", len(frames), store, out)
-        vae = fit_toy_vae(frames, _plain(config), steps, crop=crop, seed=seed)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        vae.save_pretrained(tmp)
-        if (out / "config.json").is_file():  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
-    return build_vae(pretrained=out)
