@@ -2,7 +2,8 @@
 
 An export folder follows diffusers' pipeline layout::
 
-    <export>/model_index.json     {"_class_name": "Stage2Pipeline", "<component>": [library, class], ...}
+    <export>/model_index.json     {"_class_name": "Stage2Pipeline", "_diffusers_version": ..., "<component>":
+                                  [library, class], ...}
     <export>/<component>/         save_pretrained of each of COMPONENT_NAMES (config.json + safetensors)
     <export>/mmgt_stage2.json     Stage2Export: what generation needs besides the weights
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from transformers import CLIPVisionModelWithProjection
@@ -168,7 +170,7 @@ class Stage2Export:
         and ``mmgt_stage2.json``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        index: dict[str, Any] = {"_class_name": PIPELINE_CLASS}
+        index: dict[str, Any] = {"_class_name": PIPELINE_CLASS, "_diffusers_version": diffusers.__version__}
         for name in COMPONENT_NAMES:
             part = getattr(components, name)
             part.save_pretrained(out / name, safe_serialization=True)
