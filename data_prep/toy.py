@@ -184,11 +184,18 @@ class ToyStore(Settings):
     test_fraction: float
     progress: bool = True
     retry_failed: bool = False
+    vae_steps: int = 0
+    """> 0: also fit the toy VAE into ``<out>/vae`` (:func:`mmgt_prep.toy_vae.fit_store_vae`)."""
 
     def run(self) -> dict[str, Any]:
         """Write (or resume) the toy store at ``out``; returns :func:`generate_toy_dataset`'s summary."""
-        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "out"}
-        return generate_toy_dataset(self.out, **settings)
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("out", "vae_steps")}
+        summary = generate_toy_dataset(self.out, **settings)
+        if self.vae_steps > 0:
+            from mmgt_prep.toy_vae import fit_store_vae
+
+            summary["vae"] = str(fit_store_vae(self.out, steps=self.vae_steps))
+        return summary
 
     def __call__(self, root: str | Path) -> dict[str, Any]:
         root = Path(root)

@@ -2,11 +2,12 @@
 
 Every phase is one of the project's own commands (printed, so it can be rerun or scaled up by hand):
 
-1. ``mmgt-prep source=toy``: the toy-speaker clip store (+ a montage picture of it, as in the README);
+1. ``mmgt-prep source=toy vae_steps=...``: the toy-speaker clip store and its toy VAE (+ a montage picture of
+   it, as in the README);
 2. preprocessing: the audio features both stages read, cached per clip (``features/<name>.npy``);
 3. Stage I: ``mmgt-train experiment=smga_toy evaluate=stage1`` - trains SMGA, generates the held-out clips
    from their audio (and from shuffled audio, the control) and scores them;
-4. Stage II, image level: ``mmgt-train experiment=stage2_image_toy`` (fits the toy VAE once);
+4. Stage II, image level: ``mmgt-train experiment=stage2_image_toy`` (on the toy VAE of phase 1);
 5. the ablation sweep ``mmgt-train sweep=demo`` (conf/sweep/demo.yaml: video level, mask guidance
    motion vs none x seeds 0, 1) from the image-level export, each job trained, its test split generated
    and scored;
@@ -69,13 +70,13 @@ class Demo:
 
     # ------------------------------------------------------------------ phases
     def data(self) -> None:
-        """Phase 1: the toy clip store."""
-        self.phase(1, "toy speakers -> clip store")
+        """Phase 1: the toy clip store and the toy VAE fitted once on it."""
+        self.phase(1, "toy speakers -> clip store (+ the toy VAE, fitted once on it)")
         b = self.budget
         self.run(
             "mmgt_prep.cli", "source=toy", f"out={self.store}", f"n_speakers={b['speakers']}",
             f"clips_per_speaker={b['clips_per_speaker']}", f"seconds={b['seconds']}", "size=64", "seed=0",
-            "progress=false", f"hydra.run.dir={self.out / 'logs' / 'prep'}",
+            f"vae_steps={b['vae_steps']}", "progress=false", f"hydra.run.dir={self.out / 'logs' / 'prep'}",
         )  # fmt: skip
         from mmgt.clipstore import ClipStore
 
@@ -116,7 +117,7 @@ class Demo:
 
     def stage2_image(self) -> Path:
         """Phase 4: Stage II image level; returns its export folder."""
-        self.phase(4, "Stage II, image level (ReferenceNet + denoiser + PoseGuider); the toy VAE once")
+        self.phase(4, "Stage II, image level (ReferenceNet + denoiser + PoseGuider)")
         run = self.out / "stage2_image"
         if (run / "export" / "mmgt_stage2.json").is_file():
             print(f"  reusing {run / 'export'}")
@@ -124,7 +125,7 @@ class Demo:
         self.run(
             "mmgt.train", "experiment=stage2_image_toy", f"data.root={self.store}",
             f"trainer.max_epochs={self.budget['image_epochs']}", "trainer.enable_progress_bar=false",
-            f"model.vae.steps={self.budget['vae_steps']}", f"hydra.run.dir={run}",
+            f"hydra.run.dir={run}",
         )  # fmt: skip
         return run / "export"
 

@@ -9,7 +9,7 @@ What ``mmgt-weights import-mmgt SRC OUT`` runs (docs/reproduce-mmgt.md). ``SRC``
 and writes ``OUT/stage1`` (what ``mmgt-train experiment=smga_toy`` writes into ``<run>/export``: used by
 ``mmgt-generate pose_model=``) and ``OUT/stage2`` (a Stage II export, process 2 when its file is there, else
 process 1 alone: ``mmgt-generate video_model=`` / ``model.init_from=``), both through the project's own
-export writers (:meth:`mmgt.stage1.export.Stage1Export.save`, :func:`mmgt.stage2.loading.save_export`).
+export writers (:meth:`mmgt.stage1.export.Stage1Export.save`, :meth:`mmgt.stage2.export.Stage2Export.save`).
 
 The parts the release does not hold come from local pretrained folders (usual names under a pretrained dir,
 :data:`mmgt.stage2.loading.EXPECTED_LAYOUT`): the SD-1.5 UNet (architecture, and the ReferenceNet's unused
@@ -38,7 +38,6 @@ from torch import Tensor
 
 from mmgt import audio
 from mmgt.factory import to_node
-from mmgt.schema import FPS, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +204,13 @@ def _audio_proj_sizes(state: Mapping[str, Tensor], source: str) -> dict[str, int
 
 def _inference(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(inference block, noise scheduler) of the export for ``original`` / ``corrected`` generation."""
-    from mmgt.stage2.pipeline import DEFAULT_INFERENCE
     from mmgt.stage2.release import RELEASE_INFERENCE
 
-    if kind == "original":
-        inference = {**DEFAULT_INFERENCE, "steps": 30, "closed_loop": True, **RELEASE_INFERENCE}
+    if kind == "original":  # overrides of mmgt.stage2.export.DEFAULT_INFERENCE
+        inference = {"steps": 30, "closed_loop": True, **RELEASE_INFERENCE}
         return inference, {**TRAINING_SCHEDULE, "beta_schedule": "linear"}
     if kind == "corrected":
-        return dict(DEFAULT_INFERENCE), dict(TRAINING_SCHEDULE)
+        return {}, dict(TRAINING_SCHEDULE)
     raise ValueError(f"inference must be 'original' or 'corrected', got {kind!r}")
 
 
@@ -239,13 +237,13 @@ def import_stage2(
         audio_proj: process 1 only: ``hidden_dim``, ``tokens``, ``token_dim`` of the fresh projection.
     """
     from mmgt.stage2.components import Stage2Components
+    from mmgt.stage2.export import Stage2Export
     from mmgt.stage2.loading import (
         build_audio_proj,
         build_image_encoder,
         build_vae,
         check_pretrained_folder,
         load_unet2d,
-        save_export,
     )
     from mmgt.stage2.pose_guider import PoseGuider
     from mmgt.stage2.reference_net import ReferenceNet
@@ -332,24 +330,22 @@ def import_stage2(
         **models,
     )
     inference_block, schedule = _inference(inference)
-    meta = {
-        "size": int(size),
-        "frames": 12,
-        "audio_features": to_node(
+    export = Stage2Export(
+        size=int(size),
+        frames=12,
+        audio_features=to_node(
             audio.PretrainedSpeechEncoder, model_dir=str(w2v.resolve()), kind="wav2vec2", layers="all"
         ),
-        "audio_margin": int(audio_margin),
-        "pose_render": {"limb_dim": 0.9},
-        "process": "video" if process == 2 else "image",
-        "use_audio": process == 2,
-        "mask_guidance": dict(RELEASE_MASKS),
-        "noise_scheduler": schedule,
-        "inference": inference_block,
-        "fps": FPS,
-        "sample_rate": SAMPLE_RATE,
-        "source": {k: str(v) for k, v in sources.items()},
-    }
-    return save_export(components, out_dir, meta)
+        audio_margin=int(audio_margin),
+        pose_render={"limb_dim": 0.9},
+        process="video" if process == 2 else "image",
+        use_audio=process == 2,
+        mask_guidance=dict(RELEASE_MASKS),
+        noise_scheduler=schedule,
+        inference=inference_block,
+        source={k: str(v) for k, v in sources.items()},
+    )
+    return export.save(components, out_dir)
 
 
 def import_release(

@@ -178,6 +178,15 @@ def resolve_class(target: Any, allowed: Mapping[str, type], source: str) -> type
     return cls
 
 
+def split_fields(cls: type, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A stored mapping split into the fields of the dataclass ``cls`` but ``extra`` (its constructor
+    arguments) and the keys it does not know (kept in ``extra`` on a round trip)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+    return {k: v for k, v in data.items() if k in known}, {k: v for k, v in data.items() if k not in known}
+
+
 __all__ = [
     "RestrictedUnpickler",
     "UntrustedFileError",
@@ -188,4 +197,5 @@ __all__ = [
     "load_pickled_npy",
     "npy_header",
     "resolve_class",
+    "split_fields",
 ]

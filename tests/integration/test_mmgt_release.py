@@ -100,13 +100,9 @@ def test_import_writes_exports_that_compute_the_original(imported: Path) -> None
     assert meta1.sampling() == {"steps": 50, "guidance": 2.0, "eta": 1.0}
 
     pipe = Stage2Pipeline.from_pretrained(imported / "stage2")
-    meta = pipe.meta
-    assert (
-        meta["process"] == "video"
-        and meta["use_audio"]
-        and meta["noise_scheduler"]["beta_schedule"] == "linear"
-    )
-    assert meta["inference"]["motion_scale"] == [1.0, 1.0, 2.0] and meta["inference"]["closed_loop"]
+    meta = pipe.export
+    assert meta.process == "video" and meta.use_audio and meta.noise_scheduler["beta_schedule"] == "linear"
+    assert meta.inference["motion_scale"] == [1.0, 1.0, 2.0] and meta.inference["closed_loop"]
     # the exported denoiser (fp16 bank) with the export's inference branches = the original inference path
     io = torch.load(reference_fixture("stage2_tiny", "stage2_tiny_orig_io.pt"), weights_only=True)
     comps = pipe.components
@@ -120,7 +116,7 @@ def test_import_writes_exports_that_compute_the_original(imported: Path) -> None
             reference_states=states,
             audio_tokens=comps.audio_proj(io["audio_emb"]).flatten(0, 1),
             region_masks=RegionMasks(comps.denoiser.branches, levels),  # the fixture's masks, in order
-            branch_weights=meta["inference"]["motion_scale"],
+            branch_weights=meta.inference["motion_scale"],
         )
         pose = comps.pose_guider(io["pose_vid"])
         out = comps.denoiser(io["noisy_latents"], io["timesteps"], io["clip_image_embeds"], pose, context)
@@ -129,7 +125,7 @@ def test_import_writes_exports_that_compute_the_original(imported: Path) -> None
 
 
 def test_import_process1_alone_is_an_image_level_export(release: dict[str, Path], tmp_path: Path) -> None:
-    from mmgt.stage2.loading import load_export
+    from mmgt.stage2.export import Stage2Export
 
     args = [
         "import-mmgt",
@@ -144,8 +140,8 @@ def test_import_process1_alone_is_an_image_level_export(release: dict[str, Path]
     assert (
         weights_main([*args, "--process", "1", "--parts", "stage2", *audio, *_import_flags(_configs())]) == 0
     )
-    comps, meta = load_export(tmp_path / "stage2")
-    assert meta["process"] == "image" and not meta["use_audio"] and not (tmp_path / "stage1").exists()
+    comps, meta = Stage2Export.load(tmp_path / "stage2")
+    assert meta.process == "image" and not meta.use_audio and not (tmp_path / "stage1").exists()
     p1 = torch.load(
         next((release["src"] / "stage_2" / "process_1").glob("denoising_unet-*.pth")), weights_only=True
     )

@@ -29,7 +29,7 @@ TOY = [  # 2 speakers x 3 clips x 4 s (2 train + 1 test each); a quickly fitted 
     "data.batch_size=4",
     "data.samples_per_clip=4",
     "data.val_samples_per_clip=1",
-    "model.vae.steps=60",
+    "data.prepare.vae_steps=60",
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=5",
 ]
@@ -45,9 +45,9 @@ def _train(run_dir: Path, data_dir: Path, experiment: str, *extra: str) -> str:
 
 
 def _state(folder: Path, name: str) -> dict[str, torch.Tensor]:
-    from mmgt.stage2.loading import _CLASSES
+    from mmgt.stage2.export import load_component
 
-    return _CLASSES[name].from_pretrained(folder / name, local_files_only=True).state_dict()
+    return load_component(folder, name).state_dict()
 
 
 @pytest.mark.slow
@@ -282,7 +282,7 @@ def test_exports_are_safetensors_and_pickled_weights_are_refused(
 ) -> None:
     import shutil
 
-    from mmgt.stage2.loading import load_export
+    from mmgt.stage2.export import Stage2Export
 
     files = [p.name for p in exports["video"].rglob("*") if p.is_file()]
     assert files and not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".ckpt", ".pkl"))]
@@ -297,7 +297,7 @@ def test_exports_are_safetensors_and_pickled_weights_are_refused(
     torch.save(load_file(weights), part / "diffusion_pytorch_model.bin")  # the same weights, pickled
     weights.unlink()
     with pytest.raises(FileNotFoundError, match="pose_guider: cannot load the exported pose_guider"):
-        load_export(pickled)
+        Stage2Export.load(pickled)
 
 
 def test_video_outputs_keep_the_audio_refuse_taken_paths_and_leave_nothing_on_failure(

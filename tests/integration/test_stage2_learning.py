@@ -33,7 +33,7 @@ def test_image_level_learns(tmp_path: Path) -> None:
         "data.prepare.clips_per_speaker=3",  # 2 train + 1 test clip per speaker
         "data.prepare.seconds=4",
         "data.samples_per_clip=16",
-        "model.vae.steps=150",
+        "data.prepare.vae_steps=150",
         "trainer.max_steps=100",
     ]
     import hydra

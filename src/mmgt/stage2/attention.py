@@ -23,6 +23,9 @@ e.g. ``down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor``):
   token count, so any (non-square) latent works.
 * :class:`CrossAttnProcessor`: the plain image cross-attention for ``attn2`` where MM-HAA is not placed.
 
+The audio-attention processor is chosen by name (:data:`AUDIO_PROCESSORS`, the MM-HAA design's
+``processor``): an audio-attention ablation is one class added there plus one YAML.
+
 How the inputs reach the processors (the explicit channel): ``BasicTransformerBlock`` passes the same
 ``cross_attention_kwargs`` to ``attn1`` *and* ``attn2``, and ``Attention.forward`` silently drops keyword
 arguments a processor does not declare. Stage II therefore passes exactly one keyword, ``context``, a
@@ -41,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
+
+from mmgt.factory import registry
 
 FULL_REGION: str = "full"
 """Branch region meaning "everywhere" (mask of ones; no mask tensor needed)."""
@@ -375,6 +380,12 @@ class MMHAAAttnProcessor(nn.Module):
                 h = h * mask.to(h.dtype)
             total = total + weight * h
         return total
+
+
+AUDIO_PROCESSORS: dict[str, type[nn.Module]] = registry(MMHAAAttnProcessor)
+"""Audio-attention processors the MM-HAA design may name (``audio_module.processor``; class path -> class).
+Each takes ``(name, query_dim, audio_dim, heads, regions, motion_scale)``, reads the audio tokens and masks
+from :class:`Stage2AttentionContext` and keeps its parameters under ``branches``."""
 
 
 def check_audio_tokens(audio_tokens: Tensor, n: int, name: str) -> None:

@@ -2,15 +2,17 @@
 
 One class per design (``conf/model/stage2/audio_module/<name>.yaml``), recorded in the denoiser's
 ``config.json`` as ``{"_target_": <class>, **kwargs}`` and rebuilt from there by :func:`build_audio_module`
-(only registered classes, i.e. subclasses of :class:`AudioModuleDesign` inside ``mmgt``, are accepted):
+(:func:`mmgt.factory.build` over :data:`AUDIO_MODULE_CLASSES`: the subclasses of :class:`AudioModuleDesign`
+defined in this module):
 
 =================================  ===========================================================================
 class (YAML)                       design
 =================================  ===========================================================================
 :class:`MMHAAProcessors`           MM-HAA as the ``attn2`` processor of the spatial transformer blocks
-(``mmhaa``, default)               (:class:`~mmgt.stage2.attention.MMHAAAttnProcessor`): the mask gates each
-                                   branch after its zero-initialised output projection; parameters
-                                   ``....processor.branches.*``.
+(``mmhaa``, default)               (``processor``: a class of :data:`~mmgt.stage2.attention.AUDIO_PROCESSORS`,
+                                   by name; default :class:`~mmgt.stage2.attention.MMHAAAttnProcessor`: the
+                                   mask gates each branch after its zero-initialised output projection);
+                                   parameters ``....processor.branches.*``.
 :class:`ReleaseAudioTransformers`  the released MMGT / Hallo module: a separate transformer
 (``mmgt_release``)                 (:class:`AudioTransformer`) between each down-block spatial transformer and
                                    its motion module, with the original's block-input-width quirk, the mask
@@ -22,12 +24,12 @@ A design is a plain object: :meth:`AudioModuleDesign.install` adds its modules /
 built ``UNetMotionModel`` (the denoiser calls it once, in its constructor). Both read the per-forward
 inputs from :class:`~mmgt.stage2.attention.Stage2AttentionContext` (audio tokens, region masks, optional
 per-forward branch regions / weights); without audio tokens both are skipped (exactly "no audio").
-A new design is one subclass here (or in any ``mmgt`` module) plus one YAML.
+A new design is one subclass here plus one YAML; a new audio-attention processor for the MM-HAA design is
+one class in :data:`~mmgt.stage2.attention.AUDIO_PROCESSORS` plus one YAML naming it (``processor:``).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -35,7 +37,9 @@ from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import Tensor, nn
 
+from mmgt.factory import build, to_node
 from mmgt.stage2.attention import (
+    AUDIO_PROCESSORS,
     MMHAAAttnProcessor,
     RegionMasks,
     _layer_attention,
@@ -44,11 +48,13 @@ from mmgt.stage2.attention import (
     placement_of,
     spatial_attention_paths,
 )
+from mmgt.untrusted import class_path, resolve_class
 
 AUDIO_PARAMETER_PATTERNS: tuple[str, ...] = (r"\.processor\.branches\.", r"\.audio_modules\.")
 """Regular expressions matching the audio-module parameters of every design (denoiser parameter names)."""
 
-_REGISTRY: dict[str, type[AudioModuleDesign]] = {}
+AUDIO_MODULE_CLASSES: dict[str, type[AudioModuleDesign]] = {}
+"""The designs a denoiser config may name (class path -> class; every subclass registers itself)."""
 
 
 class AudioModuleDesign:
@@ -59,7 +65,7 @@ class AudioModuleDesign:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        AUDIO_MODULE_CLASSES[class_path(cls)] = cls
 
     def install(
         self,
@@ -76,32 +82,38 @@ class AudioModuleDesign:
 
     def config(self) -> dict[str, Any]:
         """``_target_`` + constructor arguments (recorded in the denoiser's config)."""
-        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
+        return to_node(type(self))
 
 
 def build_audio_module(spec: Mapping[str, Any] | AudioModuleDesign | None) -> AudioModuleDesign:
-    """A design from its :meth:`~AudioModuleDesign.config` dict (None: :class:`MMHAAProcessors`)."""
+    """A design from its :meth:`~AudioModuleDesign.config` node (None: :class:`MMHAAProcessors`).
+
+    Raises:
+        UntrustedFileError: a ``_target_`` outside :data:`AUDIO_MODULE_CLASSES` or arguments that do not fit.
+    """
     if spec is None:
         return MMHAAProcessors()
     if isinstance(spec, AudioModuleDesign):
         return spec
-    cfg = {k: v for k, v in dict(spec).items() if k not in ("_partial_", "_convert_", "_recursive_")}
-    target = str(cfg.pop("_target_", ""))
-    module = target.rpartition(".")[0]
-    if target not in _REGISTRY and module.split(".")[0] == "mmgt":
-        importlib.import_module(module)  # a design defined in another mmgt module registers on import
-    if target not in _REGISTRY:
-        raise ValueError(
-            f"audio_module {target!r} is not a registered design; choose from {sorted(_REGISTRY)}"
-        )
-    return _REGISTRY[target](**cfg)
+    return build(dict(spec), AUDIO_MODULE_CLASSES, "denoiser config: audio_module")
 
 
 # --------------------------------------------------------------------------- MM-HAA processors
 class MMHAAProcessors(AudioModuleDesign):
-    """MM-HAA branches inside the ``attn2`` processors of the blocks in ``audio_placement`` (our design)."""
+    """MM-HAA branches inside the ``attn2`` processors of the blocks in ``audio_placement`` (our design).
+
+    Args:
+        processor: class path of the audio-attention processor, one of
+            :data:`~mmgt.stage2.attention.AUDIO_PROCESSORS` (constructed as ``MMHAAAttnProcessor`` is).
+    """
 
     parameter_pattern = r"\.processor\.branches\."
+
+    def __init__(self, processor: str = class_path(MMHAAAttnProcessor)) -> None:
+        self.processor = resolve_class(processor, AUDIO_PROCESSORS, "audio_module: processor")
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "processor": class_path(self.processor)}
 
     def install(
         self,
@@ -119,7 +131,7 @@ class MMHAAProcessors(AudioModuleDesign):
         for path in spatial_attention_paths(list(processors)):
             if path.endswith("attn2") and placement_of(path) in placement:
                 attn = modules[path]
-                processors[f"{path}.processor"] = MMHAAAttnProcessor(
+                processors[f"{path}.processor"] = self.processor(
                     path, attn.query_dim, audio_dim, attn.heads, branches, motion_scale
                 )
 
@@ -274,6 +286,7 @@ class ReleaseAudioTransformers(AudioModuleDesign):
 
 
 __all__ = [
+    "AUDIO_MODULE_CLASSES",
     "AUDIO_PARAMETER_PATTERNS",
     "AudioModuleDesign",
     "AudioTransformer",

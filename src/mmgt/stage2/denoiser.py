@@ -47,11 +47,11 @@ from torch.utils.checkpoint import checkpoint
 
 from mmgt.masks import KNOWN_REGIONS
 from mmgt.stage2.attention import (
+    AUDIO_PROCESSORS,
     DERIVED_BRANCH_REGIONS,
     FULL_REGION,
     PLACEMENTS,
     CrossAttnProcessor,
-    MMHAAAttnProcessor,
     ReferenceReadAttnProcessor,
     Stage2AttentionContext,
     branch_settings,
@@ -154,11 +154,10 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
 
     @property
     def audio_processor_names(self) -> list[str]:
-        """Module paths of the attentions carrying MM-HAA branches."""
+        """Module paths of the attentions carrying MM-HAA branches (an :data:`AUDIO_PROCESSORS` processor)."""
+        audio = tuple(AUDIO_PROCESSORS.values())
         return [
-            k.removesuffix(".processor")
-            for k, p in self.unet.attn_processors.items()
-            if isinstance(p, MMHAAAttnProcessor)
+            k.removesuffix(".processor") for k, p in self.unet.attn_processors.items() if isinstance(p, audio)
         ]
 
     @property
@@ -227,86 +226,93 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
             raise ValueError(
                 f"encoder_hidden_states must be (B={batch}, L, D), got {tuple(encoder_hidden_states.shape)}"
             )
-        up_factor = 2**unet.num_upsamplers
-        forward_upsample_size = height % up_factor != 0 or width % up_factor != 0
-
         timesteps = torch.as_tensor(timestep, device=sample.device)
         if timesteps.ndim == 0:
             timesteps = timesteps[None]
-        timesteps = timesteps.expand(batch)
-        emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype=unet.dtype))
-        emb = emb.repeat_interleave(frames, dim=0)
-        states = encoder_hidden_states.repeat_interleave(frames, dim=0)
-        kwargs = {"context": context}
-
-        hidden = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, -1, height, width)
-        hidden = unet.conv_in(hidden)
-        if pose_features is not None:
-            expected = (batch, hidden.shape[1], frames, height, width)
-            if tuple(pose_features.shape) != expected:
-                raise ValueError(f"pose_features must be {expected}, got {tuple(pose_features.shape)}")
-            hidden = hidden + pose_features.permute(0, 2, 1, 3, 4).reshape(hidden.shape).to(hidden.dtype)
-
-        residuals: tuple[Tensor, ...] = (hidden,)
-        for block in unet.down_blocks:
-            if hasattr(block, "audio_modules"):
-                hidden, res = self._run(
-                    partial(down_block_forward, block),
-                    hidden_states=hidden,
-                    temb=emb,
-                    encoder_hidden_states=states,
-                    num_frames=frames,
-                    context=context,
-                    branches=self.branches,
-                    motion_scale=self.scale,
-                )
-            elif getattr(block, "has_cross_attention", False):
-                hidden, res = self._run(
-                    block,
-                    hidden_states=hidden,
-                    temb=emb,
-                    encoder_hidden_states=states,
-                    num_frames=frames,
-                    cross_attention_kwargs=kwargs,
-                )
-            else:
-                hidden, res = self._run(block, hidden_states=hidden, temb=emb, num_frames=frames)
-            residuals += res
-
+        emb = unet.time_embedding(unet.time_proj(timesteps.expand(batch)).to(dtype=unet.dtype))
+        step = {
+            "temb": emb.repeat_interleave(frames, dim=0),
+            "encoder_hidden_states": encoder_hidden_states.repeat_interleave(frames, dim=0),
+            "num_frames": frames,
+        }
+        hidden = self._embed(sample, pose_features)
+        hidden, residuals = self._down(hidden, step, context)
         mid_frames = {"num_frames": frames} if hasattr(unet.mid_block, "motion_modules") else {}
         hidden = self._run(
             unet.mid_block,
             hidden_states=hidden,
-            temb=emb,
-            encoder_hidden_states=states,
-            cross_attention_kwargs=kwargs,
+            temb=step["temb"],
+            encoder_hidden_states=step["encoder_hidden_states"],
+            cross_attention_kwargs={"context": context},
             **mid_frames,
         )
-
-        for i, block in enumerate(unet.up_blocks):
-            res = residuals[-len(block.resnets) :]
-            residuals = residuals[: -len(block.resnets)]
-            upsample_size = None
-            if i < len(unet.up_blocks) - 1 and forward_upsample_size:
-                upsample_size = residuals[-1].shape[2:]
-            common = {
-                "hidden_states": hidden,
-                "temb": emb,
-                "res_hidden_states_tuple": res,
-                "upsample_size": upsample_size,
-                "num_frames": frames,
-            }
-            if getattr(block, "has_cross_attention", False):
-                hidden = self._run(
-                    block, encoder_hidden_states=states, cross_attention_kwargs=kwargs, **common
-                )
-            else:
-                hidden = self._run(block, **common)
-
+        up_factor = 2**unet.num_upsamplers
+        hidden = self._up(hidden, residuals, step, context, height % up_factor != 0 or width % up_factor != 0)
         if unet.conv_norm_out is not None:
             hidden = unet.conv_act(unet.conv_norm_out(hidden))
         hidden = unet.conv_out(hidden)
         return hidden.reshape(batch, frames, *hidden.shape[1:]).permute(0, 2, 1, 3, 4)
+
+    def _embed(self, sample: Tensor, pose_features: Tensor | None) -> Tensor:
+        """``conv_in`` of the frames (B, C, F, h, w) plus the PoseGuider features -> (B * F, C0, h, w)."""
+        batch, _, frames, height, width = sample.shape
+        hidden = sample.permute(0, 2, 1, 3, 4).reshape(batch * frames, -1, height, width)
+        hidden = self.unet.conv_in(hidden)
+        if pose_features is None:
+            return hidden
+        expected = (batch, hidden.shape[1], frames, height, width)
+        if tuple(pose_features.shape) != expected:
+            raise ValueError(f"pose_features must be {expected}, got {tuple(pose_features.shape)}")
+        return hidden + pose_features.permute(0, 2, 1, 3, 4).reshape(hidden.shape).to(hidden.dtype)
+
+    def _down(
+        self, hidden: Tensor, step: dict[str, Any], context: Stage2AttentionContext | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The down blocks: hidden states (B * F, C, h, w) and every residual, in order."""
+        residuals: tuple[Tensor, ...] = (hidden,)
+        plain = {k: v for k, v in step.items() if k != "encoder_hidden_states"}
+        for block in self.unet.down_blocks:
+            if hasattr(block, "audio_modules"):
+                run: Any = partial(down_block_forward, block)
+                kwargs = {**step, "context": context, "branches": self.branches, "motion_scale": self.scale}
+            elif getattr(block, "has_cross_attention", False):
+                run, kwargs = block, {**step, "cross_attention_kwargs": {"context": context}}
+            else:
+                run, kwargs = block, plain
+            hidden, res = self._run(run, hidden_states=hidden, **kwargs)
+            residuals += res
+        return hidden, residuals
+
+    def _up(
+        self,
+        hidden: Tensor,
+        residuals: tuple[Tensor, ...],
+        step: dict[str, Any],
+        context: Stage2AttentionContext | None,
+        forward_upsample_size: bool,
+    ) -> Tensor:
+        """The up blocks, consuming the down blocks' residuals (last first)."""
+        blocks = self.unet.up_blocks
+        for i, block in enumerate(blocks):
+            res = residuals[-len(block.resnets) :]
+            residuals = residuals[: -len(block.resnets)]
+            upsample_size = None
+            if i < len(blocks) - 1 and forward_upsample_size:
+                upsample_size = residuals[-1].shape[2:]
+            common = {
+                "hidden_states": hidden,
+                "temb": step["temb"],
+                "res_hidden_states_tuple": res,
+                "upsample_size": upsample_size,
+                "num_frames": step["num_frames"],
+            }
+            if getattr(block, "has_cross_attention", False):
+                common.update(
+                    encoder_hidden_states=step["encoder_hidden_states"],
+                    cross_attention_kwargs={"context": context},
+                )
+            hidden = self._run(block, **common)
+        return hidden
 
 
 def down_block_forward(

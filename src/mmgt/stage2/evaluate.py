@@ -177,7 +177,7 @@ class VideoEvaluation:
                 overrides=[*size_overrides, *self.overrides],
             )
             results = res if folder == "generated" else merge_results(results, res, "shuffled")
-        settings = {**pipe.inference, **self.options}
+        settings = pipe.export.settings(**self.options)
         results["generation"] = {"stage": "video", "split": self.split, "clips": len(clips)}
         results["generation"].update(max_frames=self.max_frames, size=pipe.size, eval_size=side, **settings)
         results["generation"]["shuffled_control"] = control

@@ -26,10 +26,10 @@ from typing import Any
 
 from torch import Tensor
 
+from mmgt.factory import registry, to_node
 from mmgt.masks import MaskConfig, motion_masks, resize_masks, static_masks
 from mmgt.schema import VISIBILITY_THRESHOLD
 from mmgt.stage2.attention import RegionMasks
-from mmgt.untrusted import UntrustedFileError, class_path, resolve_class
 
 Size = tuple[int, int]
 
@@ -38,12 +38,8 @@ class MaskGuidance:
     """Base class: no masks. Subclasses set ``uses_audio`` and implement :meth:`masks`."""
 
     uses_audio: bool = True
-    """False: the model runs without audio tokens (the no-audio ablation)."""
-
-    def audio_enabled(self, requested: bool) -> bool:
-        """Whether the denoiser gets audio tokens: ``requested`` (the process: video level) and this guidance
-        uses audio. The one place this is decided (the LightningModule and the pipeline both ask)."""
-        return bool(requested) and self.uses_audio
+    """False: the model runs without audio tokens (the no-audio ablation). Read once, by
+    :class:`~mmgt.stage2.module.Stage2LitModule` (``use_audio``), which records the decision in the export."""
 
     def masks(self, keypoints: Tensor, ref_keypoints: Tensor, size: Size, regions: Sequence[str]) -> Tensor:
         """(B, F, R, h, w) masks at ``size`` for keypoints (B, F, 134, 3) / reference (B, 134, 3)."""
@@ -67,7 +63,7 @@ class MaskGuidance:
 
     def config(self) -> dict[str, Any]:
         """``_target_`` + constructor arguments (recorded in the export)."""
-        return {"_target_": class_path(type(self))}
+        return to_node(type(self))
 
 
 class _BoxMasks(MaskGuidance):
@@ -125,21 +121,10 @@ class NoAudioGuidance(UnmaskedGuidance):
     uses_audio = False
 
 
-GUIDANCE_CLASSES: dict[str, type[MaskGuidance]] = {
-    class_path(c): c for c in (MotionMaskGuidance, StaticMaskGuidance, UnmaskedGuidance, NoAudioGuidance)
-}
-"""The classes an export may name (class path -> class): :func:`build_guidance` imports nothing else."""
-
-
-def build_guidance(config: dict[str, Any], source: str = "export metadata") -> MaskGuidance:
-    """Rebuild a guidance from :meth:`MaskGuidance.config` (export metadata) without Hydra; the
-    ``_target_`` must be one of :data:`GUIDANCE_CLASSES` (an UntrustedFileError naming ``source`` else)."""
-    cfg = dict(config)
-    cls = resolve_class(cfg.pop("_target_", None), GUIDANCE_CLASSES, f"{source}: mask_guidance")
-    try:
-        return cls(**cfg)
-    except TypeError as e:
-        raise UntrustedFileError(f"{source}: mask_guidance arguments do not fit {cls.__name__}: {e}") from e
+GUIDANCE_CLASSES: dict[str, type[MaskGuidance]] = registry(
+    MotionMaskGuidance, StaticMaskGuidance, UnmaskedGuidance, NoAudioGuidance
+)
+"""The classes an export may name (class path -> class), for :func:`mmgt.factory.build`."""
 
 
 __all__ = [
@@ -149,5 +134,4 @@ __all__ = [
     "NoAudioGuidance",
     "StaticMaskGuidance",
     "UnmaskedGuidance",
-    "build_guidance",
 ]

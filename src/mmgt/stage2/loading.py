@@ -21,46 +21,36 @@ wav2vec2-base-960h                   speech encoder (``conf/audio_encoder/wav2ve
                                      ``audio_encoder@data.audio_features=wav2vec2``)
 ===================================  ===============================================  =====================
 
-Export layout (:func:`save_export` / :func:`load_export`, what ``mmgt-train`` writes into
-``<run>/export`` and ``Stage2Pipeline.from_pretrained`` reads): one ``save_pretrained`` subfolder per
-component (:data:`~mmgt.stage2.components.COMPONENT_NAMES`) and ``mmgt_stage2.json`` (generation
-metadata: audio features, sizes, scheduler, mask guidance, inference defaults).
+The export folder (what ``mmgt-train`` writes into ``<run>/export``) is :mod:`mmgt.stage2.export`;
+:func:`load_export_weights` initialises components from one.
 
-The toy VAE (:func:`load_or_fit_toy_vae`): the ``sd-vae-ft-mse``-layout folder beside a toy store, fitted
-once on its train frames (:func:`mmgt.stage2.toy_vae.fit_toy_vae`) when absent.
+The toy VAE of CPU runs (``scale=tiny_fitted_vae``) is such a folder too, ``<store>/vae``, fitted by data
+preparation (:mod:`mmgt_prep.toy_vae`) and loaded by :func:`build_vae` like ``sd-vae-ft-mse``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
 from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
 from diffusers.models.unets.unet_motion_model import MotionAdapter, UNetMotionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from mmgt.clipstore import ClipStore
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
 from mmgt.stage2.denoiser import MMGTDenoiser
+from mmgt.stage2.export import load_component
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
-from mmgt.stage2.toy_vae import fit_toy_vae
 
 log = logging.getLogger(__name__)
-
-EXPORT_META = "mmgt_stage2.json"
-"""Generation metadata written next to the exported components."""
 
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 TRANSFORMERS_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -141,9 +131,14 @@ def load_motion_adapter(path: str | Path) -> MotionAdapter:
     return MotionAdapter.from_pretrained(p, local_files_only=True)
 
 
-def build_vae(pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None) -> AutoencoderKL:
-    """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``) or a config (random weights)."""
+def build_vae(
+    pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None, missing: str = ""
+) -> AutoencoderKL:
+    """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``, a toy store's ``vae``) or a config
+    (random weights). ``missing``: how to make the folder, added to the error when it is not there."""
     if pretrained is not None:
+        if missing and not (Path(pretrained) / "config.json").is_file():
+            raise FileNotFoundError(f"{pretrained}: no VAE folder here; {missing}")
         vae = AutoencoderKL.from_pretrained(check_pretrained_folder(pretrained, "vae"), local_files_only=True)
     elif config is not None:
         vae = AutoencoderKL(**_plain(config))
@@ -287,55 +282,6 @@ def _is_audio_key(key: str) -> bool:
     return any(re.search(p, key) for p in AUDIO_PARAMETER_PATTERNS)
 
 
-def save_export(components: Stage2Components, out_dir: str | Path, meta: Mapping[str, Any]) -> Path:
-    """``save_pretrained`` every component into ``out_dir/<name>/`` and write ``mmgt_stage2.json``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in COMPONENT_NAMES:
-        getattr(components, name).save_pretrained(out / name, safe_serialization=True)
-    (out / EXPORT_META).write_text(json.dumps(dict(meta), indent=2, default=str) + "\n")
-    return out
-
-
-_CLASSES = {
-    "vae": AutoencoderKL,
-    "image_encoder": CLIPVisionModelWithProjection,
-    "reference_net": ReferenceNet,
-    "denoiser": MMGTDenoiser,
-    "pose_guider": PoseGuider,
-    "audio_proj": AudioProjModel,
-}
-
-
-def _load_part(export_dir: Path, name: str) -> Any:
-    """One exported component from its ``save_pretrained`` folder: safetensors only (no pickled weights)."""
-    try:
-        return _CLASSES[name].from_pretrained(export_dir / name, local_files_only=True, use_safetensors=True)
-    except OSError as e:
-        raise FileNotFoundError(
-            f"{export_dir / name}: cannot load the exported {name} (exports hold safetensors weights; "
-            f"pickled .bin weights are refused): {e}"
-        ) from e
-
-
-def load_export(export_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Stage2Components, dict]:
-    """Load a Stage II export: (components in eval mode on ``device``, metadata)."""
-    path = Path(export_dir)
-    meta_path = path / EXPORT_META
-    missing = [n for n in COMPONENT_NAMES if not (path / n / "config.json").is_file()]
-    if not meta_path.is_file() or missing:
-        raise FileNotFoundError(
-            f"{path}: not a Stage II export (expected {EXPORT_META} and the subfolders "
-            f"{', '.join(COMPONENT_NAMES)}, each a save_pretrained folder, as written by "
-            f"`mmgt-train experiment=stage2_image_toy` into <run>/export); missing: "
-            f"{', '.join(missing) or EXPORT_META}"
-        )
-    meta = json.loads(meta_path.read_text())
-    parts = {n: _load_part(path, n) for n in COMPONENT_NAMES}
-    components = Stage2Components(**parts).to(device).eval()
-    return components, meta
-
-
 def load_export_weights(components: Stage2Components, export_dir: str | Path, parts: Sequence[str]) -> None:
     """Initialise ``parts`` of ``components`` from an earlier export (video-level from image-level).
 
@@ -345,50 +291,12 @@ def load_export_weights(components: Stage2Components, export_dir: str | Path, pa
     """
     path = Path(export_dir)
     for name in parts:
-        if name not in _CLASSES:
+        if name not in COMPONENT_NAMES:
             raise ValueError(f"unknown component {name!r}; choose from {COMPONENT_NAMES}")
         if not (path / name / "config.json").is_file():
             raise FileNotFoundError(f"{path / name}: no exported {name} to initialise from")
-        source = _load_part(path, name)
+        source = load_component(path, name)
         result = getattr(components, name).load_state_dict(source.state_dict(), strict=False)
         bad = [k for k in [*result.missing_keys, *result.unexpected_keys] if not _is_audio_key(k)]
         if bad:
             raise ValueError(f"{path / name}: weights do not fit the configured {name}: {bad[:6]}")
-
-
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    if frames.shape[1:3] == (size, size):
-        return frames
-    import cv2
-
-    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
-
-
-def load_or_fit_toy_vae(
-    out_dir: str | Path,
-    store: str | Path,
-    size: int,
-    config: Mapping[str, Any],
-    steps: int = 800,
-    crop: int | None = 32,
-    frame_stride: int = 2,
-    seed: int = 0,
-) -> AutoencoderKL:
-    """The toy VAE in ``out_dir``; if absent, fitted (architecture ``config``) on the store's train frames
-    (every ``frame_stride``-th, resized to ``size``) and saved there - once, atomically."""
-    out = Path(out_dir)
-    if not (out / "config.json").is_file():
-        clips = ClipStore(store).clips(split="train")
-        if not clips:
-            raise FileNotFoundError(f"{store}: no train clips to fit the toy VAE on")
-        frames = np.concatenate([_resize(c.video()[::frame_stride], size) for c in clips if c.has_video])
-        log.info("fitting the toy VAE on %d frames of %s (once; saved to %s)", len(frames), store, out)
-        vae = fit_toy_vae(frames, _plain(config), steps, crop=crop, seed=seed)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}")
-        vae.save_pretrained(tmp)
-        if (out / "config.json").is_file():  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(tmp, out)
-    return build_vae(pretrained=out)

@@ -51,8 +51,9 @@ from mmgt.stage2.components import (
     tensor_to_frames,
 )
 from mmgt.stage2.denoiser import MMGTDenoiser
+from mmgt.stage2.export import Stage2Export
 from mmgt.stage2.guidance import MaskGuidance
-from mmgt.stage2.pipeline import DEFAULT_INFERENCE, Stage2Pipeline
+from mmgt.stage2.pipeline import Stage2Pipeline
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
 from mmgt.tb import add_video, first_val_batch, tensorboard_writer
@@ -97,7 +98,8 @@ class Stage2LitModule(pl.LightningModule):
             pose rendering; from the DataModule), recorded in the export.
         mask_guidance: the mask ablation (:mod:`mmgt.stage2.guidance`).
         process: ``image`` or ``video`` (recorded in the export).
-        use_audio: feed audio tokens (video-level) or not (image-level).
+        use_audio: feed audio tokens (video-level) or not (image-level); a guidance without audio
+            (``uses_audio`` False) turns it off. Decided here, once, and recorded in the export.
         trainable / frozen: regular expressions over component parameter names.
         also_frozen: more frozen patterns, set by a variant (the released MMGT froze the ReferenceNet's
             ``up_blocks.3``) independently of the process's ``frozen``.
@@ -108,7 +110,8 @@ class Stage2LitModule(pl.LightningModule):
         reference_drop / audio_drop: condition dropout probabilities (classifier-free guidance).
         gradient_checkpointing: checkpoint the denoiser blocks and the ReferenceNet.
         optimizer: partial taking ``params``; scheduler: optional partial taking ``optimizer``.
-        inference: generation defaults recorded in the export (steps, guidance_scale, context ...).
+        inference: generation settings recorded in the export (overrides of
+            :data:`~mmgt.stage2.export.DEFAULT_INFERENCE`: steps, guidance_scale, context ...).
         sample_every_n_epochs / sample_steps: TensorBoard sample videos (0 = off).
         sample_at_end: one more sample video at the end of every training (short runs have no sampling epoch).
     """
@@ -179,7 +182,7 @@ class Stage2LitModule(pl.LightningModule):
             load_export_weights(self.components, init_from, list(init_parts))
             log.info("initialised %s from %s", ", ".join(init_parts), init_from)
         self.mask_guidance = mask_guidance
-        self.use_audio = mask_guidance.audio_enabled(use_audio)
+        self.use_audio = bool(use_audio) and mask_guidance.uses_audio  # the one place audio is decided
         self.noise_scheduler = DDPMScheduler(**(noise_scheduler or {}))
         self.optimizer_factory = optimizer or (lambda params: adamw(params))
         self.scheduler_factory = scheduler
@@ -348,29 +351,30 @@ class Stage2LitModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ export / generation
-    def export_meta(self) -> dict[str, Any]:
+    def export_meta(self) -> Stage2Export:
         """Generation metadata (``mmgt_stage2.json``)."""
         h = self.hparams
-        return {
-            **dict(h.data_meta),
-            "process": h.process,
-            "use_audio": self.use_audio,
-            "mask_guidance": self.mask_guidance.config(),
-            "noise_scheduler": _clean_scheduler_config(dict(self.noise_scheduler.config)),
-            "inference": {**DEFAULT_INFERENCE, **(h.inference or {})},
-            "fps": FPS,
-            "sample_rate": SAMPLE_RATE,
-        }
+        return Stage2Export.from_json(
+            {
+                **dict(h.data_meta),
+                "process": h.process,
+                "use_audio": self.use_audio,
+                "mask_guidance": self.mask_guidance.config(),
+                "noise_scheduler": _clean_scheduler_config(dict(self.noise_scheduler.config)),
+                "inference": dict(h.inference or {}),
+                "fps": FPS,
+                "sample_rate": SAMPLE_RATE,
+            },
+            "Stage2LitModule.export_meta",
+        )
 
     def pipeline(self) -> Stage2Pipeline:
         """A :class:`Stage2Pipeline` on the current weights (no copy)."""
         return Stage2Pipeline(self.components, self.export_meta(), str(self.device))
 
     def export(self, out_dir: str | Path) -> Path:
-        """``save_pretrained`` every component into ``out_dir`` plus ``mmgt_stage2.json``."""
-        from mmgt.stage2.loading import save_export
-
-        return save_export(self.components, out_dir, self.export_meta())
+        """The export folder (:meth:`~mmgt.stage2.export.Stage2Export.save`) in ``out_dir``."""
+        return self.export_meta().save(self.components, out_dir)
 
 
 def _check_init_size(export_dir: str | Path, size: int | None) -> None:
@@ -378,12 +382,12 @@ def _check_init_size(export_dir: str | Path, size: int | None) -> None:
     stand-in and its spatial layers saw frames of that size)."""
     import json
 
-    from mmgt.stage2.loading import EXPORT_META
+    from mmgt.stage2.export import EXPORT_META
 
     meta_path = Path(export_dir) / EXPORT_META
     if size is None or not meta_path.is_file():
         return  # load_export_weights explains a folder that is not an export
-    trained = json.loads(meta_path.read_text()).get("size")
+    trained = json.loads(meta_path.read_text()).get("size")  # only the size: checked before anything loads
     if trained is not None and int(trained) != size:
         raise ValueError(
             f"model.init_from={export_dir} was trained at {trained}x{trained} frames, this run's data.size "

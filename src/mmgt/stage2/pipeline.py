@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from torch import Tensor
 
-from mmgt.stage2.attention import Stage2AttentionContext, mask_regions_of
+from mmgt.stage2.attention import RegionMasks, Stage2AttentionContext, mask_regions_of
 from mmgt.stage2.components import (
     Stage2Components,
     audio_windows,
@@ -53,26 +54,10 @@ from mmgt.stage2.components import (
     pose_to_tensor,
     tensor_to_frames,
 )
-from mmgt.stage2.guidance import MaskGuidance, build_guidance
+from mmgt.stage2.export import Stage2Export
+from mmgt.stage2.guidance import MaskGuidance
 
 log = logging.getLogger(__name__)
-
-DEFAULT_INFERENCE: dict[str, Any] = {
-    "steps": 25,
-    "guidance_scale": 3.5,
-    "context_frames": 12,
-    "context_overlap": 4,
-    "context_batch": 1,
-    "closed_loop": False,
-    "decode_chunk": 8,
-    "pose_cache": "device",
-    "audio_branches": None,
-    "motion_scale": None,
-}
-"""Inference defaults when the export's metadata has none. ``audio_branches`` / ``motion_scale``: the mask
-region and weight of each audio branch at generation (None: the denoiser's training ones; the released
-MMGT used 1 + lips and 1 : 1 : 2 here)."""
-
 
 POSE_CACHES: tuple[str, ...] = ("device", "cpu", "none")
 """Where the per-frame PoseGuider features live: computed once on the device (default; memory O(T)),
@@ -122,42 +107,58 @@ def make_scheduler(config: dict[str, Any]) -> DDIMScheduler:
     )
 
 
+@dataclass
+class _Conditions:
+    """The per-clip inputs of :meth:`Stage2Pipeline.denoise`, computed once (T frames, latents h x w)."""
+
+    embeds: Tensor  # (1, 1, D) CLIP image embedding
+    states: dict[str, Tensor]  # reference states, module path -> (1, L, C)
+    keypoints: Tensor  # (T, 134, 3) stored layout
+    latent_size: tuple[int, int]  # (h, w)
+    pose: Tensor | None = None  # (C0, T, h, w) PoseGuider features, or None (recomputed per window)
+    tokens: Tensor | None = None  # (T, N, C) audio tokens, or None (no audio)
+    masks: RegionMasks | None = None  # (T, R, h_l, w_l) per level
+    branch_regions: tuple[str, ...] | None = None
+    branch_weights: tuple[float, ...] | None = None
+
+
 class Stage2Pipeline:
     """Stage II generation from a component set and its metadata (see the module docstring).
 
     Args:
         components: the six networks.
-        meta: the export metadata (``mmgt_stage2.json``): ``size``, ``audio_features``, ``audio_margin``,
-            ``pose_render``, ``noise_scheduler``, ``mask_guidance``, ``use_audio``, ``inference``.
+        export: the export metadata (:class:`~mmgt.stage2.export.Stage2Export`, ``mmgt_stage2.json``).
         device: where to run (default: the components' device).
     """
 
-    def __init__(self, components: Stage2Components, meta: dict[str, Any], device: str | None = None) -> None:
+    def __init__(self, components: Stage2Components, export: Stage2Export, device: str | None = None) -> None:
         self.components = components
-        self.meta = dict(meta)
+        self.export = export
         self.device = torch.device(device) if device else next(components.parameters()).device
         self.components.to(self.device)
-        self.guidance: MaskGuidance = build_guidance(self.meta["mask_guidance"])
-        self.inference = {**DEFAULT_INFERENCE, **self.meta.get("inference", {})}
+        self.guidance: MaskGuidance = export.guidance()
         self.last_stats: dict[str, Any] = {}
         self._extractor: Any = None
 
     @classmethod
     def from_pretrained(cls, export_dir: str | Path, device: str = "cpu") -> Stage2Pipeline:
         """Load a Stage II export folder (``<run>/export`` of ``mmgt-train``)."""
-        from mmgt.stage2.loading import load_export
-
-        components, meta = load_export(export_dir, device)
-        return cls(components, meta, device)
+        return cls(*Stage2Export.load(export_dir, device), device)
 
     # ------------------------------------------------------------------ facts
     @property
     def size(self) -> int:
-        return int(self.meta["size"])
+        return self.export.size
 
     @property
     def use_audio(self) -> bool:
-        return self.guidance.audio_enabled(self.meta.get("use_audio", True))
+        """Whether the denoiser gets audio tokens: the export's decision (made once, in training)."""
+        return self.export.use_audio
+
+    @property
+    def inference(self) -> dict[str, Any]:
+        """The export's generation settings (:data:`~mmgt.stage2.export.DEFAULT_INFERENCE` + its own)."""
+        return self.export.inference
 
     def audio_features(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
         """(N,) float32 16 kHz audio -> (n_frames, ...) features with the export's extractor."""
@@ -165,7 +166,7 @@ class Stage2Pipeline:
             from mmgt.audio import extractor_from_node
 
             self._extractor = extractor_from_node(
-                self.meta["audio_features"], "mmgt_stage2.json: audio_features"
+                self.export.audio_features, "mmgt_stage2.json: audio_features"
             )
         return self._extractor(audio, n_frames=n_frames)
 
@@ -173,7 +174,7 @@ class Stage2Pipeline:
         """(T, 134, 3) stored keypoints -> (T, S, S, 3) uint8 pose frames (the training rendering)."""
         from mmgt.render import draw_pose
 
-        return draw_pose(keypoints, self.size, **self.meta.get("pose_render", {}))
+        return draw_pose(keypoints, self.size, **self.export.pose_render)
 
     # ------------------------------------------------------------------ generation
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
@@ -208,19 +209,16 @@ class Stage2Pipeline:
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
             raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
         n = len(kps)
-        opts = dict(self.inference)
-        for key, value in (
-            ("steps", steps),
-            ("guidance_scale", guidance_scale),
-            ("context_frames", context_frames),
-            ("context_overlap", context_overlap),
-            ("context_batch", context_batch),
-            ("closed_loop", closed_loop),
-            ("decode_chunk", decode_chunk),
-            ("pose_cache", pose_cache),
-        ):
-            if value is not None:
-                opts[key] = value
+        opts = self.export.settings(
+            steps=steps,
+            guidance_scale=guidance_scale,
+            context_frames=context_frames,
+            context_overlap=context_overlap,
+            context_batch=context_batch,
+            closed_loop=closed_loop,
+            decode_chunk=decode_chunk,
+            pose_cache=pose_cache,
+        )
         feats = None
         if self.use_audio:
             if audio_features is None:
@@ -306,100 +304,36 @@ class Stage2Pipeline:
         """
         from tqdm.auto import tqdm
 
-        comps, dev = self.components, self.device
-        den = comps.denoiser
+        dev, den = self.device, self.components.denoiser
         n = keypoints.shape[0]
         if int(steps) < 1:
             raise ValueError(f"Stage2Pipeline: steps must be >= 1, got {steps}")
-        cfg = guidance_scale != 1.0
-        scheduler = make_scheduler(self.meta["noise_scheduler"])
-        scheduler.set_timesteps(int(steps), device=dev)
-
-        # once: reference, pose features, audio tokens, masks
-        ref = ref_image.to(dev)
-        ref_latent = encode_frames(comps.vae, ref)
-        embeds = image_embeddings(comps.image_encoder, ref)
-        states = comps.reference_net.write_states(ref_latent, embeds)
-        h, w = ref_latent.shape[-2:]
         if pose_cache not in POSE_CACHES:
             raise ValueError(f"pose_cache must be one of {POSE_CACHES}, got {pose_cache!r}")
-        pose = None
-        if pose_cache != "none":  # PoseGuider features once for all frames, filled in place
-            store = dev if pose_cache == "device" else torch.device("cpu")
-            pose = torch.empty((den.pose_channels, n, h, w), device=store, dtype=comps.pose_guider.dtype)
-            for i in range(0, n, decode_chunk):
-                chunk = self._pose_chunk(keypoints[i : i + decode_chunk]).to(dev).movedim(0, 1)[None]
-                pose[:, i : i + chunk.shape[2]] = comps.pose_guider(chunk)[0].to(store)
-
-        def pose_features(idx: Tensor) -> Tensor:
-            """(nw, C0, F, h, w) PoseGuider features of the windows ``idx`` (nw, F)."""
-            if pose is not None:
-                return pose[:, idx.to(pose.device)].permute(1, 0, 2, 3, 4).to(dev)
-            frames = self._pose_chunk(keypoints[idx.flatten().cpu()]).unflatten(
-                0, idx.shape
-            )  # (nw, F, 3, S, S)
-            return comps.pose_guider(frames.to(dev).transpose(1, 2))
-
-        tokens = None
-        masks = None
-        if audio_features is not None and self.use_audio:
-            windows = audio_windows(audio_features.to(dev), int(self.meta.get("audio_margin", 2)))[None]
-            tokens = torch.cat([comps.audio_proj(windows[:, i : i + 64]) for i in range(0, n, 64)], dim=1)[
-                0
-            ]  # (T, N, C)
-            regions = mask_regions_of(audio_branches) if audio_branches else den.mask_regions
-            masks = self.guidance(
-                keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), regions
-            )
-        branch_regions = tuple(audio_branches) if audio_branches else None
-        branch_weights = tuple(float(x) for x in motion_scale) if motion_scale else None
+        scheduler = make_scheduler(self.export.noise_scheduler)
+        scheduler.set_timesteps(int(steps), device=dev)
+        cond = self._conditions(
+            ref_image, audio_features, keypoints, ref_keypoints, pose_cache, decode_chunk, audio_branches
+        )
+        cond.branch_weights = tuple(float(x) for x in motion_scale) if motion_scale else None
 
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        latents = torch.randn((1, den.latent_channels, n, h, w), generator=gen).to(dev)
+        latents = torch.randn((1, den.latent_channels, n, *cond.latent_size), generator=gen).to(dev)
         latents = latents * scheduler.init_noise_sigma
-        windows_idx = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
-        evals = 0
-        bar = tqdm(scheduler.timesteps, desc="stage2 denoising", unit="step", disable=not progress)
+        windows = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
         count = torch.zeros(n, device=dev)  # windows per frame (the same at every step)
-        for window in windows_idx:
+        for window in windows:
             count[torch.tensor(window, device=dev)] += 1
         acc = torch.empty_like(latents)
-        for t in bar:
+        evals = 0
+        for t in tqdm(scheduler.timesteps, desc="stage2 denoising", unit="step", disable=not progress):
             acc.zero_()
-            for b in range(0, len(windows_idx), int(context_batch)):
-                group = windows_idx[b : b + int(context_batch)]
-                idx = torch.tensor(group, device=dev)  # (nw, F)
-                nw, f = idx.shape
-                flat = idx.flatten()
-                lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)
-                pose_w = pose_features(idx)
-                emb_w = embeds.expand(nw, -1, -1)
-                states_w = {k: v.expand(nw, -1, -1) for k, v in states.items()}
-                tok_w = None if tokens is None else tokens[flat]
-                mask_w = None if masks is None else masks.select(flat)
-                keep = torch.ones(nw, dtype=torch.bool, device=dev)
-                if cfg:
-                    lat = torch.cat([lat, lat])
-                    pose_w = torch.cat([pose_w, pose_w])
-                    emb_w = torch.cat([torch.zeros_like(emb_w), emb_w])
-                    states_w = {k: torch.cat([v, v]) for k, v in states_w.items()}
-                    keep = torch.cat([torch.zeros_like(keep), keep])
-                    tok_w = None if tok_w is None else torch.cat([torch.zeros_like(tok_w), tok_w])
-                    mask_w = None if mask_w is None else mask_w.repeat(2)
-                context = Stage2AttentionContext(
-                    reference_states=states_w,
-                    reference_keep=keep,
-                    audio_tokens=tok_w,
-                    region_masks=mask_w,
-                    branch_regions=branch_regions,
-                    branch_weights=branch_weights,
-                )
-                pred = den(scheduler.scale_model_input(lat, t), t, emb_w, pose_w, context)
-                evals += pred.shape[0] * f
-                if cfg:
-                    uncond, cond = pred.chunk(2)
-                    pred = uncond + guidance_scale * (cond - uncond)
-                for j in range(nw):
+            scaled = scheduler.scale_model_input(latents, t)
+            for b in range(0, len(windows), int(context_batch)):
+                idx = torch.tensor(windows[b : b + int(context_batch)], device=dev)  # (nw, F)
+                pred = self._window_prediction(scaled, t, idx, cond, guidance_scale)
+                evals += pred.shape[0] * idx.shape[1] * (2 if guidance_scale != 1.0 else 1)
+                for j in range(idx.shape[0]):
                     acc[0][:, idx[j]] += pred[j]
             acc /= count.view(1, 1, n, 1, 1)
             for i in range(0, n, 64):  # DDIM is elementwise: stepping slices of frames is exact, and
@@ -411,12 +345,100 @@ class Stage2Pipeline:
         self.last_stats = {
             "frames": n,
             "steps": int(steps),
-            "windows": len(windows_idx),
-            "cfg": cfg,
+            "windows": len(windows),
+            "cfg": guidance_scale != 1.0,
             "unet_frame_evals": evals,
             "unet_frame_evals_per_frame": evals / n,
         }
         return latents
+
+    def _conditions(
+        self,
+        ref_image: Tensor,
+        audio_features: Tensor | None,
+        keypoints: Tensor,
+        ref_keypoints: Tensor,
+        pose_cache: str,
+        chunk: int,
+        audio_branches: Sequence[str] | None,
+    ) -> _Conditions:
+        """What every window and step reuses: reference states, image embedding, PoseGuider features (per
+        ``pose_cache``), audio tokens and masks of all T frames."""
+        comps, dev, den = self.components, self.device, self.components.denoiser
+        n = keypoints.shape[0]
+        ref = ref_image.to(dev)
+        ref_latent = encode_frames(comps.vae, ref)
+        embeds = image_embeddings(comps.image_encoder, ref)
+        cond = _Conditions(
+            embeds=embeds,
+            states=comps.reference_net.write_states(ref_latent, embeds),
+            keypoints=keypoints,
+            latent_size=tuple(ref_latent.shape[-2:]),
+            branch_regions=tuple(audio_branches) if audio_branches else None,
+        )
+        h, w = cond.latent_size
+        if pose_cache != "none":  # PoseGuider features once for all frames, filled in place
+            store = dev if pose_cache == "device" else torch.device("cpu")
+            pose = torch.empty((den.pose_channels, n, h, w), device=store, dtype=comps.pose_guider.dtype)
+            for i in range(0, n, chunk):
+                frames = self._pose_chunk(keypoints[i : i + chunk]).to(dev).movedim(0, 1)[None]
+                pose[:, i : i + frames.shape[2]] = comps.pose_guider(frames)[0].to(store)
+            cond.pose = pose
+        if audio_features is not None and self.use_audio:
+            windows = audio_windows(audio_features.to(dev), self.export.audio_margin)[None]
+            cond.tokens = torch.cat(
+                [comps.audio_proj(windows[:, i : i + 64]) for i in range(0, n, 64)], dim=1
+            )[0]  # (T, N, C)
+            regions = mask_regions_of(audio_branches) if audio_branches else den.mask_regions
+            cond.masks = self.guidance(
+                keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), regions
+            )
+        return cond
+
+    def _pose_features(self, cond: _Conditions, idx: Tensor) -> Tensor:
+        """(nw, C0, F, h, w) PoseGuider features of the windows ``idx`` (nw, F)."""
+        if cond.pose is not None:
+            return cond.pose[:, idx.to(cond.pose.device)].permute(1, 0, 2, 3, 4).to(self.device)
+        frames = self._pose_chunk(cond.keypoints[idx.flatten().cpu()]).unflatten(
+            0, idx.shape
+        )  # (nw, F, 3, S, S)
+        return self.components.pose_guider(frames.to(self.device).transpose(1, 2))
+
+    def _window_prediction(
+        self, latents: Tensor, t: Tensor, idx: Tensor, cond: _Conditions, guidance_scale: float
+    ) -> Tensor:
+        """The (guided) model output (nw, C, F, h, w) of the windows ``idx`` (nw, F) of ``latents``
+        (1, C, T, h, w); with CFG the unconditional half runs in the same batch."""
+        nw = idx.shape[0]
+        flat = idx.flatten()
+        lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)
+        pose_w = self._pose_features(cond, idx)
+        emb_w = cond.embeds.expand(nw, -1, -1)
+        states_w = {k: v.expand(nw, -1, -1) for k, v in cond.states.items()}
+        tok_w = None if cond.tokens is None else cond.tokens[flat]
+        mask_w = None if cond.masks is None else cond.masks.select(flat)
+        keep = torch.ones(nw, dtype=torch.bool, device=self.device)
+        cfg = guidance_scale != 1.0
+        if cfg:
+            lat, pose_w = torch.cat([lat, lat]), torch.cat([pose_w, pose_w])
+            emb_w = torch.cat([torch.zeros_like(emb_w), emb_w])
+            states_w = {k: torch.cat([v, v]) for k, v in states_w.items()}
+            keep = torch.cat([torch.zeros_like(keep), keep])
+            tok_w = None if tok_w is None else torch.cat([torch.zeros_like(tok_w), tok_w])
+            mask_w = None if mask_w is None else mask_w.repeat(2)
+        context = Stage2AttentionContext(
+            reference_states=states_w,
+            reference_keep=keep,
+            audio_tokens=tok_w,
+            region_masks=mask_w,
+            branch_regions=cond.branch_regions,
+            branch_weights=cond.branch_weights,
+        )
+        pred = self.components.denoiser(lat, t, emb_w, pose_w, context)
+        if not cfg:
+            return pred
+        uncond, guided = pred.chunk(2)
+        return uncond + guidance_scale * (guided - uncond)
 
     @torch.no_grad()
     def decode(self, latents: Tensor, decode_chunk: int = 8) -> Iterator[np.ndarray]:

@@ -182,20 +182,25 @@ def test_a_claim_is_exclusive_and_released(tmp_path: Path) -> None:
 
 
 def test_export_class_names_resolve_only_against_the_allow_list(tmp_path: Path, monkeypatch) -> None:
-    from mmgt.stage2.guidance import GUIDANCE_CLASSES, MotionMaskGuidance, build_guidance
+    from mmgt.factory import build
+    from mmgt.stage2.guidance import GUIDANCE_CLASSES, MotionMaskGuidance
 
     marker = tmp_path / "IMPORTED"
     (tmp_path / "evil_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass G: pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     for target in ("evil_module.G", "os.system", "builtins.exec", None):
         with pytest.raises(UntrustedFileError, match="mask_guidance: class .* is not allowed"):
-            build_guidance({"_target_": target}, source="mmgt_stage2.json")
+            build({"_target_": target}, GUIDANCE_CLASSES, "mmgt_stage2.json: mask_guidance")
     assert not marker.exists() and "evil_module" not in sys.modules
-    g = build_guidance(MotionMaskGuidance(expand_ratio=1.5).config())
+    g = build(MotionMaskGuidance(expand_ratio=1.5).config(), GUIDANCE_CLASSES, "mmgt_stage2.json")
     assert type(g) is MotionMaskGuidance and g.kwargs["expand_ratio"] == 1.5
     assert all(cls().config()["_target_"] in GUIDANCE_CLASSES for cls in GUIDANCE_CLASSES.values())
     with pytest.raises(UntrustedFileError, match="arguments do not fit"):
-        build_guidance({"_target_": "mmgt.stage2.guidance.MotionMaskGuidance", "command": "rm -rf /"})
+        build(
+            {"_target_": "mmgt.stage2.guidance.MotionMaskGuidance", "command": "rm -rf /"},
+            GUIDANCE_CLASSES,
+            "mmgt_stage2.json",
+        )
 
 
 def _unsafe_calls(source: str) -> list[tuple[int, str]]:

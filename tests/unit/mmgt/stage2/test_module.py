@@ -152,7 +152,7 @@ def test_fit_validate_export_and_generate(tmp_path: Path, toy_store: Path) -> No
     assert {"train/loss", "val/loss", "val/mse"} <= set(trainer.callback_metrics)
     export = model.export(tmp_path / "export")
     pipe = Stage2Pipeline.from_pretrained(export)
-    assert pipe.meta["size"] == 64 and pipe.meta["process"] == "video" and pipe.use_audio
+    assert pipe.export.size == 64 and pipe.export.process == "video" and pipe.use_audio
     for name, p in pipe.components.named_parameters():
         torch.testing.assert_close(p, dict(model.components.named_parameters())[name], rtol=0, atol=0)
     clip = dm.split_dataset("train").clips[0]
