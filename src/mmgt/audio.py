@@ -1,5 +1,7 @@
-"""Audio features at 25 fps behind one interface: weight-free (log-mel, MFCC, energy, onset) and pretrained
-speech encoders (wav2vec2 / WavLM / HuBERT from a local ``transformers`` folder).
+"""Audio features at 25 fps behind one interface: weight-free extractors and pretrained speech encoders.
+
+The weight-free ones are log-mel, MFCC, energy and onset; the pretrained speech encoders are wav2vec2 /
+WavLM / HuBERT from a local ``transformers`` folder.
 
 Every extractor maps audio (N,) float32 mono 16 kHz to features (T, *feature_shape) float32 with one row per
 video frame (25 fps). ``T = n_frames`` when given, else :func:`mmgt.schema.num_frames_for_samples` (N), i.e.
@@ -97,10 +99,13 @@ def extractor_from_node(node: Any, source: str) -> AudioFeatureExtractor:
 
 
 def load_or_compute_features(clip: Clip, extractor: AudioFeatureExtractor, cache: bool = True) -> np.ndarray:
-    """Features (T, *feature_shape) of ``clip``: the cached ``features/<name>.npy`` when it exists and its
-    shape matches (T = ``clip.record.n_frames``, or the audio's frame count when the record has none);
-    otherwise computed from ``clip.audio()`` and, with ``cache=True``, written atomically
-    (:func:`mmgt.atomic.save_npy`; concurrent writers are safe, the last identical file wins)."""
+    """Features (T, *feature_shape) of ``clip``: read from the clip's feature cache, else computed.
+
+    The cached ``features/<name>.npy`` is used when it exists and its shape matches (T =
+    ``clip.record.n_frames``, or the audio's frame count when the record has none); otherwise the features are
+    computed from ``clip.audio()`` and, with ``cache=True``, written atomically (:func:`mmgt.atomic.save_npy`;
+    concurrent writers are safe, the last identical file wins).
+    """
     path = clip.feature_path(extractor.name)
     n_frames = int(clip.record.n_frames)
     audio = None

@@ -1,5 +1,8 @@
-"""The audio feature extractor interface and the weight-free extractors (log-mel, MFCC, energy, onset and
-their concatenation), at 25 fps; the table of names and shapes is in :mod:`mmgt.audio`."""
+"""The audio feature extractor interface and the weight-free extractors, at 25 fps.
+
+The weight-free extractors are log-mel, MFCC, energy, onset and their concatenation; the table of names and
+shapes is in :mod:`mmgt.audio`.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +39,10 @@ class AudioFeatureExtractor(ABC):
     """The constructor's arguments as plain values (what :meth:`node` records); set by ``__init__``."""
 
     def node(self) -> dict[str, Any]:
-        """The resolved ``_target_`` node of this extractor, what exports and metadata store:
-        :func:`mmgt.audio.extractor_from_node` rebuilds it."""
+        """The resolved ``_target_`` node of this extractor, what exports and metadata store.
+
+        :func:`mmgt.audio.extractor_from_node` rebuilds it.
+        """
         args = getattr(self, "_args", None)
         if args is None:
             raise TypeError(f"{type(self).__name__}.__init__ sets no _args: the extractor cannot be stored")
@@ -52,6 +57,7 @@ class AudioFeatureExtractor(ABC):
         """``audio`` (n_frames * 640,) float32 -> (n_frames, *feature_shape) float32; n_frames >= 1."""
 
     def __call__(self, audio: np.ndarray, n_frames: int | None = None) -> np.ndarray:
+        """Audio (N,) -> features (T, *feature_shape) float32; T = ``n_frames``, else round(N / 640)."""
         x = _frame_aligned(audio, n_frames)
         t = x.shape[0] // SAMPLES_PER_FRAME
         if t == 0:
@@ -167,6 +173,7 @@ class LogMelExtractor(AudioFeatureExtractor):
         self.name = f"logmel{self.n_mels}" + _settings_suffix(values, self._DEFAULTS)
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(n_mels,)."""
         return (self.n_mels,)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -175,8 +182,10 @@ class LogMelExtractor(AudioFeatureExtractor):
 
 
 class MFCCExtractor(AudioFeatureExtractor):
-    """MFCC (T, n_mfcc * (1 + deltas)) with ``python_speech_features.mfcc`` (its defaults: 25 ms rectangular
-    windows, 10 ms step, 26 filters, pre-emphasis 0.97, lifter 22, c0 = log frame energy).
+    """MFCC (T, n_mfcc * (1 + deltas)) with ``python_speech_features.mfcc`` at its defaults.
+
+    Its defaults: 25 ms rectangular windows, 10 ms step, 26 filters, pre-emphasis 0.97, lifter 22, c0 = log
+    frame energy.
 
     Resampling to 25 fps: the frame-aligned audio is zero-padded by 120 samples in front, so that psf computes
     exactly 4 T frames and the 4 frames 4t..4t+3 averaged for video frame t are centred, on average, on the
@@ -197,6 +206,7 @@ class MFCCExtractor(AudioFeatureExtractor):
         self.name = f"mfcc{self.n_mfcc}" + suffix + (f"-d{deltas}" if deltas else "")
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(n_mfcc * (1 + deltas),)."""
         return (self.n_mfcc * (1 + self.deltas),)
 
     def mfcc_100hz(self, audio: np.ndarray) -> np.ndarray:
@@ -220,8 +230,10 @@ class MFCCExtractor(AudioFeatureExtractor):
 
 
 class EnergyExtractor(AudioFeatureExtractor):
-    """Per-frame energy (T, 1) of the frame's 640 samples: log(mean square + eps) (``log=True``, name
-    ``energy``) or the RMS (``log=False``, name ``rms``), from :func:`mmgt.dsp.frame_mean_square`."""
+    """Per-frame energy (T, 1) of the frame's 640 samples, from :func:`mmgt.dsp.frame_mean_square`.
+
+    Either log(mean square + eps) (``log=True``, name ``energy``) or the RMS (``log=False``, name ``rms``).
+    """
 
     def __init__(self, log: bool = True, eps: float = 1e-8) -> None:
         self._args = {"log": log, "eps": eps}
@@ -229,6 +241,7 @@ class EnergyExtractor(AudioFeatureExtractor):
         self.name = ("energy" if self.log else "rms") + _settings_suffix({"eps": eps}, {"eps": 1e-8})
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(1,)."""
         return (1,)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -237,10 +250,12 @@ class EnergyExtractor(AudioFeatureExtractor):
 
 
 class OnsetExtractor(AudioFeatureExtractor):
-    """Onset strength (T, 1): spectral flux of the log-mel at the sub-frame rate (10 ms), half-wave
-    rectified and averaged over mel bands (librosa ``onset_strength`` style, lag 1), then averaged over the
-    sub-frames of each video frame. The first sub-frame has flux 0. Uses :class:`LogMelExtractor`'s
-    analysis settings."""
+    """Onset strength (T, 1): spectral flux of the log-mel at the sub-frame rate (10 ms), per video frame.
+
+    The flux is half-wave rectified and averaged over mel bands (librosa ``onset_strength`` style, lag 1),
+    then averaged over the sub-frames of each video frame. The first sub-frame has flux 0. Uses
+    :class:`LogMelExtractor`'s analysis settings.
+    """
 
     def __init__(self, n_mels: int = 80, hop_length: int = 160, eps: float = 1e-6) -> None:
         self._args = {"n_mels": n_mels, "hop_length": hop_length, "eps": eps}
@@ -251,6 +266,7 @@ class OnsetExtractor(AudioFeatureExtractor):
         )
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(1,)."""
         return (1,)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:
@@ -276,6 +292,7 @@ class ConcatExtractor(AudioFeatureExtractor):
             self._args["name"] = name
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(sum of the parts' dims,)."""
         return (sum(e.feature_shape()[0] for e in self.extractors),)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:

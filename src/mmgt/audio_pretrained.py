@@ -1,5 +1,8 @@
-"""Pretrained speech encoders (wav2vec2 / WavLM / HuBERT from a local ``transformers`` folder): audio
-features at 25 fps (:class:`~mmgt.audio_extractors.AudioFeatureExtractor`); modes: :mod:`mmgt.audio`."""
+"""Pretrained speech encoders (wav2vec2 / WavLM / HuBERT from a local ``transformers`` folder).
+
+They give audio features at 25 fps (:class:`~mmgt.audio_extractors.AudioFeatureExtractor`); modes:
+:mod:`mmgt.audio`.
+"""
 
 from __future__ import annotations
 
@@ -200,8 +203,10 @@ class PretrainedSpeechEncoder(AudioFeatureExtractor):
         return None if self._target_frames <= 0 else self._to_frames(output, self._target_frames)
 
     def _to_frames(self, x: Any, n_frames: int) -> Any:
-        """Linear interpolation (B, C, N') -> (B, C, n_frames) along time: frame t takes native position
-        t * 640 / stride (the CNN frame starting at the video frame's first sample), clamped to the last.
+        """Linear interpolation (B, C, N') -> (B, C, n_frames) along time.
+
+        Frame t takes native position t * 640 / stride (the CNN frame starting at the video frame's first
+        sample), clamped to the last.
 
         For the standard CNN (stride 320, receptive field 400) and N = 640 T samples, N' = 2 T - 1 and this is
         exactly ``F.interpolate(x, size=T, mode="linear", align_corners=True)`` (Hallo / the WavLM reference);
@@ -269,6 +274,7 @@ class PretrainedSpeechEncoder(AudioFeatureExtractor):
 
     # ------------------------------------------------------------------ extraction
     def feature_shape(self) -> tuple[int, ...]:
+        """(D,) for ``layers="last"``, else (L, D): L selected layers, D the model's hidden size."""
         if self.layers == "last":
             return (self.hidden_size,)
         return (len(self.layer_indices), self.hidden_size)

@@ -1,5 +1,7 @@
-"""The released MMGT's 35 hand-crafted audio features (librosa), the part of its 1059-d Stage I condition
-beside WavLM-Large (``mmgt-reference.md`` §b.1), as an :class:`~mmgt.audio_extractors.AudioFeatureExtractor`.
+"""The released MMGT's 35 hand-crafted audio features (librosa), as an audio feature extractor.
+
+They are the part of its 1059-d Stage I condition beside WavLM-Large (``mmgt-reference.md`` §b.1), here as an
+:class:`~mmgt.audio_extractors.AudioFeatureExtractor`.
 
 Computed, as the original does, at SR = 25 x 512 = 12800 Hz with hop 512 (25 fps), from the audio resampled
 from 16 kHz, per frame:
@@ -54,6 +56,7 @@ class ReleaseLibrosaFeatures(AudioFeatureExtractor):
         _librosa()  # fail at build time, not on the first clip
 
     def feature_shape(self) -> tuple[int, ...]:
+        """(35,): onset 1 + MFCC 20 + chroma_cens 12 + onset peak 1 + beat 1."""
         return (35,)
 
     def _extract(self, audio: np.ndarray, n_frames: int) -> np.ndarray:

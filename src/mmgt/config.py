@@ -119,8 +119,10 @@ def audio_encoder_node(name: str, paths: Mapping[str, Any] | None = None) -> dic
 
 
 def audio_encoder(name: str, paths: Mapping[str, Any] | None = None) -> Any:
-    """The extractor of ``conf/audio_encoder/<name>.yaml`` (:func:`audio_encoder_node`, built through
-    ``mmgt.audio.AUDIO_ENCODER_CLASSES``)."""
+    """The extractor of ``conf/audio_encoder/<name>.yaml``.
+
+    Its node is :func:`audio_encoder_node`, built through ``mmgt.audio.AUDIO_ENCODER_CLASSES``.
+    """
     from mmgt.audio import extractor_from_node
 
     return extractor_from_node(audio_encoder_node(name, paths), f"conf/audio_encoder/{name}.yaml")

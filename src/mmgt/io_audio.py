@@ -1,5 +1,7 @@
-"""Audio files: read any audio (or a video's audio track) as (N,) float32 mono at a rate, read it as it is,
-write 16-bit PCM, resample (see :mod:`mmgt.io`)."""
+"""Audio files: read, write 16-bit PCM, resample (see :mod:`mmgt.io`).
+
+Any audio (or a video's audio track) is read as (N,) float32 mono at a rate, or as it is.
+"""
 
 from __future__ import annotations
 
@@ -120,8 +122,11 @@ def read_audio(path: PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def read_audio_native(path: PathLike) -> tuple[np.ndarray, int]:
-    """Read audio (or a video's audio track) as it is: ((N, C) float32, sample rate) - no resampling, no
-    downmix (what generated videos carry, so that 44.1 kHz stereo speech stays 44.1 kHz stereo)."""
+    """Read audio (or a video's audio track) as it is: ((N, C) float32, sample rate).
+
+    No resampling, no downmix (what generated videos carry, so that 44.1 kHz stereo speech stays 44.1 kHz
+    stereo).
+    """
     p = _check_file(path)
     if p.suffix.lower() in _SOUNDFILE_SUFFIXES:
         try:

@@ -1,5 +1,8 @@
-"""What the media readers share: :class:`MediaError` (message starts with the path), the file checks and
-the error wrapping of PyAV / soundfile (see :mod:`mmgt.io`)."""
+"""What the media readers share: :class:`MediaError`, the file checks and the error wrapping.
+
+The message of a :class:`MediaError` starts with the path; the errors wrapped are those of PyAV / soundfile
+(see :mod:`mmgt.io`).
+"""
 
 from __future__ import annotations
 

@@ -117,8 +117,11 @@ def probe_video(path: PathLike) -> VideoInfo:
 
 
 class _FrameBuffer:
-    """Decoded frames (H, W, 3) uint8 RGB, the size of the first: into one (capacity, H, W, 3) array
-    allocated at the first frame (capacity = the declared count), any further ones into a list."""
+    """Decoded frames (H, W, 3) uint8 RGB, the size of the first, in one array and an overflow list.
+
+    They go into one (capacity, H, W, 3) array allocated at the first frame (capacity = the declared count),
+    any further ones into a list.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity, self.n = capacity, 0
@@ -165,8 +168,10 @@ def _demux(
     max_frames: int | None,
     fps: float,
 ) -> None:
-    """Decode ``streams`` (the video stream, then the audio one if any) into ``frames`` and ``acc``; stop
-    once ``max_frames`` frames and their audio (+0.1 s at ``fps``) are there."""
+    """Decode ``streams`` (the video stream, then the audio one if any) into ``frames`` and ``acc``.
+
+    Stop once ``max_frames`` frames and their audio (+0.1 s at ``fps``) are there.
+    """
     vindex, video_done = streams[0].index, False
     with _wrap_errors(p, "decoding failed (file truncated or corrupt?)"):
         for packet in container.demux(streams):

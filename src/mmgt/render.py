@@ -286,8 +286,10 @@ def add_caption(frames: np.ndarray, text: str, color: tuple[int, int, int] = (25
 
 
 def store_montage(store: Any, n_frames: int = 4) -> np.ndarray:
-    """(H, W, 3) uint8 picture of a clip store: one row per speaker, ``n_frames`` frames of its first clip,
-    each beside the same frame with the ground-truth keypoints drawn over it."""
+    """(H, W, 3) uint8 picture of a clip store: one row per speaker, ``n_frames`` frames of its first clip.
+
+    Each frame is beside the same frame with the ground-truth keypoints drawn over it.
+    """
     rows = []
     for speaker in store.speakers():
         clip = store.clips(speakers=[speaker])[0]

@@ -89,8 +89,11 @@ def _hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 def build_model(cfg: DictConfig, model_kwargs: dict[str, Any]) -> Any:
-    """The model node built with the DataModule's ``model_kwargs`` passed as they are: plain values that
-    Hydra must not build (the audio features' stored ``_target_`` node, which the export records)."""
+    """The model node built with the DataModule's ``model_kwargs`` passed as they are.
+
+    They are plain values that Hydra must not build (the audio features' stored ``_target_`` node, which the
+    export records).
+    """
     return hydra.utils.instantiate(cfg, _partial_=True)(**model_kwargs)
 
 

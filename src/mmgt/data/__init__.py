@@ -1,2 +1,5 @@
-"""DataModules over a clip store: :class:`~mmgt.data.pose_audio.PoseAudioDataModule` (Stage I) and
-:class:`~mmgt.data.video.VideoDataModule` (Stage II)."""
+"""DataModules over a clip store, one per stage.
+
+:class:`~mmgt.data.pose_audio.PoseAudioDataModule` (Stage I) and :class:`~mmgt.data.video.VideoDataModule`
+(Stage II).
+"""

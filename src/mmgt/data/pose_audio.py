@@ -139,19 +139,24 @@ class PoseAudioDataModule(pl.LightningDataModule):
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model); pure: reads
-        nothing from disk (``mmgt-train`` runs :meth:`prepare_data` first, so a missing store fails before
-        the model is built)."""
+        """What the LightningModule needs from the data (``mmgt-train`` passes it to the model).
+
+        Pure: reads nothing from disk (``mmgt-train`` runs :meth:`prepare_data` first, so a missing store
+        fails before the model is built).
+        """
         return {"audio_dim": self.audio_dim, "audio_features": self.extractor.node()}
 
     @property
     def fps(self) -> int:
+        """Frame rate of the windows (25)."""
         return FPS
 
     def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes), then
-        check it: no store at ``root``, or one without ok clips, is an error naming it and the ``mmgt-prep``
-        command."""
+        """Create the clip store with ``prepare`` unless it exists, then check it.
+
+        Creating is safe from concurrent processes. No store at ``root``, or one without ok clips, is an error
+        naming it and the ``mmgt-prep`` command.
+        """
         if self.root is not None:
             ensure_store(self.root, self.prepare)
         open_store(self.root)
@@ -189,6 +194,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
         return mean3.astype(np.float32), std3.astype(np.float32)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of ``stage``: fit = train and ``val_split``, test = test, None = all three."""
         if stage in (None, "fit"):
             self.split_dataset("train")
             self.split_dataset(self.hparams.val_split)
@@ -206,10 +212,16 @@ class PoseAudioDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled train batches: pose (B, T, 134, 3), cond_pose (B, 134, 3), audio (B, T, D), clip, start.
+
+        T = ``window``, D = :attr:`audio_dim`; poses in model space.
+        """
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of the ``val_split`` windows in order, as :meth:`train_dataloader`'s."""
         return self._loader(self.hparams.val_split, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Batches of the test windows in order, as :meth:`train_dataloader`'s."""
         return self._loader("test", shuffle=False)

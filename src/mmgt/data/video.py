@@ -232,12 +232,15 @@ class VideoDataModule(pl.LightningDataModule):
 
     @property
     def fps(self) -> int:
+        """Frame rate of the clips (25)."""
         return FPS
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        """Feature shape (L, D) and the data facts generation needs (``mmgt-train`` passes them on); pure:
-        reads nothing from disk."""
+        """Feature shape (L, D) and the data facts generation needs (``mmgt-train`` passes them on).
+
+        Pure: reads nothing from disk.
+        """
         shape = self.extractor.feature_shape()
         layers, dim = (1, shape[0]) if len(shape) == 1 else shape
         h = self.hparams
@@ -254,9 +257,11 @@ class VideoDataModule(pl.LightningDataModule):
         }
 
     def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists (safe from concurrent processes), then
-        check it: no store at ``root``, or one without ok clips, is an error naming it and the ``mmgt-prep``
-        command."""
+        """Create the clip store with ``prepare`` unless it exists, then check it.
+
+        Creating is safe from concurrent processes. No store at ``root``, or one without ok clips, is an error
+        naming it and the ``mmgt-prep`` command.
+        """
         if self.root is not None:
             ensure_store(self.root, self.prepare)
         open_store(self.root)
@@ -285,6 +290,7 @@ class VideoDataModule(pl.LightningDataModule):
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of ``stage``: fit = train and ``val_split``, test = test, None = all three."""
         if stage in (None, "fit"):
             self.split_dataset("train")
             self.split_dataset(self.hparams.val_split)
@@ -301,10 +307,16 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of random train windows, e.g. frames (B, F, 3, S, S), audio (B, F, W, L, D).
+
+        Every key and shape of a sample is in the module docstring.
+        """
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of the fixed ``val_split`` windows in order, as :meth:`train_dataloader`'s."""
         return self._loader(self.hparams.val_split, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Batches of the fixed test windows in order, as :meth:`train_dataloader`'s."""
         return self._loader("test", shuffle=False)
