@@ -1,5 +1,7 @@
-"""``mmgt-prep``: build (or resume) a clip store. Hydra config: ``conf/prep.yaml``; the source
-(``conf/source/*.yaml``) is a ``_target_`` node, built here (:func:`build_source`) and run (``.run()``).
+"""``mmgt-prep``: build (or resume) a clip store.
+
+Hydra config: ``conf/prep.yaml``; the source (``conf/source/*.yaml``) is a ``_target_`` node, built here
+(:func:`build_source`) and run (``.run()``).
 
 Examples::
 
@@ -59,12 +61,14 @@ class Source(Protocol):
     out: str
     progress: bool
 
-    def run(self) -> dict[str, Any]: ...
+    def run(self) -> dict[str, Any]:
+        """Build (or resume) the store at ``out``; returns the run's summary."""
 
 
 def build_source(cfg: DictConfig) -> Source:
-    """Instantiate the source node of a composed prep config: ``_target_`` and every key but
-    :data:`CLI_KEYS` (the source's keys are at the top level, so ``input=DIR`` overrides them).
+    """Instantiate the source node of a composed prep config: ``_target_`` and every key but :data:`CLI_KEYS`.
+
+    The source's keys are at the top level, so ``input=DIR`` overrides them.
 
     A required key left unset (``???``) and a bad value raise a ValueError naming the key.
     """
@@ -119,8 +123,11 @@ def run(cfg: DictConfig, started: float | None = None) -> dict:
 
 
 def split_report(out: Path, policy: SplitPolicy | None) -> dict[str, int]:
-    """Ok clips per split of the store ``out``; warns, with the fix, about a split that ``policy`` (a
-    source with ``split=auto``) asks for and that has no ok clip."""
+    """Ok clips per split of the store ``out``.
+
+    Warns, with the fix, about a split that ``policy`` (a source with ``split=auto``) asks for and that has
+    no ok clip.
+    """
     from mmgt.clipstore import MANIFEST, read_manifest
     from mmgt_prep.splits import split_summary
 

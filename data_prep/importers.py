@@ -128,8 +128,10 @@ def _scores(d: dict, key: str, xy: np.ndarray) -> np.ndarray:
 
 
 def _body(bodies: dict, source: str, kps: np.ndarray) -> int | None:
-    """Fill the 18 body points of ``kps`` (134, 3) from a ``bodies`` dict; returns the person kept (the
-    highest mean body score), None when nobody is in the frame."""
+    """Fill the 18 body points of ``kps`` (134, 3) from a ``bodies`` dict; returns the person kept.
+
+    The person kept is the one with the highest mean body score; None when nobody is in the frame.
+    """
     cand = _as_array(bodies, "candidate", source, (2,))
     subset = np.asarray(bodies.get("subset", np.zeros((0, 18))), dtype=np.float64).reshape(-1, 18)
     if subset.shape[0] == 0:
@@ -275,8 +277,11 @@ def _is_echomimic_dir(folder: Path) -> bool:
 
 
 def discover_sources(input_path: str | Path) -> list[ImportSource]:
-    """Clips under ``input_path``: a (T, 402) ``.npy`` file, an EchoMimicV2 pose folder, or a folder
-    holding (T, 402) ``.npy`` files and/or EchoMimicV2 pose sub-folders (one level, sorted by name)."""
+    """The clips (import sources) under ``input_path``.
+
+    ``input_path`` is a (T, 402) ``.npy`` file, an EchoMimicV2 pose folder, or a folder holding (T, 402)
+    ``.npy`` files and/or EchoMimicV2 pose sub-folders (one level, sorted by name).
+    """
     root = Path(input_path)
     if not root.exists():
         raise FileNotFoundError(f"{root}: dwpose import input not found")
@@ -336,8 +341,10 @@ def _import_one(src: ImportSource, record: Any, writer: Any, fps: float, canvas:
 
 @dataclass(frozen=True)
 class DwposeImport(SplitSettings):
-    """``mmgt-prep source=dwpose``: the node of ``conf/source/dwpose.yaml`` (the values and their meaning
-    are there) + ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``; :meth:`run` imports.
+    """``mmgt-prep source=dwpose``: the node of ``conf/source/dwpose.yaml``; :meth:`run` imports.
+
+    The fields are the keys of ``conf/source/dwpose.yaml`` (the values and their meaning are there) +
+    ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``.
 
     Each clip gets ``keypoints.npy`` (25 fps) and ``pose.mp4`` (rendered at ``size``); the manifest row
     has ``extra.has_video = False``. Splits: ``split=auto`` gives each input (``split_by=video``) or the
@@ -356,8 +363,10 @@ class DwposeImport(SplitSettings):
     progress: bool
 
     def run(self) -> dict[str, Any]:
-        """Import every source of ``input`` into ``out``; returns ``{ok, failed, skipped, elsewhere,
-        frames, seconds, resplit, out}``."""
+        """Import every source of ``input`` into ``out``; returns the summary.
+
+        The summary is ``{ok, failed, skipped, elsewhere, frames, seconds, resplit, out}``.
+        """
         from tqdm.auto import tqdm
 
         from mmgt_prep.store import ClipStoreWriter
@@ -377,8 +386,10 @@ class DwposeImport(SplitSettings):
         return summary
 
     def _splits(self, sources: list[ImportSource], speaker: str, records: Any) -> dict[str, str]:
-        """Clip id -> split: ``split``, or with ``split=auto`` one group per source (``split_by=video``)
-        or the one speaker of the import."""
+        """Clip id -> split: ``split``, or with ``split=auto`` the planned split of the clip's group.
+
+        The groups are one per source (``split_by=video``) or the one speaker of the import.
+        """
         policy = self.split_policy
         if not policy.auto:
             return {src.clip_id: policy.split for src in sources}

@@ -47,8 +47,10 @@ def iter_preview_frames(
     mask_cfg: MaskConfig | None = None,
     chunk: int = CHUNK,
 ) -> Iterator[np.ndarray]:
-    """(H, W, 3) uint8 frames (any iterable) + (T, 134, 3) keypoints -> preview strips (<= chunk, H, 4W, 3)
-    in order; stops at the shorter of the two. Masks are computed at :data:`MASK_SIDE`."""
+    """(H, W, 3) uint8 frames (any iterable) + (T, 134, 3) keypoints -> preview strips (<= chunk, H, 4W, 3).
+
+    The strips come in order; stops at the shorter of the two. Masks are computed at :data:`MASK_SIDE`.
+    """
     cfg = mask_cfg or MaskConfig()
     it = iter(frames)
     first = next(it, None)
@@ -75,8 +77,10 @@ def iter_preview_frames(
 def preview_frames(
     frames: np.ndarray, keypoints: np.ndarray, mask_cfg: MaskConfig | None = None
 ) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames + (T, 134, 3) keypoints -> (T, H, 4W, 3) uint8 preview strip (in memory:
-    for short clips; :func:`write_clip_preview` streams)."""
+    """(T, H, W, 3) uint8 frames + (T, 134, 3) keypoints -> (T, H, 4W, 3) uint8 preview strip.
+
+    Made in memory: for short clips; :func:`write_clip_preview` streams.
+    """
     return np.concatenate(list(iter_preview_frames(frames, keypoints, mask_cfg)))
 
 

@@ -81,6 +81,7 @@ class SplitPolicy:
 
     @property
     def auto(self) -> bool:
+        """Whether the splits are planned (``split=auto``) rather than one fixed split."""
         return self.split == AUTO
 
     def group_of(self, source: str, speaker: str) -> str:
@@ -136,8 +137,10 @@ def assign_splits(
 
 
 def recorded_splits(records: Iterable[ClipRecord], group_of: Callable[[ClipRecord], str]) -> dict[str, str]:
-    """Group -> split of the ok clips already in a store (a group found in several splits: its most
-    frequent one, ties in :data:`PRIORITY` order)."""
+    """Group -> split of the ok clips already in a store.
+
+    A group found in several splits gets its most frequent one, ties in :data:`PRIORITY` order.
+    """
     seen: dict[str, Counter[str]] = {}
     for rec in records:
         if rec.status == STATUS_OK:
@@ -152,8 +155,10 @@ def recorded_splits(records: Iterable[ClipRecord], group_of: Callable[[ClipRecor
 def plan_splits(
     policy: SplitPolicy, groups: Iterable[str], records: Mapping[str, ClipRecord], group_of: Any
 ) -> dict[str, str]:
-    """Group -> split for ``groups`` under ``policy`` (``split=auto``), given the store's ``records``: groups
-    with ok clips keep their recorded split unless ``policy.resplit``."""
+    """Group -> split for ``groups`` under ``policy`` (``split=auto``), given the store's ``records``.
+
+    Groups with ok clips keep their recorded split unless ``policy.resplit``.
+    """
     groups = set(groups)
     fixed = {} if policy.resplit else recorded_splits(records.values(), group_of)
     fixed = {k: v for k, v in fixed.items() if k in groups}
@@ -163,8 +168,11 @@ def plan_splits(
 def resplit_rows(
     writer: Any, records: Iterable[ClipRecord], wanted: Callable[[ClipRecord], str | None]
 ) -> int:
-    """Give every ok clip of ``records`` whose split differs from ``wanted(record)`` (None: leave it) that
-    split (:meth:`mmgt_prep.store.ClipStoreWriter.set_split`); returns the number changed."""
+    """Give every ok clip of ``records`` the split ``wanted(record)``; returns the number changed.
+
+    Only clips whose split differs are moved (:meth:`mmgt_prep.store.ClipStoreWriter.set_split`); a
+    ``wanted`` of None leaves the clip as it is.
+    """
     changed = 0
     for rec in records:
         split = wanted(rec)
@@ -182,8 +190,11 @@ def split_summary(records: Iterable[ClipRecord]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class SplitSettings(Settings):
-    """The ``split*`` keys of ``conf/source/{videos,dwpose}.yaml`` (the values live there), as fields of a
-    source's settings; checked when built and turned into a :class:`SplitPolicy` by :attr:`split_policy`."""
+    """The ``split*`` keys of ``conf/source/{videos,dwpose}.yaml`` as fields of a source's settings.
+
+    The values live in those files. Checked when built, and turned into a :class:`SplitPolicy` by
+    :attr:`split_policy`.
+    """
 
     split: str
     split_fractions: dict[str, float]
@@ -197,6 +208,7 @@ class SplitSettings(Settings):
 
     @property
     def split_policy(self) -> SplitPolicy:
+        """These settings as a :class:`SplitPolicy`."""
         return SplitPolicy(self.split, self.split_fractions, self.split_by, self.split_seed, self.resplit)
 
 

@@ -201,8 +201,11 @@ class ClipStoreWriter:
         return done
 
     def set_split(self, record: ClipRecord, split: str) -> ClipRecord:
-        """Move an ok clip to another split: its ``meta.json`` is rewritten (atomically) and a row with the
-        new split is appended; the clip's files are untouched (``mmgt-prep ... resplit=true``)."""
+        """Move an ok clip to another split (``mmgt-prep ... resplit=true``).
+
+        Its ``meta.json`` is rewritten (atomically) and a row with the new split is appended; the clip's
+        files are untouched.
+        """
         extra = {k: v for k, v in record.extra.items() if k != "written_at"}  # a row's time, not the clip's
         done = replace(record, split=split, extra=extra)
         meta = self.root / clip_relpath(record.speaker, record.id) / META_FILE
@@ -217,8 +220,10 @@ class ClipStoreWriter:
         return done
 
     def append_row(self, record: ClipRecord) -> None:
-        """Append one manifest row under an exclusive lock (safe across processes); a torn last row left
-        by a killed writer is cut off first (and kept in ``manifest.jsonl.torn``)."""
+        """Append one manifest row under an exclusive lock (safe across processes).
+
+        A torn last row left by a killed writer is cut off first (and kept in ``manifest.jsonl.torn``).
+        """
         row = json.loads(record.to_json())
         row["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         line = (json.dumps(row, sort_keys=True) + "\n").encode()

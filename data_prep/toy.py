@@ -84,8 +84,11 @@ def generate_clip(style: SpeakerStyle, seconds: float, size: int, rng: np.random
 
 
 def split_for(k: int, clips_per_speaker: int, test_fraction: float) -> str:
-    """Split of clip ``k``: the last ``ceil(test_fraction * n)`` clips of a speaker are ``test``, capped at
-    ``n - 1`` so every speaker keeps at least one ``train`` clip (2 clips -> 1 train, 1 test)."""
+    """Split of clip ``k``: the last ``ceil(test_fraction * n)`` clips of a speaker are ``test``.
+
+    The count is capped at ``n - 1`` so every speaker keeps at least one ``train`` clip (2 clips -> 1
+    train, 1 test).
+    """
     n_test = min(math.ceil(test_fraction * clips_per_speaker - 1e-9), clips_per_speaker - 1)
     return "test" if k >= clips_per_speaker - max(n_test, 0) else "train"
 
@@ -165,10 +168,11 @@ def generate_toy_dataset(
 
 @dataclass(frozen=True)
 class ToyStore(Settings):
-    """The toy store at ``out``: the node of ``mmgt-prep source=toy`` (``conf/source/toy.yaml`` holds the
-    CLI's values; :meth:`run` makes it) and the ``data.prepare`` of the toy experiments (``prepare(root)``
-    creates the toy store at ``out``, and only there). The other fields are
-    :func:`generate_toy_dataset`'s arguments.
+    """The toy store at ``out``: the ``mmgt-prep source=toy`` node and the toy experiments' ``data.prepare``.
+
+    As the node, ``conf/source/toy.yaml`` holds the CLI's values and :meth:`run` makes it; as
+    ``data.prepare``, ``prepare(root)`` creates the toy store at ``out``, and only there. The other fields
+    are :func:`generate_toy_dataset`'s arguments.
 
     A DataModule whose ``root`` is elsewhere and holds no store (``data.root=`` with a typo, or a real store
     not made yet) gets a FileNotFoundError saying so and how to make a store, instead of a toy store at
@@ -198,6 +202,7 @@ class ToyStore(Settings):
         return summary
 
     def __call__(self, root: str | Path) -> dict[str, Any]:
+        """``data.prepare(root)``: :meth:`run` when ``root`` is ``out``, else the FileNotFoundError above."""
         root = Path(root)
         if root.resolve() != Path(self.out).resolve():
             raise FileNotFoundError(

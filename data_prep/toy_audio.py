@@ -88,8 +88,10 @@ def _syllable(
     drift: float,
     rng: np.random.Generator,
 ) -> tuple[dict[str, Any], float] | None:
-    """The syllable starting at ``t`` (``progress`` through its phrase) and its duration, or None when it
-    would end less than 0.15 s before ``total``; advances ``clock`` on a stress."""
+    """The syllable starting at ``t`` (``progress`` through its phrase) and its duration, or None.
+
+    None when it would end less than 0.15 s before ``total``; advances ``clock`` on a stress.
+    """
     d_plain = float(np.clip(rng.uniform(0.12, 0.22) * style.rate, 0.12, 0.30))
     attack = float(rng.uniform(0.2, 0.35))
     d_stress = min(d_plain * 1.35, 0.30)

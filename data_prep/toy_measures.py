@@ -1,6 +1,7 @@
-"""Measures of the toy speakers' constructed audio -> motion relation (what tiny models are checked to
-have learned): :func:`toy_envelope`, :func:`stress_frames`, :func:`hand_speed_peaks`,
-:func:`beat_alignment`, :func:`lip_envelope_r`.
+"""Measures of the toy speakers' constructed audio -> motion relation.
+
+What tiny models are checked to have learned: :func:`toy_envelope`, :func:`stress_frames`,
+:func:`hand_speed_peaks`, :func:`beat_alignment`, :func:`lip_envelope_r`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from mmgt.schema import BODY_INDEX, FPS, lip_opening
 
 
 def toy_envelope(audio: np.ndarray) -> np.ndarray:
-    """Per-frame RMS envelope (T,) float32 at 25 fps of audio (N,) at 16 kHz; T = ceil(N / 640)
-    (:func:`mmgt.dsp.frame_rms`)."""
+    """Per-frame RMS envelope (T,) float32 at 25 fps of audio (N,) at 16 kHz; T = ceil(N / 640).
+
+    Computed by :func:`mmgt.dsp.frame_rms`.
+    """
     return frame_rms(audio).astype(np.float32)
 
 

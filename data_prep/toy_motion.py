@@ -218,8 +218,10 @@ def _arm(
     t_idx: np.ndarray,
     sway: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Shoulder (2,), elbow, wrist (T, 2) and 21 hand points (T, 21, 2) of one arm; ``sway`` (T,) is the
-    wrist's slow vertical sway."""
+    """Shoulder (2,), elbow, wrist (T, 2) and 21 hand points (T, 21, 2) of one arm.
+
+    ``sway`` (T,) is the wrist's slow vertical sway.
+    """
     hx, _ = style.head_center
     ready = np.array(style.ready_right if side < 0 else style.ready_left)
     disp = np.zeros((len(t_idx), 2))
@@ -247,8 +249,11 @@ def _keypoints(
     centre: np.ndarray,
     roll: np.ndarray,
 ) -> np.ndarray:
-    """(T, 134, 3) keypoints from the arms, the face points (T, 68, 2) and the head (Keypoint confidence,
-    above): legs and feet below the frame at confidence 0, every x, y clipped to [0, 1]."""
+    """(T, 134, 3) keypoints from the arms, the face points (T, 68, 2) and the head.
+
+    Confidences as in Keypoint confidence, above: legs and feet below the frame at confidence 0; every
+    x, y clipped to [0, 1].
+    """
     hx, _ = style.head_center
     sy, w = style.shoulder_y, style.shoulder_half_width
     n_frames = len(face)

@@ -24,8 +24,10 @@ def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
 
 
 class _Canvas:
-    """Drawing of one speaker's cartoon on a square canvas of ``cs`` pixels (cv2, anti-aliased, sub-pixel:
-    coordinates in frame units are shifted by :data:`_SHIFT` bits)."""
+    """Drawing of one speaker's cartoon on a square canvas of ``cs`` pixels.
+
+    cv2, anti-aliased, sub-pixel: coordinates in frame units are shifted by :data:`_SHIFT` bits.
+    """
 
     def __init__(self, style: SpeakerStyle, cs: int) -> None:
         import cv2

@@ -1,5 +1,7 @@
-"""Toy speakers' identities: :class:`SpeakerStyle` and :func:`speaker_style` (palettes, proportions,
-voice, gesture style); the generator's version :data:`GENERATOR`.
+"""Toy speakers' identities: :class:`SpeakerStyle` and :func:`speaker_style`; the generator's version.
+
+An identity is the palettes, proportions, voice and gesture style; the generator's version is
+:data:`GENERATOR`.
 
 A speaker's identity depends only on ``(seed, speaker index)`` (the rules: :mod:`mmgt_prep.toy`,
 Randomness and identity).

@@ -96,8 +96,10 @@ def _plan_tasks(cfg: VideoPrepConfig) -> list[SourceTask]:
 
 
 class _Tally:
-    """The run summary (see :func:`prepare_videos`), the failures and the progress bar, fed by the
-    workers' events (``("frames", pid, n)``, ``("clip", pid, row)``)."""
+    """The run summary (see :func:`prepare_videos`), the failures and the progress bar.
+
+    Fed by the workers' events (``("frames", pid, n)``, ``("clip", pid, row)``).
+    """
 
     def __init__(self, t0: float) -> None:
         self.t0 = t0
@@ -236,9 +238,11 @@ def prepare_videos(cfg: VideoPrepConfig) -> dict[str, Any]:
 
 
 def assign_auto_splits(cfg: VideoPrepConfig, tasks: list[SourceTask]) -> None:
-    """Resolve the ``auto`` splits of the segments of ``tasks`` (:mod:`mmgt_prep.splits`): planned over the
-    groups with something to make (a source that exists, a segment without a discovery error); groups
-    with ok clips in the store ``cfg.out`` keep their split unless ``resplit``."""
+    """Resolve the ``auto`` splits of the segments of ``tasks`` (:mod:`mmgt_prep.splits`).
+
+    Planned over the groups with something to make (a source that exists, a segment without a discovery
+    error); groups with ok clips in the store ``cfg.out`` keep their split unless ``resplit``.
+    """
     policy = cfg.split_policy
     if not policy.auto:
         return
@@ -256,8 +260,10 @@ def assign_auto_splits(cfg: VideoPrepConfig, tasks: list[SourceTask]) -> None:
 
 
 def resplit_store(cfg: VideoPrepConfig, tasks: list[SourceTask], writer: Any) -> int:
-    """``resplit=true``: give the ok clips of ``tasks`` already in the store their planned split; returns
-    the number of clips moved."""
+    """``resplit=true``: give the ok clips of ``tasks`` already in the store their planned split.
+
+    Returns the number of clips moved.
+    """
     planned = {seg.clip_id: seg.split for t in tasks for seg in t.segments}
     moved = resplit_rows(writer, list(writer.records.values()), lambda r: planned.get(r.id))
     log.info("resplit: %d clips moved to their planned split", moved)
@@ -265,8 +271,10 @@ def resplit_store(cfg: VideoPrepConfig, tasks: list[SourceTask], writer: Any) ->
 
 
 def backfill_features(root: Path, segments: list[Segment], cfg: VideoPrepConfig) -> int:
-    """Add missing ``features/<name>.npy`` of the configured extractors to finished ok clips (a rerun
-    with a longer ``features`` list); returns the number of files written."""
+    """Add missing ``features/<name>.npy`` of the configured extractors to finished ok clips.
+
+    For a rerun with a longer ``features`` list; returns the number of files written.
+    """
     from mmgt.audio import load_or_compute_features
     from mmgt.clipstore import ClipStore
 

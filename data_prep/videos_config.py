@@ -1,6 +1,8 @@
-"""The settings of ``mmgt-prep source=videos``: :class:`VideoPrepConfig`, the node of
-``conf/source/videos.yaml`` (+ ``out``, ``retry_failed``, ``progress`` of ``conf/prep.yaml``), which holds
-every default; ``mmgt_prep.cli`` builds it with Hydra, and it is checked when built.
+"""The settings of ``mmgt-prep source=videos``: :class:`VideoPrepConfig`.
+
+It is the node of ``conf/source/videos.yaml`` (+ ``out``, ``retry_failed``, ``progress`` of
+``conf/prep.yaml``), which holds every default; ``mmgt_prep.cli`` builds it with Hydra, and it is checked
+when built.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ CROP_MODES = ("center", "left_ratio", "person")
 
 @dataclass(frozen=True)
 class VideoPrepConfig(SplitSettings):
-    """Plain-value settings of a ``source=videos`` run: the keys of ``conf/source/videos.yaml`` (their
-    defaults and meaning are there; docs/prep.md) + ``out``, ``retry_failed``, ``progress`` of
-    ``conf/prep.yaml``. The split keys (``split``, ``split_fractions``, ...) come from
-    :class:`~mmgt_prep.splits.SplitSettings`."""
+    """Plain-value settings of a ``source=videos`` run.
+
+    The keys of ``conf/source/videos.yaml`` (their defaults and meaning are there; docs/prep.md) + ``out``,
+    ``retry_failed``, ``progress`` of ``conf/prep.yaml``. The split keys (``split``, ``split_fractions``,
+    ...) come from :class:`~mmgt_prep.splits.SplitSettings`.
+    """
 
     input: str
     out: str

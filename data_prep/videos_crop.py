@@ -59,6 +59,7 @@ class CropBox:
     side: int
 
     def as_list(self) -> list[int]:
+        """``[x0, y0, side]``."""
         return [self.x0, self.y0, self.side]
 
 
@@ -70,8 +71,11 @@ def _fit_square(cx: float, cy: float, side: float, width: int, height: int) -> C
 
 
 def fixed_crop(mode: str, width: int, height: int, ratio: float | str | None = None) -> CropBox:
-    """``center``: the centred square of side min(W, H). ``left_ratio``: left edge at ``ratio x W``
-    (``"right"``: right-aligned), vertically centred; without a ratio it falls back to ``center``."""
+    """The fixed square crop of side min(W, H) of a ``width`` x ``height`` frame for ``mode``.
+
+    ``center``: the centred square. ``left_ratio``: left edge at ``ratio x W`` (``"right"``: right-aligned),
+    vertically centred; without a ratio it falls back to ``center``.
+    """
     side = min(width, height)
     if mode == "left_ratio" and ratio is not None:
         x0 = width - side if ratio == "right" else min(int(round(float(ratio) * width)), width - side)
@@ -80,8 +84,10 @@ def fixed_crop(mode: str, width: int, height: int, ratio: float | str | None = N
 
 
 def person_crop(keypoints: list[np.ndarray], width: int, height: int, scale: float) -> CropBox | None:
-    """Square around every keypoint (conf >= PERSON_CONFIDENCE) of frames (134, 3) in full-frame
-    coordinates, side = ``scale`` x the box's larger side; None when no keypoint qualifies."""
+    """Square around every keypoint (conf >= PERSON_CONFIDENCE) of frames (134, 3) in full-frame coordinates.
+
+    Side = ``scale`` x the box's larger side; None when no keypoint qualifies.
+    """
     pts = [k[k[:, 2] >= PERSON_CONFIDENCE, :2] for k in keypoints]
     pts = [p for p in pts if len(p)]
     if not pts:

@@ -60,6 +60,7 @@ class Segment:
     """Set when the clip cannot even be started (e.g. a path outside the input root)."""
 
     def record(self, source: str, size: int, extra: dict[str, Any] | None = None) -> ClipRecord:
+        """The manifest row of this clip cut from ``source`` at ``size`` pixels (``extra`` merged in)."""
         k1 = self.k0 if self.k1 is None else self.k1
         info: dict[str, Any] = {"generator": GENERATOR, "segment": self.kind}
         if self.index is not None:
@@ -91,6 +92,7 @@ class SourceTask:
 
     @property
     def pending(self) -> list[Segment]:
+        """The segments still to make (not done, no discovery error)."""
         return [s for s in self.segments if not s.done and s.error is None]
 
 

@@ -103,8 +103,10 @@ class ClipEncoder:
         return self.path
 
     def abort(self) -> None:
-        """Stop encoding (queued frames are skipped) and delete the file (also a finished one the
-        caller has not moved away)."""
+        """Stop encoding (queued frames are skipped) and delete the file.
+
+        Also deletes a finished file the caller has not moved away.
+        """
         if self._thread.is_alive():
             self._aborted = True
             self._queue.put(_ABORT)

@@ -74,8 +74,10 @@ def _record_crash(
 
 
 class _Pool:
-    """Spawned worker processes over a task queue, and the bookkeeping that notices a dead one: which
-    clips each process took and has not reported, which processes said they exit."""
+    """Spawned worker processes over a task queue, and the bookkeeping that notices a dead one.
+
+    The bookkeeping: which clips each process took and has not reported, which processes said they exit.
+    """
 
     def __init__(
         self, cfg: VideoPrepConfig, order: list[SourceTask], handle: Callable[[tuple[Any, ...]], None]

@@ -84,8 +84,10 @@ class _Run:
 
 
 def plan_runs(segments: list[Segment]) -> list[_Run]:
-    """Group segments (sorted by start) into runs of overlapping frame ranges; drop runs with nothing
-    left to write. Segments that merely touch start separate runs."""
+    """Group segments (sorted by start) into runs of overlapping frame ranges.
+
+    Runs with nothing left to write are dropped. Segments that merely touch start separate runs.
+    """
     runs: list[_Run] = []
     for seg in sorted((s for s in segments if s.error is None), key=lambda s: (s.k0, s.clip_id)):
         last = runs[-1] if runs else None
@@ -141,6 +143,7 @@ class Worker:
             self._pending = None
 
     def close(self) -> None:
+        """Wait for the last write, stop the writer thread and the detector, remove the scratch folder."""
         self.flush()
         self._executor.shutdown(wait=True)
         self.detector.close()
@@ -280,8 +283,10 @@ class Worker:
         audio: np.ndarray | None,
         extra: dict[str, Any],
     ) -> None:
-        """Decode the source once, detect the frames of ``runs`` and feed their clips' encoders; clips
-        are finished as they end, failed when the source ends before them."""
+        """Decode the source once, detect the frames of ``runs`` and feed their clips' encoders.
+
+        Clips are finished as they end, failed when the source ends before them.
+        """
         ends = [r.k1 for r in runs]
         last_needed = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
         cursor = _RunCursor(runs)
@@ -400,8 +405,10 @@ class Worker:
     def _clip_audio(
         self, task: SourceTask, k0: int, n: int, audio: np.ndarray | None, clip_extra: dict[str, Any]
     ) -> np.ndarray:
-        """The audio (n x 640,) of the clip's frames ``[k0, k0 + n)`` (zero-padded past the end, silence
-        without audio); its level and flags go into ``clip_extra``."""
+        """The audio (n x 640,) of the clip's frames ``[k0, k0 + n)``.
+
+        Zero-padded past the end; silence without audio. Its level and flags go into ``clip_extra``.
+        """
         if audio is None:
             if task.kind == "video":
                 clip_extra["silent_audio"] = True
@@ -427,8 +434,10 @@ class Worker:
         keypoints: np.ndarray,
         silent: bool,
     ) -> Callable[[], None]:
-        """The writer thread's job for one checked clip of ``n`` frames: store it, report it, drop the
-        encoder's file."""
+        """The writer thread's job for one checked clip of ``n`` frames.
+
+        It stores the clip, reports it and drops the encoder's file.
+        """
         from mmgt.io import write_audio
 
         def write(tmp: Path) -> None:
@@ -490,8 +499,10 @@ def _check_decoded(task: SourceTask, decoded: float, duration: float, active: li
 
 
 def _check_length(task: SourceTask, seg: Segment, n: int, clip_extra: dict[str, Any]) -> None:
-    """Reject a clip with no frames or a window cut by the end of the video; an interval past the end
-    of the video is cut there (``clamped_end``)."""
+    """Reject a clip with no frames or a window cut by the end of the video.
+
+    An interval past the end of the video is cut there (``clamped_end``).
+    """
     if n == 0:
         raise _ClipError(f"OutOfRange: {task.path}: no frames at {seg.k0 / FPS:.2f} s")
     if seg.k1 is not None and seg.k0 + n < seg.k1:
