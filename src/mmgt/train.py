@@ -97,6 +97,46 @@ def build_model(cfg: DictConfig, model_kwargs: dict[str, Any]) -> Any:
     return hydra.utils.instantiate(cfg, _partial_=True)(**model_kwargs)
 
 
+def _evaluate_and_record(
+    cfg: DictConfig, datamodule: Any, result: dict[str, Any], started: float
+) -> tuple[dict[str, float], str | None]:
+    """Run ``cfg.evaluate`` (when set) on the export and write results.json; fills ``result`` in place.
+
+    Returns:
+        The scalar results (empty when not evaluated) and why nothing was scored (None when something was).
+    """
+    out_dir = Path(result["output_dir"])
+    if cfg.get("evaluate") is None:  # trained, not evaluated: mmgt-table and the sweep report read this
+        info = run_info(cfg, "ok", time.perf_counter() - started, evaluated=False)
+        result["results"] = str(write_run_results(out_dir, info))
+        return {}, None
+    if "export" not in result:
+        raise ValueError("mmgt-train: `evaluate` needs a model with export()")
+    evaluator = hydra.utils.instantiate(cfg.evaluate)
+    log.info("evaluating %s", result["export"])
+    results = evaluator(export_dir=result["export"], datamodule=datamodule, out_dir=out_dir)
+    failure = nothing_scored(results)
+    info = run_info(cfg, "failed" if failure else "ok", time.perf_counter() - started, error=failure)
+    result["results"] = str(write_run_results(out_dir, info, results))
+    result["summary"] = results.get("summary", {})
+    return scalar_summary(results), failure
+
+
+def _log_final_hparams(
+    trainer: Any, params: dict[str, Any], metrics: dict[str, float], evaluated: dict[str, float], failed: bool
+) -> None:
+    """Hyperparameters with the final metrics (TensorBoard's HParams view compares a sweep's runs)."""
+    import pytorch_lightning as pl
+
+    step = trainer.global_step
+    for lg in trainer.loggers:
+        if isinstance(lg, pl.loggers.TensorBoardLogger):
+            log_final_hparams(lg.experiment, params, metrics, new_scalars=evaluated, step=step)
+        else:
+            lg.log_hyperparams(params, metrics=metrics, step=step)
+        lg.finalize("failed" if failed else "success")
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test and evaluate) the configured model; export it. Returns metrics and paths.
 
@@ -119,7 +159,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     datamodule = hydra.utils.instantiate(cfg.data)
-    datamodule.prepare_data()  # a missing store fails here, before the model (whose toy VAE may read it)
+    datamodule.prepare_data()  # a missing store fails here, before the model is built
     model = build_model(cfg.model, getattr(datamodule, "model_kwargs", {}))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
@@ -136,31 +176,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if hasattr(model, "export"):
         result["export"] = str(model.export(out_dir / "export"))
         log.info("exported %s", result["export"])
-    if cfg.get("evaluate") is not None:
-        if "export" not in result:
-            raise ValueError("mmgt-train: `evaluate` needs a model with export()")
-        evaluator = hydra.utils.instantiate(cfg.evaluate)
-        log.info("evaluating %s", result["export"])
-        results = evaluator(export_dir=result["export"], datamodule=datamodule, out_dir=out_dir)
-        failure = nothing_scored(results)
-        status = "failed" if failure else "ok"
-        info = run_info(cfg, status, time.perf_counter() - started, error=failure)
-        result["results"] = str(write_run_results(out_dir, info, results))
-        evaluated = scalar_summary(results)
-        metrics.update(evaluated)
-        result["summary"] = results.get("summary", {})
-    else:  # trained, not evaluated: mmgt-table and the sweep report read this
-        info = run_info(cfg, "ok", time.perf_counter() - started, evaluated=False)
-        result["results"] = str(write_run_results(out_dir, info))
-        evaluated, failure = {}, None
-    # hyperparameters with the final metrics: TensorBoard's HParams view compares the runs of a sweep
-    step, params = trainer.global_step, _hparams(cfg)
-    for lg in trainer.loggers:
-        if isinstance(lg, pl.loggers.TensorBoardLogger):
-            log_final_hparams(lg.experiment, params, metrics, new_scalars=evaluated, step=step)
-        else:
-            lg.log_hyperparams(params, metrics=metrics, step=step)
-        lg.finalize("failed" if failure else "success")
+    evaluated, failure = _evaluate_and_record(cfg, datamodule, result, started)
+    metrics.update(evaluated)
+    _log_final_hparams(trainer, _hparams(cfg), metrics, evaluated, failed=failure is not None)
     if failure:
         raise NothingScored(f"{failure} (results: {result['results']})", result["results"])
     return result
