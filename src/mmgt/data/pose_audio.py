@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, load_or_compute_features
-from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
-from mmgt.schema import FPS, SAMPLES_PER_FRAME, to_model_space
+from mmgt.clipstore import Clip
+from mmgt.data.store import StoreDataModule
+from mmgt.schema import SAMPLES_PER_FRAME, to_model_space
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class PoseAudioWindows(Dataset):
         }
 
 
-class PoseAudioDataModule(pl.LightningDataModule):
+class PoseAudioDataModule(StoreDataModule):
     """Windows of pose + audio features from a clip store, split by the manifest.
 
     Args:
@@ -126,11 +126,7 @@ class PoseAudioDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["prepare", "audio_features"])
-        self.hparams["audio_features"] = audio_features.node()  # plain values (resume with weights_only)
-        self.root = None if root is None or str(root) == "" else Path(root)
-        self.prepare = prepare
-        self.extractor = audio_features
-        self.datasets: dict[str, PoseAudioWindows] = {}
+        self.attach(root, audio_features, prepare)
 
     @property
     def audio_dim(self) -> int:
@@ -146,31 +142,10 @@ class PoseAudioDataModule(pl.LightningDataModule):
         """
         return {"audio_dim": self.audio_dim, "audio_features": self.extractor.node()}
 
-    @property
-    def fps(self) -> int:
-        """Frame rate of the windows (25)."""
-        return FPS
-
-    def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists, then check it.
-
-        Creating is safe from concurrent processes. No store at ``root``, or one without ok clips, is an error
-        naming it and the ``mmgt-prep`` command.
-        """
-        if self.root is not None:
-            ensure_store(self.root, self.prepare)
-        open_store(self.root)
-
-    def split_dataset(self, split: str) -> PoseAudioWindows:
-        """The windows of one manifest split (built once, then reused)."""
-        if split not in self.datasets:
-            h = self.hparams
-            fallback = "test" if split == h.val_split else None
-            clips = split_clips(open_store(self.root), split, h.speakers, fallback)
-            self.datasets[split] = PoseAudioWindows(
-                clips, self.extractor, h.window, h.stride, h.cache_features
-            )
-        return self.datasets[split]
+    def build(self, split: str, clips: list[Clip]) -> PoseAudioWindows:
+        """The windows of ``split``'s clips."""
+        h = self.hparams
+        return PoseAudioWindows(clips, self.extractor, h.window, h.stride, h.cache_features)
 
     def audio_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and std (D,) of the training features (every frame of every train clip)."""
@@ -193,35 +168,9 @@ class PoseAudioDataModule(pl.LightningDataModule):
         std3 = np.concatenate([std, np.ones_like(std[:, :1])], axis=-1)
         return mean3.astype(np.float32), std3.astype(np.float32)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Build the datasets of ``stage``: fit = train and ``val_split``, test = test, None = all three."""
-        if stage in (None, "fit"):
-            self.split_dataset("train")
-            self.split_dataset(self.hparams.val_split)
-        if stage in (None, "test"):
-            self.split_dataset("test")
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.split_dataset(split),
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            drop_last=False,
-            persistent_workers=self.hparams.num_workers > 0,
-        )
-
     def train_dataloader(self) -> DataLoader:
         """Shuffled train batches: pose (B, T, 134, 3), cond_pose (B, 134, 3), audio (B, T, D), clip, start.
 
         T = ``window``, D = :attr:`audio_dim`; poses in model space.
         """
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Batches of the ``val_split`` windows in order, as :meth:`train_dataloader`'s."""
-        return self._loader(self.hparams.val_split, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of the test windows in order, as :meth:`train_dataloader`'s."""
-        return self._loader("test", shuffle=False)
+        return self.loader("train", shuffle=True)

@@ -31,15 +31,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mmgt.audio import AudioFeatureExtractor, load_or_compute_features
-from mmgt.clipstore import Clip, ensure_store, open_store, split_clips
+from mmgt.clipstore import Clip
+from mmgt.data.store import StoreDataModule
 from mmgt.io import iter_video_frames
 from mmgt.render import draw_pose
-from mmgt.schema import FPS
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +181,7 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-class VideoDataModule(pl.LightningDataModule):
+class VideoDataModule(StoreDataModule):
     """Stage II samples from a clip store, split by the manifest.
 
     Args:
@@ -224,16 +223,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.save_hyperparameters(logger=False, ignore=["prepare", "audio_features"])
         for key, value in self.hparams.items():  # checkpoints hold plain values (resume with weights_only)
             self.hparams[key] = _plain(value)
-        self.hparams["audio_features"] = audio_features.node()
-        self.root = None if root is None or str(root) == "" else Path(root)
-        self.prepare = prepare
-        self.extractor = audio_features
-        self.datasets: dict[str, VideoClips] = {}
-
-    @property
-    def fps(self) -> int:
-        """Frame rate of the clips (25)."""
-        return FPS
+        self.attach(root, audio_features, prepare)
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
@@ -256,54 +246,23 @@ class VideoDataModule(pl.LightningDataModule):
             },
         }
 
-    def prepare_data(self) -> None:
-        """Create the clip store with ``prepare`` unless it exists, then check it.
-
-        Creating is safe from concurrent processes. No store at ``root``, or one without ok clips, is an error
-        naming it and the ``mmgt-prep`` command.
-        """
-        if self.root is not None:
-            ensure_store(self.root, self.prepare)
-        open_store(self.root)
-
-    def split_dataset(self, split: str) -> VideoClips:
-        """The samples of one manifest split (built once)."""
-        if split not in self.datasets:
-            h = self.hparams
-            fallback = "test" if split == h.val_split else None
-            clips = split_clips(open_store(self.root), split, h.speakers, fallback)
-            train = split == "train"
-            self.datasets[split] = VideoClips(
-                clips,
-                self.extractor,
-                frames=h.frames,
-                size=h.size,
-                audio_margin=h.audio_margin,
-                ref_margin=h.ref_margin,
-                pose_render=h.pose_render,
-                train=train,
-                samples_per_clip=h.samples_per_clip if train else h.val_samples_per_clip,
-                cache_videos=h.cache_videos,
-                cache_features=h.cache_features,
-                seed=h.seed,
-            )
-        return self.datasets[split]
-
-    def setup(self, stage: str | None = None) -> None:
-        """Build the datasets of ``stage``: fit = train and ``val_split``, test = test, None = all three."""
-        if stage in (None, "fit"):
-            self.split_dataset("train")
-            self.split_dataset(self.hparams.val_split)
-        if stage in (None, "test"):
-            self.split_dataset("test")
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.split_dataset(split),
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            num_workers=self.hparams.num_workers,
-            persistent_workers=self.hparams.num_workers > 0,
+    def build(self, split: str, clips: list[Clip]) -> VideoClips:
+        """The samples of ``split``'s clips (random windows for train, fixed ones otherwise)."""
+        h = self.hparams
+        train = split == "train"
+        return VideoClips(
+            clips,
+            self.extractor,
+            frames=h.frames,
+            size=h.size,
+            audio_margin=h.audio_margin,
+            ref_margin=h.ref_margin,
+            pose_render=h.pose_render,
+            train=train,
+            samples_per_clip=h.samples_per_clip if train else h.val_samples_per_clip,
+            cache_videos=h.cache_videos,
+            cache_features=h.cache_features,
+            seed=h.seed,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -311,12 +270,4 @@ class VideoDataModule(pl.LightningDataModule):
 
         Every key and shape of a sample is in the module docstring.
         """
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Batches of the fixed ``val_split`` windows in order, as :meth:`train_dataloader`'s."""
-        return self._loader(self.hparams.val_split, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of the fixed test windows in order, as :meth:`train_dataloader`'s."""
-        return self._loader("test", shuffle=False)
+        return self.loader("train", shuffle=True)
