@@ -59,6 +59,30 @@ def first_val_batch(module: Any) -> Any:
     return None if batch is None else move_data_to_device(batch, module.device)
 
 
+class SampleSchedule:
+    """Mixin of the stages' LightningModules: when to log sample videos.
+
+    Every ``hparams.sample_every_n_epochs`` epochs at validation, and once at the end of training
+    (``hparams.sample_at_end``) unless the last validation epoch sampled at the final step already; the
+    module sets ``_sampled_step`` when it logs a sample.
+    """
+
+    _sampled_step: int | None = None
+
+    def sampling_epoch(self: Any) -> bool:
+        """Whether this validation epoch logs a sample (never during the sanity check)."""
+        n = self.hparams.sample_every_n_epochs
+        return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
+
+    def end_of_training_batch(self: Any) -> Any:
+        """The validation batch to sample at the end of training, or None when no sample is due (rank > 0)."""
+        if not self.hparams.sample_at_end or not self.trainer.is_global_zero:
+            return None
+        if self._sampled_step == self.global_step:
+            return None  # the last validation epoch sampled already
+        return first_val_batch(self)
+
+
 def flat_hparams(params: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
     """Nested dict -> ``{"a/b": value}`` with values TensorBoard accepts (others, None included, as text)."""
     out: dict[str, bool | int | float | str] = {}

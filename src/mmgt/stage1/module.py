@@ -21,7 +21,7 @@ from mmgt.schema import FPS, SAMPLE_RATE, from_model_space, lip_opening
 from mmgt.stage1.diffusion import PoseDiffusion
 from mmgt.stage1.export import Stage1Export
 from mmgt.stage1.network import SMGATransformer
-from mmgt.tb import add_video, first_val_batch, tensorboard_writer
+from mmgt.tb import SampleSchedule, add_video, tensorboard_writer
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,7 +32,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-class SMGALitModule(pl.LightningModule):
+class SMGALitModule(SampleSchedule, pl.LightningModule):
     """Stage I diffusion training.
 
     Args:
@@ -120,21 +120,13 @@ class SMGALitModule(pl.LightningModule):
         self.log_dict(
             {f"val/{k}": v for k, v in losses.items()}, batch_size=batch["pose"].shape[0], sync_dist=True
         )
-        if batch_idx == 0 and self._sampling_epoch():
+        if batch_idx == 0 and self.sampling_epoch():
             r = self._log_samples(batch)
             self.log("val/lip_r_gt", r, batch_size=batch["pose"].shape[0])
 
-    def _sampling_epoch(self) -> bool:
-        n = self.hparams.sample_every_n_epochs
-        return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
-
     def on_train_end(self) -> None:
         """A sample of the first validation batch at the final step (with the EMA weights, when used)."""
-        if not self.hparams.sample_at_end or not self.trainer.is_global_zero:
-            return
-        if self._sampled_step == self.global_step:
-            return  # the last validation epoch sampled already
-        batch = first_val_batch(self)
+        batch = self.end_of_training_batch()
         if batch is None:
             return
         r = self._log_samples(batch)
