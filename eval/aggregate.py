@@ -178,8 +178,11 @@ def _compact(obj: Any) -> str:
 
 
 def _variant_mismatch(title: str, protocols: Iterable[tuple[Any, list[RunResult]]]) -> list[str]:
-    """A ``VARIANT MISMATCH`` line when the protocols name different ``variant`` s (e.g. FVD stylegan_v vs
-    clip_sampling, diversity bailando vs kinetic_l2_corrected): different definitions of the metric."""
+    """A ``VARIANT MISMATCH`` line when the protocols name different ``variant`` s.
+
+    E.g. FVD stylegan_v vs clip_sampling, diversity bailando vs kinetic_l2_corrected: different definitions
+    of the metric.
+    """
     by_variant: dict[str, list[str]] = {}
     for proto, rs in protocols:
         variant = proto.get("variant") if isinstance(proto, dict) else None

@@ -122,8 +122,10 @@ def build_metric(cfg: DictConfig, name: str, device: str) -> tuple[Any, dict, di
 
 
 def missing_weights_entry(name: str, error: MissingWeightsError) -> dict[str, Any]:
-    """The failed-metric entry of a metric whose weights are missing: the file, where it was looked for
-    and the ``mmgt-weights`` command that gets it."""
+    """The failed-metric entry of a metric whose weights are missing.
+
+    It names the file, where it was looked for and the ``mmgt-weights`` command that gets it.
+    """
     spec = error.spec
     if spec is None:  # raised by an adapter itself: its message is all there is
         return {"error": f"missing weights: {error}"}

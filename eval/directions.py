@@ -31,8 +31,10 @@ def declared_direction(key: str, declared: Mapping[str, Any] | None, default: An
 
 @functools.cache
 def library_declarations() -> dict[str, tuple[dict[str, bool | None], bool]]:
-    """``{adapter name: (value_higher_is_better, higher_is_better)}`` of the adapters in
-    :mod:`mmgt_eval.metrics`: the classes with a class-level ``name`` and ``higher_is_better``.
+    """``{adapter name: (value_higher_is_better, higher_is_better)}`` of the adapters in the metrics package.
+
+    The adapters are the classes of :mod:`mmgt_eval.metrics` with a class-level ``name`` and
+    ``higher_is_better``.
 
     Imports every metric module (torch) on the first call; a module whose dependencies are missing is
     skipped.

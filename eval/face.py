@@ -440,8 +440,10 @@ def smoothed_crop_params(track: FaceTrack, kernel: int = 13) -> np.ndarray:
 
 
 def _padded_crop(frame: np.ndarray, pad: int, rows: slice, cols: slice, value: int) -> np.ndarray:
-    """``np.pad(frame, pad, constant=value)[rows, cols]`` without building the padded frame (same result,
-    including numpy's slice semantics for out-of-range or negative bounds)."""
+    """``np.pad(frame, pad, constant=value)[rows, cols]`` without building the padded frame.
+
+    Same result, including numpy's slice semantics for out-of-range or negative bounds.
+    """
     h, w = frame.shape[:2]
     r0, r1, _ = rows.indices(h + 2 * pad)
     c0, c1, _ = cols.indices(w + 2 * pad)

@@ -147,8 +147,10 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), in float64.
 
     Args:
-        mu1, mu2: (d,) means (arrays or tensors).
-        sigma1, sigma2: (d, d) symmetric PSD covariances.
+        mu1: (d,) mean of the first distribution (array or tensor).
+        sigma1: (d, d) symmetric PSD covariance of the first distribution.
+        mu2: (d,) mean of the second distribution (array or tensor).
+        sigma2: (d, d) symmetric PSD covariance of the second distribution.
     """
     m1 = np.atleast_1d(_as_f64(mu1, "mu1"))
     m2 = np.atleast_1d(_as_f64(mu2, "mu2"))

@@ -43,8 +43,10 @@ def _short_paths(values: set[str]) -> dict[str, str]:
 
 
 def _short_keys(keys: Sequence[str]) -> dict[str, str]:
-    """Override keys -> their shortest trailing components (split at ``.`` and ``/``) that stay distinct:
-    ``model/stage2/mask_guidance`` -> ``mask_guidance``, ``model.net.stacking`` -> ``stacking``."""
+    """Override keys -> their shortest trailing components (split at ``.`` and ``/``) that stay distinct.
+
+    E.g. ``model/stage2/mask_guidance`` -> ``mask_guidance``, ``model.net.stacking`` -> ``stacking``.
+    """
     parts = {k: re.split(r"[./]", k) for k in keys}
     out: dict[str, str] = {}
     for k, ps in parts.items():

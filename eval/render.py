@@ -121,8 +121,10 @@ def _legend(table: Table) -> str:
 
 
 def error_line(error: str | None, limit: int = 300) -> str:
-    """An error message on one line, without its traceback (Hydra's InstantiationException puts the cause
-    on the lines after its first)."""
+    """An error message on one line, without its traceback.
+
+    Hydra's InstantiationException puts the cause on the lines after its first.
+    """
     kept = []
     for line in (error or "").strip().splitlines():
         if line.startswith("Traceback"):
@@ -224,7 +226,7 @@ def _comment(text: str) -> str:
 
 
 def format_latex(table: Table, sig: int = 3) -> str:
-    """A booktabs ``tabular`` (``\\usepackage{booktabs}``); legend, failures and protocols as comments."""
+    r"""A booktabs ``tabular`` (``\usepackage{booktabs}``); legend, failures and protocols as comments."""
     texts = cell_texts(table, sig, "inf")
     head = [
         "Configuration",
@@ -276,8 +278,10 @@ def _csv_number(x: float | None) -> str:
 
 
 def format_csv(table: Table) -> str:
-    """One line per configuration: label, kind, status, n, failures, not-evaluated runs, then mean, std, n,
-    best per column."""
+    """One line per configuration.
+
+    Columns: label, kind, status, n, failures, not-evaluated runs, then mean, std, n, best per column.
+    """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     head = ["configuration", "kind", "status", "n", "n_failed", "failed_seeds", "n_not_evaluated"]

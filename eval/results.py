@@ -275,8 +275,11 @@ def load_result(
 
 
 def _unfinished_job(job_dir: Path, seed_keys: Sequence[str]) -> RunResult:
-    """A job folder without results: trained and exported (an older mmgt-train without ``evaluate`` wrote
-    none) -> not evaluated; otherwise failed."""
+    """The :class:`RunResult` of a job folder without results.
+
+    Trained and exported (an older mmgt-train without ``evaluate`` wrote none) -> not evaluated; otherwise
+    failed.
+    """
     overrides = _read_overrides(job_dir) or []
     trained = (job_dir / "export").is_dir()
     return RunResult(

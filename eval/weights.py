@@ -62,7 +62,8 @@ class WeightsError(RuntimeError):
 class MissingWeightsError(WeightsError, FileNotFoundError):
     """A weight file is not on disk; the message says what to get and where to put it.
 
-    ``spec`` and ``searched`` (the paths looked at) are set by :func:`resolve`."""
+    ``spec`` and ``searched`` (the paths looked at) are set by :func:`resolve`.
+    """
 
     def __init__(self, message: str, spec: WeightSpec | None = None, searched: Sequence[Path] = ()) -> None:
         super().__init__(message)
@@ -304,8 +305,11 @@ def verify(
 
 
 def get_command(spec: str | WeightSpec) -> str:
-    """The shell command that gets the file: ``mmgt-weights fetch <name>``, the spec's own command when it
-    has no URL (e.g. ``mmgt-weights train-fgd``), else ``mmgt-weights list -v <name>`` (how to obtain it)."""
+    """The shell command that gets the file.
+
+    ``mmgt-weights fetch <name>``, the spec's own command when it has no URL (e.g. ``mmgt-weights
+    train-fgd``), else ``mmgt-weights list -v <name>`` (how to obtain it).
+    """
     spec = get_spec(spec)
     if spec.url:
         return f"mmgt-weights fetch {spec.name}"

@@ -194,8 +194,10 @@ class _FeatureSetsMetric(RunnerSyncedMetric):
 
 
 class BailandoDiversityMetric(_FeatureSetsMetric):
-    """Bailando Div_k / Div_k_gt on float32 features (:func:`bailando_normalize`, then
-    :func:`bailando_calculate_avg_distance`)."""
+    """Bailando Div_k / Div_k_gt on float32 features.
+
+    Computed by :func:`bailando_normalize`, then :func:`bailando_calculate_avg_distance`.
+    """
 
     def compute(self) -> dict[str, Tensor]:
         """``{"generated": Div_k, "reference": Div_k_gt}`` (the latter with >= 2 reference clips)."""
@@ -234,8 +236,11 @@ class LatentL1DiversityMetric(_FeatureSetsMetric):
 
 
 class KineticDiversityMetric(_FeatureSetsMetric):
-    """:func:`diversity_kinetic_l2` (float64): generated set normalised with the reference set's stats;
-    the reference set's own diversity is normalised with itself."""
+    """:func:`diversity_kinetic_l2` (float64) of the generated and the reference set.
+
+    The generated set is normalised with the reference set's stats; the reference set's own diversity is
+    normalised with itself.
+    """
 
     def compute(self) -> dict[str, Tensor]:
         """``{"generated": ..., "reference": ...}`` (generated needs >= 1 reference row to normalise)."""

@@ -161,8 +161,9 @@ def _chunks(
 def psnr_frames(
     generated: Tensor, reference: Tensor, max_db: float | None = 100.0, batch_size: int = 32
 ) -> Tensor:
-    """Per-frame PSNR (T,) float64 of (T, 3, H, W) videos (uint8, or float in [0, 1]); torchmetrics,
-    data_range 1, computed in float64.
+    """Per-frame PSNR (T,) float64 of (T, 3, H, W) videos (uint8, or float in [0, 1]).
+
+    Torchmetrics, data_range 1, computed in float64.
 
     Frames whose PSNR exceeds ``max_db`` (identical frames: +inf) are set to ``max_db``; None keeps inf.
     """

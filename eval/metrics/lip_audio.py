@@ -136,8 +136,9 @@ class LipAudioCorrelationMetric(RunnerSyncedMetric):
 
 
 class _LipAudioBaseAdapter(MetricAdapter):
-    """Runner adapter of :class:`LipAudioCorrelationMetric`; subclasses say where the lips come from
-    (:meth:`lips`).
+    """Runner adapter of :class:`LipAudioCorrelationMetric`.
+
+    Subclasses say where the lips come from (:meth:`lips`).
 
     Audio: the generated video's own track, else the reference's. With ``score_reference`` the reference's
     lips (from the same source) are scored with the same audio (``lip_audio_r_reference``).

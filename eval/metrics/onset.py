@@ -59,8 +59,11 @@ def onset_strength(
 def peak_pick(
     x: np.ndarray, pre_max: int, post_max: int, pre_avg: int, post_avg: int, delta: float, wait: int
 ) -> np.ndarray:
-    """librosa 0.10.2 ``util.peak_pick`` (greedy): indices n with x[n] == max(x[n-pre_max : n+post_max]),
-    x[n] >= mean(x[n-pre_avg : n+post_avg]) + delta, and more than ``wait`` samples after the last peak."""
+    """Librosa 0.10.2 ``util.peak_pick`` (greedy): the indices of the peaks of ``x``.
+
+    Peaks are the indices n with x[n] == max(x[n-pre_max : n+post_max]),
+    x[n] >= mean(x[n-pre_avg : n+post_avg]) + delta, and more than ``wait`` samples after the last peak.
+    """
     x = np.asarray(x)
     n_x = x.shape[0]
     if n_x == 0:
