@@ -39,7 +39,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torchmetrics
 
+from mmgt_eval.metrics import diversity_sets
 from mmgt_eval.metrics.base import MetricAdapter, VideoSample, VideoSkipped, weights_record
+from mmgt_eval.metrics.diversity_sets import *  # noqa: F403 - the definitions, re-exported (__all__)
 from mmgt_eval.metrics.diversity_sets import (
     BailandoCalcDiversityMetric,
     BailandoDiversityMetric,
@@ -47,12 +49,6 @@ from mmgt_eval.metrics.diversity_sets import (
     LatentL1DiversityMetric,
     PairwiseL2DiversityMetric,
     WithinClipL1DiversityMetric,
-    bailando_calc_diversity,
-    bailando_calculate_avg_distance,
-    bailando_normalize,
-    diversity_kinetic_l2,
-    diversity_latent_l1,
-    diversity_pairwise_l2,
     diversity_within_l1,
 )
 from mmgt_eval.metrics.keypoints import _keypoints_of, joint_indices, pose_xy
@@ -73,20 +69,8 @@ from mmgt_eval.pose_autoencoder import (
 __all__ = [
     "DEFAULT_DIVERSITY",
     "DIVERSITY_DEFINITIONS",
-    "BailandoCalcDiversityMetric",
-    "BailandoDiversityMetric",
     "DiversityAdapter",
-    "KineticDiversityMetric",
-    "LatentL1DiversityMetric",
-    "PairwiseL2DiversityMetric",
-    "WithinClipL1DiversityMetric",
-    "bailando_calc_diversity",
-    "bailando_calculate_avg_distance",
-    "bailando_normalize",
-    "diversity_kinetic_l2",
-    "diversity_latent_l1",
-    "diversity_pairwise_l2",
-    "diversity_within_l1",
+    *diversity_sets.__all__,  # the definitions' Metrics and functional cores, importable from here
 ]
 
 
