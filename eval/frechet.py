@@ -27,6 +27,7 @@ The value is returned as computed: for identical statistics it is ~1e-13 and may
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,22 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any) -> float:
         raise ValueError(f"covariances must be ({d}, {d}) to match the means, got {s1.shape} and {s2.shape}")
     diff = m1 - m2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2))
+
+
+def frechet_of_sides(
+    stats: Callable[[bool], tuple[np.ndarray, np.ndarray]], counts: tuple[int, int], dims: int, warning: str
+) -> float:
+    """The Fréchet distance between a streaming metric's two sides; ``warning`` when a side is too small.
+
+    Args:
+        stats: ``stats(real)`` -> (mu (D,), sigma (D, D)) of one side.
+        counts: samples of the (real, generated) sides.
+        dims: feature dimensions D; a side with <= D samples has a singular covariance (a biased value).
+        warning: the UserWarning's text in that case.
+    """
+    if min(counts) <= dims:
+        warnings.warn(warning, stacklevel=3)
+    return frechet_distance(*stats(True), *stats(False))
 
 
 def frechet_distance_from_features(features1: Any, features2: Any, ddof: int = 1) -> float:

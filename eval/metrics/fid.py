@@ -21,7 +21,6 @@ modules unchanged.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -34,7 +33,7 @@ import torchvision
 from pytorch_fid import inception as pfi
 from torch import Tensor, nn
 
-from mmgt_eval.frechet import frechet_distance, frechet_distance_from_features, stats_from_sums
+from mmgt_eval.frechet import frechet_distance_from_features, frechet_of_sides, stats_from_sums
 from mmgt_eval.metrics.base import (
     MetricAdapter,
     MetricInputError,
@@ -282,15 +281,13 @@ class FIDMetric(RunnerSyncedMetric):
             raise MetricInputError(
                 f"FID needs at least 2 real and 2 generated images, got {n_real} real and {n_fake} generated"
             )
-        if min(n_real, n_fake) <= self.dims:
-            warnings.warn(
-                f"FID with {n_real} real / {n_fake} generated images at dims={self.dims}: fewer samples than "
-                "feature dimensions gives a singular covariance and a strongly biased value",
-                stacklevel=2,
-            )
-        mu1, s1 = self.stats(real=True)
-        mu2, s2 = self.stats(real=False)
-        return torch.tensor(frechet_distance(mu1, s1, mu2, s2), dtype=torch.float64)
+        warning = (
+            f"FID with {n_real} real / {n_fake} generated images at dims={self.dims}: fewer samples than "
+            "feature dimensions gives a singular covariance and a strongly biased value"
+        )
+        return torch.tensor(
+            frechet_of_sides(self.stats, (n_real, n_fake), self.dims, warning), dtype=torch.float64
+        )
 
 
 def fid_from_features(real_features: Tensor | np.ndarray, fake_features: Tensor | np.ndarray) -> float:

@@ -35,7 +35,7 @@ import torchmetrics
 from torch import Tensor, nn
 from torchmetrics.utilities import dim_zero_cat
 
-from mmgt_eval.frechet import frechet_distance, stats_from_sums
+from mmgt_eval.frechet import frechet_of_sides, stats_from_sums
 from mmgt_eval.metrics.base import (
     MetricAdapter,
     MetricInputError,
@@ -307,15 +307,12 @@ class FVDMetric(RunnerSyncedMetric):
                 f"FVD needs at least 2 reference and 2 generated clips, got {n_real} reference and {n_fake} "
                 f"generated ({int(self.real_skipped)} / {n_short_gen} videos skipped as too short)"
             )
-        if min(n_real, n_fake) <= self.feature_dim:
-            warnings.warn(
-                f"FVD with {n_real} reference / {n_fake} generated clips and {self.feature_dim}-d features: "
-                "fewer clips than dimensions gives a singular covariance and a strongly biased value",
-                stacklevel=2,
-            )
-        mu1, s1 = self.stats(real=True)
-        mu2, s2 = self.stats(real=False)
-        return torch.tensor(frechet_distance(mu1, s1, mu2, s2), dtype=torch.float64)
+        warning = (
+            f"FVD with {n_real} reference / {n_fake} generated clips and {self.feature_dim}-d features: "
+            "fewer clips than dimensions gives a singular covariance and a strongly biased value"
+        )
+        value = frechet_of_sides(self.stats, (n_real, n_fake), self.feature_dim, warning)
+        return torch.tensor(value, dtype=torch.float64)
 
 
 def video_to_tensor(frames: np.ndarray) -> Tensor:
