@@ -126,7 +126,8 @@ def _one_step_file(folder: Path, stem: str) -> Path | None:
 
 def find_release_files(src: str | Path) -> dict[str, Any]:
     """The release files in ``src``: ``stage1`` (path or None), ``process1`` ({stem: path} or None),
-    ``process2`` (path or None). A missing folder, a partial process-1 set or nothing at all raises."""
+    ``process2`` (path or None). A missing folder, a partial process-1 set or nothing at all raises.
+    """
     from mmgt.stage2.release import PROCESS1_FILES
 
     root = Path(src).expanduser()
@@ -155,7 +156,8 @@ def import_stage1(
     checkpoint: Path, out_dir: Path, heads: int = 8, audio_features: Any = None, wavlm_dir: Path | None = None
 ) -> Path:
     """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``; ``audio_features``: an
-    extractor node (default :func:`stage1_audio_spec`)."""
+    extractor node (default :func:`stage1_audio_spec`).
+    """
     from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
 

@@ -49,7 +49,8 @@ STILL_BASELINES: dict[str, str] = {
 
 def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
     """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config
-    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references."""
+    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references.
+    """
     from omegaconf import OmegaConf
 
     from mmgt.config import CONFIG_DIR
@@ -64,7 +65,8 @@ def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
 
 def _test_clips(store: ClipStore, split: str, max_clips: int | None) -> list[Any]:
     """The split's clips; with ``max_clips``, taken round-robin over the speakers (each speaker's in id
-    order) so a small evaluation still covers every speaker it can."""
+    order) so a small evaluation still covers every speaker it can.
+    """
     clips = store.clips(split=split)
     if max_clips is not None:
         by_speaker: dict[str, list[Any]] = {}
