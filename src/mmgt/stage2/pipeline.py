@@ -300,7 +300,20 @@ class Stage2Pipeline:
             ref_image: (1, 3, S, S) in [-1, 1].
             audio_features: (T, L, D) or (T, D) per-frame features, or None (no audio).
             keypoints: (T, 134, 3) stored layout (rendered to the pose video chunk by chunk, and the motion
-                masks); ref_keypoints: (134, 3).
+                masks).
+            ref_keypoints: (134, 3) keypoints of the reference image.
+            steps: denoising steps.
+            guidance_scale: classifier-free guidance scale.
+            context_frames: frames per context window.
+            context_overlap: frames shared by neighbouring windows.
+            context_batch: windows denoised in one batch.
+            closed_loop: as :func:`context_windows`.
+            decode_chunk: frames rendered / decoded at a time.
+            pose_cache: where the PoseGuider features are kept (one of ``POSE_CACHES``).
+            audio_branches: the audio branches used (None: all).
+            motion_scale: scales of the motion modules (None: unscaled).
+            seed: seed of the initial noise.
+            progress: show a progress bar.
 
         Returns:
             latents (1, C, T, h, w) for :meth:`decode`.
