@@ -311,7 +311,7 @@ class Stage2Pipeline:
             decode_chunk: frames rendered / decoded at a time.
             pose_cache: where the PoseGuider features are kept (one of ``POSE_CACHES``).
             audio_branches: the audio branches used (None: all).
-            motion_scale: scales of the motion modules (None: unscaled).
+            motion_scale: the weight of each audio branch (None: the modules' own weights).
             seed: seed of the initial noise.
             progress: show a progress bar.
 
