@@ -149,7 +149,8 @@ def _write_stage2(
     cfg: DictConfig, frames: Iterable[np.ndarray], kps: np.ndarray, native: np.ndarray, rate: int
 ) -> dict[str, Any]:
     """Write the video (frames as they come, the input audio at its own rate and channels) and the poses
-    beside it (``<out stem>.keypoints.npy``); both appear complete or not at all."""
+    beside it (``<out stem>.keypoints.npy``); both appear complete or not at all.
+    """
     from mmgt.atomic import atomic_file, save_npy
     from mmgt.io import VideoWriter
     from mmgt.schema import FPS

@@ -126,7 +126,8 @@ def _one_step_file(folder: Path, stem: str) -> Path | None:
 
 def find_release_files(src: str | Path) -> dict[str, Any]:
     """The release files in ``src``: ``stage1`` (path or None), ``process1`` ({stem: path} or None),
-    ``process2`` (path or None). A missing folder, a partial process-1 set or nothing at all raises."""
+    ``process2`` (path or None). A missing folder, a partial process-1 set or nothing at all raises.
+    """
     from mmgt.stage2.release import PROCESS1_FILES
 
     root = Path(src).expanduser()
@@ -155,7 +156,8 @@ def import_stage1(
     checkpoint: Path, out_dir: Path, heads: int = 8, audio_features: Any = None, wavlm_dir: Path | None = None
 ) -> Path:
     """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``; ``audio_features``: an
-    extractor node (default :func:`stage1_audio_spec`)."""
+    extractor node (default :func:`stage1_audio_spec`).
+    """
     from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
 
@@ -231,10 +233,16 @@ def import_stage2(
 
     Args:
         files: :func:`find_release_files` output.
+        out_dir: the export folder written.
         folders: ``unet``, ``vae``, ``image_encoder``, ``speech_encoder`` and optional ``motion_adapter``.
         process: 2 (``net-<step>.pth``) or 1 (the process-1 triplet; fresh audio modules and projection,
             motion modules fresh or from ``folders["motion_adapter"]``).
+        motion_heads: attention heads of the motion modules.
+        size: the frame side S the export is for.
+        audio_margin: audio frames of context on each side of a frame.
         audio_proj: process 1 only: ``hidden_dim``, ``tokens``, ``token_dim`` of the fresh projection.
+        inference: ``original`` or ``corrected`` inference defaults.
+        seed: seed of the freshly initialised parameters.
     """
     from mmgt.stage2.components import Stage2Components
     from mmgt.stage2.export import Stage2Export
@@ -363,10 +371,17 @@ def import_release(
     """The whole import (``mmgt-weights import-mmgt``): returns ``{"stage1": path, "stage2": path}``.
 
     Args:
+        src: the release folder (see :func:`find_release_files`).
+        out: the output folder of the exports.
+        pretrained_dir: the folder holding the pretrained weights.
         folders: overrides of the pretrained folders (``unet``, ``vae``, ``image_encoder``,
             ``speech_encoder``, ``motion_adapter``, ``wavlm``); default: the usual names under
             ``pretrained_dir`` (``motion_adapter`` only if that folder exists).
         process: ``auto`` (2 when ``net-<step>.pth`` is there, else 1), 1 or 2.
+        stage1: import the Stage I checkpoint.
+        stage2: import the Stage II files.
+        stage1_heads: attention heads of the Stage I model.
+        stage1_audio_features: Stage I audio extractor node (default :func:`stage1_audio_spec`).
         stage2_options: :func:`import_stage2` keyword arguments.
     """
     from mmgt.stage2.loading import EXPECTED_LAYOUT

@@ -91,7 +91,8 @@ class RegionMasks:
     def get(self, region: str, n_tokens: int) -> Tensor | None:
         """(N, n_tokens, 1) mask of ``region`` at the level with ``n_tokens`` tokens; None for ``full``.
 
-        A derived branch region (:data:`DERIVED_BRANCH_REGIONS`) is its offset plus its source mask."""
+        A derived branch region (:data:`DERIVED_BRANCH_REGIONS`) is its offset plus its source mask.
+        """
         if region == FULL_REGION:
             return None
         if region in DERIVED_BRANCH_REGIONS:

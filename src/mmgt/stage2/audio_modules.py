@@ -178,7 +178,7 @@ class AudioTransformerBlock(nn.Module):
         masks: Sequence[Tensor | None],
         weights: Sequence[float],
     ) -> Tensor:
-        """z (N, L, C'), audio_tokens (N, T_a, D_a), one mask (N, L, 1) or None per branch -> (N, L, C')."""
+        """Z (N, L, C'), audio_tokens (N, T_a, D_a), one mask (N, L, 1) or None per branch -> (N, L, C')."""
         n1 = self.norm1(z)
         z = _layer_attention(self.attn1, n1, n1) + z
         n2 = self.norm2(z)

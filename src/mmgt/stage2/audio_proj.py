@@ -44,7 +44,7 @@ class AudioProjModel(ModelMixin, ConfigMixin):
         self.norm = nn.LayerNorm(token_dim)
 
     def forward(self, audio: Tensor) -> Tensor:
-        """audio (B, F, W, L, D) -> tokens (B, F, N, C)."""
+        """Audio (B, F, W, L, D) -> tokens (B, F, N, C)."""
         cfg = self.config
         expected = (cfg.window, cfg.audio_layers, cfg.audio_dim)
         if audio.ndim != 5 or tuple(audio.shape[2:]) != expected:

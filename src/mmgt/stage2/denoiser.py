@@ -325,10 +325,11 @@ def down_block_forward(
     branches: Sequence[str],
     motion_scale: Sequence[float],
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """diffusers' ``CrossAttnDownBlockMotion.forward`` with the block's ``audio_modules`` (the released
+    """Diffusers' ``CrossAttnDownBlockMotion.forward`` with the block's ``audio_modules`` (the released
     design) between each spatial transformer and its motion module; hidden states (B * F, C, h, w).
 
-    Without audio tokens in ``context`` the audio modules are skipped (the model without audio)."""
+    Without audio tokens in ``context`` the audio modules are skipped (the model without audio).
+    """
     kwargs = {"context": context}
     out: tuple[Tensor, ...] = ()
     audio = None if context is None else context.audio_tokens

@@ -49,7 +49,8 @@ STILL_BASELINES: dict[str, str] = {
 
 def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
     """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config
-    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references."""
+    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references.
+    """
     from omegaconf import OmegaConf
 
     from mmgt.config import CONFIG_DIR
@@ -64,7 +65,8 @@ def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
 
 def _test_clips(store: ClipStore, split: str, max_clips: int | None) -> list[Any]:
     """The split's clips; with ``max_clips``, taken round-robin over the speakers (each speaker's in id
-    order) so a small evaluation still covers every speaker it can."""
+    order) so a small evaluation still covers every speaker it can.
+    """
     clips = store.clips(split=split)
     if max_clips is not None:
         by_speaker: dict[str, list[Any]] = {}
@@ -199,13 +201,20 @@ def still_baseline(
     """Score a still frame shown for every frame of every test clip; ``<out_dir>/results.json``.
 
     Args:
+        store_root: the clip store.
+        out_dir: where ``results.json`` is written.
         kind: ``mean_frame`` (the mean training frame: knows neither the person, the pose nor the
             audio) or ``reference_frame`` (each clip's first frame - the reference image Stage II gets
             - repeated: the person without any motion).
+        split: the split scored.
+        train_split: the split the mean frame is taken over.
+        metrics: the mmgt-eval metrics computed.
         size: resize the baseline to this side (None: the store's frame size; Stage II generates at its
             trained size, so pass that when it differs). It is the protocol size: the references are
             area-downsampled to it.
-        max_clips, max_frames: the clips and frames scored (as ``VideoEvaluation``).
+        max_clips: the clips scored (as ``VideoEvaluation``).
+        max_frames: the frames scored per clip (as ``VideoEvaluation``).
+        protocol: the evaluation protocol name.
     """
     import cv2
 

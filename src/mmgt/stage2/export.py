@@ -167,7 +167,8 @@ class Stage2Export:
 
     def save(self, components: Stage2Components, out_dir: str | Path) -> Path:
         """Write the export folder: one ``save_pretrained`` subfolder per component, ``model_index.json``
-        and ``mmgt_stage2.json``."""
+        and ``mmgt_stage2.json``.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         index: dict[str, Any] = {"_class_name": PIPELINE_CLASS, "_diffusers_version": diffusers.__version__}

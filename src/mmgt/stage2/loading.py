@@ -135,7 +135,8 @@ def build_vae(
     pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None, missing: str = ""
 ) -> AutoencoderKL:
     """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``, a toy store's ``vae``) or a config
-    (random weights). ``missing``: how to make the folder, added to the error when it is not there."""
+    (random weights). ``missing``: how to make the folder, added to the error when it is not there.
+    """
     if pretrained is not None:
         if missing and not (Path(pretrained) / "config.json").is_file():
             raise FileNotFoundError(f"{pretrained}: no VAE folder here; {missing}")
@@ -165,7 +166,8 @@ def build_reference_net(
     pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None
 ) -> ReferenceNet:
     """ReferenceNet from an SD UNet folder (``stable-diffusion-v1-5/unet``) or a UNet2DConditionModel config
-    (random weights)."""
+    (random weights).
+    """
     if pretrained is not None:
         return ReferenceNet.from_pretrained(
             check_pretrained_folder(pretrained, "unet"), local_files_only=True

@@ -224,7 +224,8 @@ class Stage2LitModule(pl.LightningModule):
         self, batch: dict[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Diffusion loss of a batch: frames (B, F, 3, S, S), pose (B, F, 3, S, S), ref_image (B, 3, S, S),
-        audio (B, F, W, L, D), keypoints (B, F, 134, 3), ref_keypoints (B, 134, 3)."""
+        audio (B, F, W, L, D), keypoints (B, F, 134, 3), ref_keypoints (B, 134, 3).
+        """
         comps, sched = self.components, self.noise_scheduler
         frames = batch["frames"]
         b, f = frames.shape[:2]
@@ -379,7 +380,8 @@ class Stage2LitModule(pl.LightningModule):
 
 def _check_init_size(export_dir: str | Path, size: int | None) -> None:
     """An ``init_from`` export trained at another frame size is an error at start-up (its frozen VAE
-    stand-in and its spatial layers saw frames of that size)."""
+    stand-in and its spatial layers saw frames of that size).
+    """
     import json
 
     from mmgt.stage2.export import EXPORT_META

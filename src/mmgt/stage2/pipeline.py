@@ -179,7 +179,8 @@ class Stage2Pipeline:
     # ------------------------------------------------------------------ generation
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
         """Generate (T, S, S, 3) uint8 frames, T = len(keypoints): :meth:`iter_frames` (same arguments), the
-        decoded pieces joined."""
+        decoded pieces joined.
+        """
         return np.concatenate(list(self.iter_frames(*args, **kwargs)))
 
     @torch.no_grad()
@@ -204,7 +205,8 @@ class Stage2Pipeline:
     ) -> Iterator[np.ndarray]:
         """Generate a video for ``keypoints`` (T, 134, 3), yielding (<= decode_chunk, S, S, 3) uint8 pieces in
         order as they are decoded (denoising runs first, over the whole clip), so that a caller writing them
-        out never holds the decoded video; the keyword arguments override the export's inference defaults."""
+        out never holds the decoded video; the keyword arguments override the export's inference defaults.
+        """
         kps = np.asarray(keypoints, np.float32)
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
             raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
@@ -265,7 +267,8 @@ class Stage2Pipeline:
         progress: bool = True,
     ) -> np.ndarray:
         """Tensor-level generation (also used for the training samples): :meth:`denoise`, then the
-        decoded frames (T, S, S, 3) uint8 (arguments as :meth:`denoise`)."""
+        decoded frames (T, S, S, 3) uint8 (arguments as :meth:`denoise`).
+        """
         options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         latents = self.denoise(**options)
         return np.concatenate(list(self.decode(latents, decode_chunk)))
@@ -297,7 +300,20 @@ class Stage2Pipeline:
             ref_image: (1, 3, S, S) in [-1, 1].
             audio_features: (T, L, D) or (T, D) per-frame features, or None (no audio).
             keypoints: (T, 134, 3) stored layout (rendered to the pose video chunk by chunk, and the motion
-                masks); ref_keypoints: (134, 3).
+                masks).
+            ref_keypoints: (134, 3) keypoints of the reference image.
+            steps: denoising steps.
+            guidance_scale: classifier-free guidance scale.
+            context_frames: frames per context window.
+            context_overlap: frames shared by neighbouring windows.
+            context_batch: windows denoised in one batch.
+            closed_loop: as :func:`context_windows`.
+            decode_chunk: frames rendered / decoded at a time.
+            pose_cache: where the PoseGuider features are kept (one of ``POSE_CACHES``).
+            audio_branches: the audio branches used (None: all).
+            motion_scale: the weight of each audio branch (None: the modules' own weights).
+            seed: seed of the initial noise.
+            progress: show a progress bar.
 
         Returns:
             latents (1, C, T, h, w) for :meth:`decode`.
@@ -363,7 +379,8 @@ class Stage2Pipeline:
         audio_branches: Sequence[str] | None,
     ) -> _Conditions:
         """What every window and step reuses: reference states, image embedding, PoseGuider features (per
-        ``pose_cache``), audio tokens and masks of all T frames."""
+        ``pose_cache``), audio tokens and masks of all T frames.
+        """
         comps, dev, den = self.components, self.device, self.components.denoiser
         n = keypoints.shape[0]
         ref = ref_image.to(dev)
@@ -408,7 +425,8 @@ class Stage2Pipeline:
         self, latents: Tensor, t: Tensor, idx: Tensor, cond: _Conditions, guidance_scale: float
     ) -> Tensor:
         """The (guided) model output (nw, C, F, h, w) of the windows ``idx`` (nw, F) of ``latents``
-        (1, C, T, h, w); with CFG the unconditional half runs in the same batch."""
+        (1, C, T, h, w); with CFG the unconditional half runs in the same batch.
+        """
         nw = idx.shape[0]
         flat = idx.flatten()
         lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)

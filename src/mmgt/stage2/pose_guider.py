@@ -47,7 +47,7 @@ class PoseGuider(ModelMixin, ConfigMixin):
         return 2 ** (len(self.config.block_out_channels) - 1)
 
     def forward(self, pose: Tensor) -> Tensor:
-        """pose (B, 3, F, H, W) in [0, 1] -> features (B, out_channels, F, H / s, W / s)."""
+        """Pose (B, 3, F, H, W) in [0, 1] -> features (B, out_channels, F, H / s, W / s)."""
         if pose.ndim != 5:
             raise ValueError(f"pose must be (B, 3, F, H, W), got {tuple(pose.shape)}")
         b, c, f, h, w = pose.shape

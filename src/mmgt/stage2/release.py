@@ -221,9 +221,12 @@ def convert_component(
 
     Args:
         name: the component (``reference_net``, ``denoiser``, ``pose_guider``, ``audio_proj``).
+        release: the release state dict of that component.
+        model: our component, whose keys and shapes the result must match.
         not_released: patterns of our keys the release does not hold; they come from ``supplied`` (or, if
             absent there, keep the model's current values).
         source: file name for the error message.
+        supplied: our-key tensors for the ``not_released`` keys.
 
     Returns:
         (state dict, problems): problems list every missing, unexpected or mis-shaped key; the caller
@@ -308,7 +311,8 @@ def load_release_components(
         components: our component name -> module (``reference_net``, ``denoiser``, ...).
         release: the same names -> release state dicts (no prefix).
         sources: the same names -> file names (for the error message).
-        not_released / supplied: per component, see :func:`convert_component`.
+        not_released: per component, see :func:`convert_component`.
+        supplied: per component, see :func:`convert_component`.
     """
     problems: list[str] = []
     converted = {}
