@@ -56,7 +56,7 @@ from mmgt.stage2.guidance import MaskGuidance
 from mmgt.stage2.pipeline import Stage2Pipeline
 from mmgt.stage2.pose_guider import PoseGuider
 from mmgt.stage2.reference_net import ReferenceNet
-from mmgt.tb import add_video, first_val_batch, tensorboard_writer
+from mmgt.tb import SampleSchedule, add_video, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def adamw(
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
 
 
-class Stage2LitModule(pl.LightningModule):
+class Stage2LitModule(SampleSchedule, pl.LightningModule):
     """Stage II training (one class for both processes; see the module docstring).
 
     Args:
@@ -294,20 +294,12 @@ class Stage2LitModule(pl.LightningModule):
         losses = self.model_step(batch, generator=gen)
         bs = batch["frames"].shape[0]
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, batch_size=bs, sync_dist=True)
-        if batch_idx == 0 and self._sampling_epoch():
+        if batch_idx == 0 and self.sampling_epoch():
             self._log_sample(batch)
-
-    def _sampling_epoch(self) -> bool:
-        n = self.hparams.sample_every_n_epochs
-        return n > 0 and (self.current_epoch + 1) % n == 0 and not self.trainer.sanity_checking
 
     def on_train_end(self) -> None:
         """A sample of the first validation batch at the final step (with the EMA weights, when used)."""
-        if not self.hparams.sample_at_end or not self.trainer.is_global_zero:
-            return
-        if self._sampled_step == self.global_step:
-            return  # the last validation epoch sampled already
-        batch = first_val_batch(self)
+        batch = self.end_of_training_batch()
         if batch is not None:
             self._log_sample(batch)
 
