@@ -129,9 +129,11 @@ def fit_store_vae(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Fit the toy VAE on every ``frame_stride``-th train frame of ``store`` (resized to ``size``; None: the
-    clips' own size) and save it at ``<store>/vae`` - once: an existing folder is kept unless
-    ``overwrite``. Returns the folder."""
+    """Fit the toy VAE on ``store``'s train frames and save it at ``<store>/vae``; returns the folder.
+
+    Every ``frame_stride``-th train frame, resized to ``size`` (None: the clips' own size). Once: an existing
+    folder is kept unless ``overwrite``.
+    """
     from mmgt.atomic import staged_folder
     from mmgt.clipstore import ClipStore
 

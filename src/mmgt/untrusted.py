@@ -179,8 +179,11 @@ def resolve_class(target: Any, allowed: Mapping[str, type], source: str) -> type
 
 
 def split_fields(cls: type, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A stored mapping split into the fields of the dataclass ``cls`` but ``extra`` (its constructor
-    arguments) and the keys it does not know (kept in ``extra`` on a round trip)."""
+    """A stored mapping split into ``cls``'s constructor arguments and the keys it does not know.
+
+    The arguments are the fields of the dataclass ``cls`` but ``extra``; the unknown keys are kept in
+    ``extra`` on a round trip.
+    """
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
