@@ -38,6 +38,7 @@ class Column:
 
     @property
     def metric(self) -> str:
+        """The metric name: the key up to its first ``/``."""
         return self.key.split("/", 1)[0]
 
 
@@ -49,6 +50,7 @@ class Cell:
 
     @property
     def n(self) -> int:
+        """Number of values in the cell."""
         return len(self.values)
 
     @property

@@ -95,6 +95,7 @@ class FaceTrackConfig:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (for protocol records)."""
         return dataclasses.asdict(self)
 
 
@@ -102,7 +103,8 @@ class FaceTrackConfig:
 class FaceDetector(Protocol):
     """Per-frame face detector: (H, W, 3) uint8 RGB -> (K, 5) float boxes x1, y1, x2, y2 (pixels), score."""
 
-    def __call__(self, frame_rgb: np.ndarray) -> np.ndarray: ...
+    def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """Face boxes (K, 5) float [x1, y1, x2, y2, score] in pixels of one (H, W, 3) uint8 RGB frame."""
 
 
 class MediapipeFaceDetector:
@@ -116,6 +118,7 @@ class MediapipeFaceDetector:
         )
 
     def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """BlazeFace boxes (K, 5) [x1, y1, x2, y2, score] in pixels of one (H, W, 3) uint8 RGB frame."""
         h, w = frame_rgb.shape[:2]
         result = self._fd.process(np.ascontiguousarray(frame_rgb))
         boxes = []
@@ -126,6 +129,7 @@ class MediapipeFaceDetector:
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
 
     def close(self) -> None:
+        """Release the mediapipe graph."""
         self._fd.close()
 
 
@@ -184,6 +188,7 @@ class S3FDNet(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Raw heads of (B, 3, H, W) images: box offsets (N, 4), face scores (N,), priors (N, 4)."""
         size = x.shape[2:]
         sources = []
         for k in range(16):
@@ -274,6 +279,7 @@ class S3FDDetector:
 
     @torch.inference_mode()
     def __call__(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """S3FD boxes (K, 5) [x1, y1, x2, y2, score] in pixels of one (H, W, 3) uint8 RGB frame, after NMS."""
         from torchvision.ops import nms
 
         h, w = frame_rgb.shape[:2]
@@ -364,6 +370,7 @@ class FaceTrack:
 
     @property
     def start(self) -> int:
+        """The first frame of the track."""
         return int(self.frames[0])
 
     @property
@@ -496,6 +503,7 @@ class FaceTrackResult:
         return float(covered.mean()) if self.n_frames else 0.0
 
     def longest(self) -> FaceTrack | None:
+        """The track with the most frames, or None without tracks."""
         return max(self.tracks, key=len) if self.tracks else None
 
 

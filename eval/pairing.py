@@ -65,6 +65,8 @@ class VideoEntry:
 
 @dataclass(frozen=True)
 class VideoPair:
+    """One generated video and its reference (None when unpaired), matched by name."""
+
     name: str
     generated: VideoEntry
     reference: VideoEntry | None

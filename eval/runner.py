@@ -88,6 +88,7 @@ class RunProtocol:
     """Other settings recorded verbatim in the results."""
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict, with ``extra`` merged in."""
         d = asdict(self)
         extra = d.pop("extra")
         if self.resize:

@@ -139,8 +139,11 @@ class SyncNet(nn.Module):
 class SyncEmbedder(Protocol):
     """What the scoring pipeline needs from a network: the two towers (SyncNet or a test oracle)."""
 
-    def forward_lip(self, x: Tensor) -> Tensor: ...
-    def forward_aud(self, x: Tensor) -> Tensor: ...
+    def forward_lip(self, x: Tensor) -> Tensor:
+        """(N, 3, 5, 224, 224) BGR 0-255 frame windows -> (N, embed_dim) lip embeddings."""
+
+    def forward_aud(self, x: Tensor) -> Tensor:
+        """(N, 1, 13, 20) MFCC windows -> (N, embed_dim) audio embeddings."""
 
 
 def syncnet_state_dict(model: SyncNet, *, with_num_batches_tracked: bool = False) -> OrderedDict[str, Tensor]:

@@ -257,6 +257,7 @@ class Verification:
         return self.status in ("ok", "prefix-ok", "unverified")
 
     def as_dict(self) -> dict:
+        """The verification as a JSON-ready dict."""
         return {
             "name": self.name,
             "path": str(self.path) if self.path else None,

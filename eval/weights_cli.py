@@ -58,6 +58,7 @@ def _checksum(spec) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``mmgt-weights list``: print each weight and where it was found; returns 0."""
     rows = []
     for name in _names(args.names):
         spec = REGISTRY[name]
@@ -80,6 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """``mmgt-weights verify``: check checksums; returns 1 on a mismatch (or a named weight missing)."""
     rows, bad = [], False
     for name in _names(args.names):
         v = verify(name, directory=args.dir)
@@ -90,6 +92,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    """``mmgt-weights fetch``: download the named weights; returns 2 on bad arguments, 1 on a failure."""
     if not args.names:
         print("mmgt-weights fetch: name at least one weight (mmgt-weights list shows them)", file=sys.stderr)
         return 2
@@ -200,6 +203,7 @@ def _stage1_audio(choice: str, wavlm: str | None, pretrained_dir: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mmgt-weights`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="mmgt-weights",
         description="Registry of the feature-network weights used by mmgt_eval metrics.",

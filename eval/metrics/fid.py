@@ -379,4 +379,5 @@ class FIDAdapter(MetricAdapter):
         }
 
     def metric_states(self) -> list[torchmetrics.Metric]:
+        """The one FID state synced by the runner."""
         return [self.metric]

@@ -159,6 +159,7 @@ class FVDMetric(RunnerSyncedMetric):
             self.add_state(f"{side}_skipped", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def reset(self) -> None:
+        """Reset the states and the per-side clip counters."""
         super().reset()
         self._n_seen = {True: 0, False: 0}
 
@@ -424,6 +425,7 @@ class FVDAdapter(MetricAdapter):
         }
 
     def metric_states(self) -> list[torchmetrics.Metric]:
+        """The one FVD state synced by the runner."""
         return [self.metric]
 
 

@@ -97,6 +97,7 @@ class FVDProtocol:
         raise NotImplementedError
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict, with ``variant`` first."""
         return {"variant": self.variant, **asdict(self)}
 
     @classmethod
@@ -140,14 +141,17 @@ class StyleGANVProtocol(FVDProtocol):
         return name if self.max_videos == 2048 else "custom"
 
     def min_video_frames(self, real: bool) -> int:
+        """``n_frames * frame_stride`` for both sides (StyleGAN-V dataset.py)."""
         return self.n_frames * self.frame_stride  # dataset.py:323-324 (real); :400 assert (generated)
 
     def short_generated_fails(self) -> bool:
+        """True: StyleGAN-V fails on a too-short generated video."""
         return True
 
     def clip_frame_indices(
         self, n_video_frames: int, real: bool, key: str, rng: random.Random | None = None
     ) -> np.ndarray:
+        """StyleGAN-V sampling: one clip per video, random offset (reference) or start (generated)."""
         steps = np.arange(0, self.n_frames * self.frame_stride, self.frame_stride, dtype=np.int64)
         if n_video_frames < self.min_video_frames(real):
             return np.zeros((0, self.n_frames), dtype=np.int64)
@@ -158,6 +162,7 @@ class StyleGANVProtocol(FVDProtocol):
         return (offset + steps)[None, :]
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields plus the StyleGAN-V reference and its keep rule."""
         return {
             **super().as_dict(),
             "reference_implementation": f"{STYLEGAN_V_REFERENCE} ({self.metric_name})",
@@ -231,17 +236,21 @@ class ClipSamplingProtocol(FVDProtocol):
 
     @property
     def internal_detector_call(self) -> bool:
+        """True when the detector is called with its own resize/normalisation."""
         return self.detector_call == "internal"
 
     def min_video_frames(self, real: bool) -> int:
+        """``clip_span`` for both sides."""
         return self.clip_span
 
     def short_is_error(self) -> bool:
+        """True when ``short_videos`` is ``error``."""
         return self.short_videos == "error"
 
     def clip_frame_indices(
         self, n_video_frames: int, real: bool, key: str, rng: random.Random | None = None
     ) -> np.ndarray:
+        """``clips_per_video`` clips per video, sampled per side by this protocol's sampling rules."""
         span = self.clip_span
         steps = np.arange(self.n_frames, dtype=np.int64) * self.frame_stride
         if n_video_frames < span:
@@ -261,6 +270,7 @@ class ClipSamplingProtocol(FVDProtocol):
         return starts[:, None] + steps[None, :]
 
     def as_dict(self) -> dict[str, Any]:
+        """The fields plus how they differ from StyleGAN-V's protocol."""
         differs = []
         if self.reference_sampling != "random" or self.generated_sampling != "start":
             differs.append("sampling (StyleGAN-V: reference random, generated start)")

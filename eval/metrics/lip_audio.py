@@ -252,6 +252,7 @@ class LipAudioPoseAdapter(_LipAudioBaseAdapter):
     source = KEYPOINTS_SOURCE
 
     def lips(self, sample: VideoSample) -> np.ndarray:
+        """The sample's stored keypoints (T, K, 3); skips the video when it has none."""
         if sample.keypoints is None:
             raise VideoSkipped(sample.name, sample.missing_keypoints(self.name))
         return sample.keypoints
@@ -300,9 +301,11 @@ class LipAudioAdapter(_LipAudioBaseAdapter):
         self.face_rate = torchmetrics.MeanMetric(sync_on_compute=False)
 
     def lips(self, sample: VideoSample) -> np.ndarray:
+        """Face-mesh keypoints (T, K, 3) detected on the sample's frames."""
         return self.detector.detect_frames(sample.frames)
 
     def observed(self, sample: VideoSample, kps: np.ndarray) -> dict[str, float]:
+        """Record and return the fraction of frames whose inner top lip is visible."""
         rate = float((kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD).mean()) if len(kps) else 0.0
         self.face_rate.update(rate)
         return {"lip_audio_face_rate": rate}
@@ -310,6 +313,7 @@ class LipAudioAdapter(_LipAudioBaseAdapter):
     def correlate(
         self, acc: LipAudioCorrelationMetric, kps: np.ndarray, audio: np.ndarray, fps: float
     ) -> bool:
+        """Add the visible frames' lip/audio correlation to ``acc``; True when a still mouth scored 0."""
         valid = (kps[:, LIP_TOP_INNER, 2] >= VISIBILITY_THRESHOLD) & (
             kps[:, LIP_BOTTOM_INNER, 2] >= VISIBILITY_THRESHOLD
         )
@@ -349,4 +353,5 @@ class LipAudioAdapter(_LipAudioBaseAdapter):
         }
 
     def metric_states(self) -> list[torchmetrics.Metric]:
+        """The generated, reference, face-rate and still-count states synced by the runner."""
         return [self.generated, self.reference, self.face_rate, self.n_still]

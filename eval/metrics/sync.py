@@ -86,6 +86,7 @@ class VideoSyncResult:
 
     @property
     def ok(self) -> bool:
+        """True when the video was scored."""
         return self.status == "ok"
 
 
@@ -205,6 +206,7 @@ class SyncMetric(RunnerSyncedMetric):
         offset: Tensor | int | None = None,
         skipped: str | None = None,
     ) -> None:
+        """Add one video's Sync-C, Sync-D and offset, or count it under ``skipped``."""
         if skipped is not None:
             if skipped not in SKIP_REASONS:
                 raise ValueError(f"skipped must be one of {SKIP_REASONS}, got {skipped!r}")
@@ -229,6 +231,7 @@ class SyncMetric(RunnerSyncedMetric):
         self.offset_values.append(o)
 
     def compute(self) -> dict[str, Tensor]:
+        """Mean Sync-C, Sync-D and |offset| over scored videos (when any), plus scored/skipped counts."""
         out: dict[str, Tensor] = {"sync_n_scored": self.n_scored.clone()}
         for r in SKIP_REASONS:
             out[f"sync_skipped_{r}"] = getattr(self, f"skipped_{r}").clone()
@@ -360,6 +363,7 @@ class SyncAdapter(MetricAdapter):
         )
 
     def update(self, generated: VideoSample, reference: VideoSample | None = None) -> dict[str, float]:
+        """Score the generated video; record it, or count the skip and raise VideoSkipped."""
         r = self.score(generated)
         if not r.ok:
             self.metric.update(skipped=r.status)
@@ -368,9 +372,11 @@ class SyncAdapter(MetricAdapter):
         return {"sync_c": float(r.sync_c), "sync_d": float(r.sync_d), "sync_offset": float(r.offset)}
 
     def compute(self) -> dict[str, float]:
+        """The SyncMetric results as floats."""
         return {k: float(v) for k, v in self.metric.compute().items()}
 
     def protocol(self) -> dict:
+        """The Sync-C/Sync-D definition, SyncNet weights and face/offset settings."""
         return {
             "metric": "sync",
             "definition": "Sync-C = median_j - min_j, Sync-D = min_j of the window-averaged SyncNet "
@@ -391,9 +397,11 @@ class SyncAdapter(MetricAdapter):
         }
 
     def metric_states(self) -> list[torchmetrics.Metric]:
+        """The one SyncMetric state synced by the runner."""
         return [self.metric]
 
     def close(self) -> None:
+        """Close the face detector, if one was built."""
         if self._detector is not None and hasattr(self._detector, "close"):
             self._detector.close()
         self._detector = None
