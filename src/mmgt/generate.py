@@ -148,8 +148,9 @@ def _video_options(cfg: DictConfig) -> dict[str, Any]:
 def _write_stage2(
     cfg: DictConfig, frames: Iterable[np.ndarray], kps: np.ndarray, native: np.ndarray, rate: int
 ) -> dict[str, Any]:
-    """Write the video (frames as they come, the input audio at its own rate and channels) and the poses
-    beside it (``<out stem>.keypoints.npy``); both appear complete or not at all.
+    """Write the video and its poses (``<out stem>.keypoints.npy``); both appear complete or not at all.
+
+    The frames are written as they come, with the input audio at its own rate and channels.
     """
     from mmgt.atomic import atomic_file, save_npy
     from mmgt.io import VideoWriter

@@ -84,8 +84,9 @@ STAGE1_META: dict[str, Any] = {
 
 
 def stage1_audio_spec(wavlm_dir: str | Path, librosa: str = "exact") -> dict[str, Any]:
-    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 features, as
-    an extractor node (``mmgt.factory.build(node, mmgt.audio.AUDIO_ENCODER_CLASSES, ...)``).
+    """Stage I audio features for the release (1059-d): WavLM-Large's last layer (1024) + 35 features.
+
+    Returned as an extractor node (``mmgt.factory.build(node, mmgt.audio.AUDIO_ENCODER_CLASSES, ...)``).
 
     ``librosa="exact"``: the original's 35 librosa features (:mod:`mmgt.audio_release`, needs
     ``pip install 'mmgt[audio]'``); ``"standin"``: weight-free features of the same width for machines
@@ -125,8 +126,9 @@ def _one_step_file(folder: Path, stem: str) -> Path | None:
 
 
 def find_release_files(src: str | Path) -> dict[str, Any]:
-    """The release files in ``src``: ``stage1`` (path or None), ``process1`` ({stem: path} or None),
-    ``process2`` (path or None). A missing folder, a partial process-1 set or nothing at all raises.
+    """The release files in ``src``: ``stage1``, ``process1`` ({stem: path}), ``process2`` (each or None).
+
+    A missing folder, a partial process-1 set or nothing at all raises.
     """
     from mmgt.stage2.release import PROCESS1_FILES
 
@@ -155,8 +157,9 @@ def find_release_files(src: str | Path) -> dict[str, Any]:
 def import_stage1(
     checkpoint: Path, out_dir: Path, heads: int = 8, audio_features: Any = None, wavlm_dir: Path | None = None
 ) -> Path:
-    """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``; ``audio_features``: an
-    extractor node (default :func:`stage1_audio_spec`).
+    """``audio2pose_best_model.pt`` (EMA weights) -> a Stage I export in ``out_dir``.
+
+    ``audio_features``: an extractor node (default :func:`stage1_audio_spec`).
     """
     from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint

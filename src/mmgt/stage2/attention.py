@@ -86,6 +86,7 @@ class RegionMasks:
 
     @property
     def token_counts(self) -> list[int]:
+        """Token counts (h * w) of the mask levels, ascending."""
         return sorted(self._by_tokens)
 
     def get(self, region: str, n_tokens: int) -> Tensor | None:

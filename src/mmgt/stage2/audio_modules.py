@@ -113,6 +113,7 @@ class MMHAAProcessors(AudioModuleDesign):
         self.processor = resolve_class(processor, AUDIO_PROCESSORS, "audio_module: processor")
 
     def config(self) -> dict[str, Any]:
+        """``_target_`` + ``processor`` (class path), recorded in the denoiser's config."""
         return {**super().config(), "processor": class_path(self.processor)}
 
     def install(
@@ -125,6 +126,7 @@ class MMHAAProcessors(AudioModuleDesign):
         motion_scale: Sequence[float],
         placement: Sequence[str],
     ) -> None:
+        """A ``processor`` into ``processors`` per ``attn2`` in ``placement`` (none without branches)."""
         if not branches:
             return
         modules = dict(unet.named_modules())
@@ -261,6 +263,7 @@ class ReleaseAudioTransformers(AudioModuleDesign):
         motion_scale: Sequence[float],
         placement: Sequence[str],
     ) -> None:
+        """Add ``audio_modules`` to every cross-attention down block (none without branches; down only)."""
         if not branches:
             return
         if tuple(placement) != ("down",):

@@ -96,10 +96,12 @@ class Stage2Components(nn.Module):
 
     @property
     def vae_factor(self) -> int:
+        """Pixels per latent pixel along each side (8 for the SD VAE)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
     def scaling_factor(self) -> float:
+        """The VAE's latent scaling factor (latents = posterior sample * factor)."""
         return float(self.vae.config.scaling_factor)
 
 

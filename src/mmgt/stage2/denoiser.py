@@ -172,6 +172,7 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
 
     @property
     def latent_channels(self) -> int:
+        """Channels C of the noisy latents (B, C, F, h, w) the UNet takes."""
         return int(self.unet.config.in_channels)
 
     @property
@@ -181,6 +182,7 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
 
     @property
     def cross_attention_dim(self) -> int:
+        """Width of the image-embedding tokens (B, L, D) the cross attention reads (first block's if many)."""
         dim = self.unet.config.cross_attention_dim
         return int(dim if isinstance(dim, int) else dim[0])
 
@@ -201,6 +203,7 @@ class MMGTDenoiser(ModelMixin, ConfigMixin):
         self.gradient_checkpointing = True
 
     def disable_gradient_checkpointing(self) -> None:
+        """Run the UNet blocks without checkpointing."""
         self.gradient_checkpointing = False
 
     def _run(self, block: nn.Module, **kwargs: Any) -> Any:
@@ -325,8 +328,10 @@ def down_block_forward(
     branches: Sequence[str],
     motion_scale: Sequence[float],
 ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Diffusers' ``CrossAttnDownBlockMotion.forward`` with the block's ``audio_modules`` (the released
-    design) between each spatial transformer and its motion module; hidden states (B * F, C, h, w).
+    """Diffusers' ``CrossAttnDownBlockMotion.forward`` with the block's ``audio_modules`` (released design).
+
+    The audio modules run between each spatial transformer and its motion module; hidden states
+    (B * F, C, h, w).
 
     Without audio tokens in ``context`` the audio modules are skipped (the model without audio).
     """

@@ -48,8 +48,9 @@ STILL_BASELINES: dict[str, str] = {
 
 
 def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
-    """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config
-    (``conf/eval/metrics/<name>.yaml``) has one: generated videos shorter than their references.
+    """mmgt-eval overrides that set ``frame_policy=truncate`` for every metric whose config has one.
+
+    The configs are ``conf/eval/metrics/<name>.yaml``, as generated videos are shorter than their references.
     """
     from omegaconf import OmegaConf
 
@@ -64,8 +65,9 @@ def _truncate_overrides(metrics: Sequence[str]) -> list[str]:
 
 
 def _test_clips(store: ClipStore, split: str, max_clips: int | None) -> list[Any]:
-    """The split's clips; with ``max_clips``, taken round-robin over the speakers (each speaker's in id
-    order) so a small evaluation still covers every speaker it can.
+    """The split's clips; with ``max_clips``, taken round-robin over the speakers.
+
+    Each speaker's clips are taken in id order, so a small evaluation still covers every speaker it can.
     """
     clips = store.clips(split=split)
     if max_clips is not None:

@@ -166,8 +166,9 @@ class Stage2Export:
             raise ValueError(f"{meta_path}: unreadable Stage II metadata ({e})") from e
 
     def save(self, components: Stage2Components, out_dir: str | Path) -> Path:
-        """Write the export folder: one ``save_pretrained`` subfolder per component, ``model_index.json``
-        and ``mmgt_stage2.json``.
+        """Write the export folder and return its path.
+
+        One ``save_pretrained`` subfolder per component, ``model_index.json`` and ``mmgt_stage2.json``.
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,7 @@ class MotionMaskGuidance(_BoxMasks):
     """Per-frame motion masks from each frame's keypoints (:func:`mmgt.masks.motion_masks`)."""
 
     def masks(self, keypoints: Tensor, ref_keypoints: Tensor, size: Size, regions: Sequence[str]) -> Tensor:
+        """(B, F, R, h, w) masks at ``size`` from each frame's keypoints (B, F, 134, 3)."""
         return motion_masks(keypoints, size, self.mask_config(regions))
 
 
@@ -103,6 +104,7 @@ class StaticMaskGuidance(_BoxMasks):
     """Masks of the reference pose repeated over the frames (:func:`mmgt.masks.static_masks`)."""
 
     def masks(self, keypoints: Tensor, ref_keypoints: Tensor, size: Size, regions: Sequence[str]) -> Tensor:
+        """(B, F, R, h, w) masks at ``size`` of ``ref_keypoints`` (B, 134, 3), the same in every frame."""
         return static_masks(ref_keypoints, keypoints.shape[1], size, self.mask_config(regions))
 
 
@@ -112,6 +114,7 @@ class UnmaskedGuidance(MaskGuidance):
     def __call__(
         self, keypoints: Tensor, ref_keypoints: Tensor, sizes: Sequence[Size], regions: Sequence[str]
     ) -> RegionMasks | None:
+        """None: no masks at any level."""
         return None
 
 

@@ -134,8 +134,10 @@ def load_motion_adapter(path: str | Path) -> MotionAdapter:
 def build_vae(
     pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None, missing: str = ""
 ) -> AutoencoderKL:
-    """Frozen ``AutoencoderKL``: from a local folder (``sd-vae-ft-mse``, a toy store's ``vae``) or a config
-    (random weights). ``missing``: how to make the folder, added to the error when it is not there.
+    """Frozen ``AutoencoderKL``: from a local folder or a config (random weights).
+
+    The folder: ``sd-vae-ft-mse`` or a toy store's ``vae``. ``missing``: how to make the folder, added to
+    the error when it is not there.
     """
     if pretrained is not None:
         if missing and not (Path(pretrained) / "config.json").is_file():
@@ -165,8 +167,9 @@ def build_image_encoder(
 def build_reference_net(
     pretrained: str | Path | None = None, config: Mapping[str, Any] | None = None
 ) -> ReferenceNet:
-    """ReferenceNet from an SD UNet folder (``stable-diffusion-v1-5/unet``) or a UNet2DConditionModel config
-    (random weights).
+    """ReferenceNet from an SD UNet folder or a UNet2DConditionModel config (random weights).
+
+    The folder: e.g. ``stable-diffusion-v1-5/unet``.
     """
     if pretrained is not None:
         return ReferenceNet.from_pretrained(

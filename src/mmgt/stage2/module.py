@@ -223,7 +223,9 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
     def model_step(
         self, batch: dict[str, Any], generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Diffusion loss of a batch: frames (B, F, 3, S, S), pose (B, F, 3, S, S), ref_image (B, 3, S, S),
+        """Diffusion loss of a batch: ``{"loss": weighted, "mse": unweighted}`` (scalars).
+
+        The batch: frames (B, F, 3, S, S), pose (B, F, 3, S, S), ref_image (B, 3, S, S),
         audio (B, F, W, L, D), keypoints (B, F, 134, 3), ref_keypoints (B, 134, 3).
         """
         comps, sched = self.components, self.noise_scheduler
@@ -283,6 +285,7 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
         return {"loss": (mse * weight).mean(), "mse": mse.mean()}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """Log ``train/loss`` and ``train/mse``; return the loss (scalar)."""
         losses = self.model_step(batch)
         bs = batch["frames"].shape[0]
         self.log("train/loss", losses["loss"], batch_size=bs, prog_bar=True)
@@ -290,6 +293,7 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
         return losses["loss"]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Log ``val/loss`` and ``val/mse`` (noise seeded by ``batch_idx``); batch 0 may log a sample."""
         gen = torch.Generator(device=batch["frames"].device).manual_seed(1000 + batch_idx)
         losses = self.model_step(batch, generator=gen)
         bs = batch["frames"].shape[0]
@@ -336,6 +340,7 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
+        """The optimizer over the trainable parameters, with its per-step LR scheduler when one is set."""
         params = [p for p in self.components.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params=params)
         if self.scheduler_factory is None:
@@ -371,8 +376,9 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
 
 
 def _check_init_size(export_dir: str | Path, size: int | None) -> None:
-    """An ``init_from`` export trained at another frame size is an error at start-up (its frozen VAE
-    stand-in and its spatial layers saw frames of that size).
+    """An ``init_from`` export trained at another frame size is an error at start-up.
+
+    Its frozen VAE stand-in and its spatial layers saw frames of that size.
     """
     import json
 

@@ -148,6 +148,7 @@ class Stage2Pipeline:
     # ------------------------------------------------------------------ facts
     @property
     def size(self) -> int:
+        """Frame side S in pixels (frames are S x S): the export's training size."""
         return self.export.size
 
     @property
@@ -178,8 +179,9 @@ class Stage2Pipeline:
 
     # ------------------------------------------------------------------ generation
     def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints): :meth:`iter_frames` (same arguments), the
-        decoded pieces joined.
+        """Generate (T, S, S, 3) uint8 frames, T = len(keypoints).
+
+        :meth:`iter_frames` (same arguments), the decoded pieces joined.
         """
         return np.concatenate(list(self.iter_frames(*args, **kwargs)))
 
@@ -203,9 +205,11 @@ class Stage2Pipeline:
         seed: int = 0,
         progress: bool = True,
     ) -> Iterator[np.ndarray]:
-        """Generate a video for ``keypoints`` (T, 134, 3), yielding (<= decode_chunk, S, S, 3) uint8 pieces in
-        order as they are decoded (denoising runs first, over the whole clip), so that a caller writing them
-        out never holds the decoded video; the keyword arguments override the export's inference defaults.
+        """Generate a video for ``keypoints`` (T, 134, 3), yielding (<= decode_chunk, S, S, 3) uint8 pieces.
+
+        The pieces come in order as they are decoded (denoising runs first, over the whole clip), so that a
+        caller writing them out never holds the decoded video; the keyword arguments override the export's
+        inference defaults.
         """
         kps = np.asarray(keypoints, np.float32)
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
@@ -266,8 +270,9 @@ class Stage2Pipeline:
         seed: int = 0,
         progress: bool = True,
     ) -> np.ndarray:
-        """Tensor-level generation (also used for the training samples): :meth:`denoise`, then the
-        decoded frames (T, S, S, 3) uint8 (arguments as :meth:`denoise`).
+        """Tensor-level generation (also used for the training samples): decoded frames (T, S, S, 3) uint8.
+
+        :meth:`denoise` (same arguments), then the decoded frames.
         """
         options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         latents = self.denoise(**options)
@@ -378,8 +383,9 @@ class Stage2Pipeline:
         chunk: int,
         audio_branches: Sequence[str] | None,
     ) -> _Conditions:
-        """What every window and step reuses: reference states, image embedding, PoseGuider features (per
-        ``pose_cache``), audio tokens and masks of all T frames.
+        """What every window and step reuses, for all T frames.
+
+        Reference states, image embedding, PoseGuider features (per ``pose_cache``), audio tokens and masks.
         """
         comps, dev, den = self.components, self.device, self.components.denoiser
         n = keypoints.shape[0]
@@ -424,8 +430,9 @@ class Stage2Pipeline:
     def _window_prediction(
         self, latents: Tensor, t: Tensor, idx: Tensor, cond: _Conditions, guidance_scale: float
     ) -> Tensor:
-        """The (guided) model output (nw, C, F, h, w) of the windows ``idx`` (nw, F) of ``latents``
-        (1, C, T, h, w); with CFG the unconditional half runs in the same batch.
+        """The (guided) model output (nw, C, F, h, w) of the windows ``idx`` (nw, F) of ``latents``.
+
+        ``latents``: (1, C, T, h, w); with CFG the unconditional half runs in the same batch.
         """
         nw = idx.shape[0]
         flat = idx.flatten()
