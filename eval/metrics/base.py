@@ -106,6 +106,25 @@ def validate_frames(frames: np.ndarray, name: str) -> None:
         raise MetricInputError(f"{name}: empty video of shape {frames.shape}")
 
 
+def validate_rgb_tensor(x: Any, what: str, layout: str) -> None:
+    """Raise :class:`MetricInputError` naming ``what`` unless ``x`` is a (N, 3, H, W) uint8 or [0, 1] tensor.
+
+    ``layout`` names the first axis in the message, e.g. ``"(T, 3, H, W)"``.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise MetricInputError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise MetricInputError(f"{what} must be {layout} RGB, got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8:
+        if not x.is_floating_point():
+            raise MetricInputError(f"{what} must be uint8 or float in [0, 1], got {x.dtype}")
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            lo, hi = x.min().item(), x.max().item()
+            raise MetricInputError(f"float {what} must be in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
+
+
 def _as_2d(features: Any, what: str, min_rows: int = 2, dtype: Any = np.float64) -> np.ndarray:
     """``features`` as an (N >= min_rows, d) ``dtype`` array, else a :class:`MetricInputError`."""
     f = np.asarray(features, dtype=dtype)

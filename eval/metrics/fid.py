@@ -39,6 +39,7 @@ from mmgt_eval.metrics.base import (
     MetricInputError,
     RunnerSyncedMetric,
     VideoSample,
+    validate_rgb_tensor,
     weights_record,
 )
 
@@ -183,16 +184,7 @@ class FIDInceptionFeatures(nn.Module):
 
 
 def _check_images(images: Tensor) -> None:
-    if not isinstance(images, Tensor):
-        raise MetricInputError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise MetricInputError(f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}")
-    if images.dtype != torch.uint8:
-        if not images.is_floating_point():
-            raise MetricInputError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
-        if images.numel() and (images.min() < 0 or images.max() > 1):
-            lo, hi = images.min().item(), images.max().item()
-            raise MetricInputError(f"float images must be in [0, 1], got range [{lo:.3g}, {hi:.3g}]")
+    validate_rgb_tensor(images, "images", "(N, 3, H, W)")
 
 
 class FIDMetric(RunnerSyncedMetric):

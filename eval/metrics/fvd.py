@@ -42,6 +42,7 @@ from mmgt_eval.metrics.base import (
     RunnerSyncedMetric,
     VideoSample,
     VideoSkipped,
+    validate_rgb_tensor,
     weights_record,
 )
 from mmgt_eval.metrics.fvd_protocol import (  # noqa: F401 - re-exported: the protocol API lives there
@@ -90,15 +91,7 @@ def preprocess_clips(clips: Tensor, resolution: int = 224) -> Tensor:
 
 
 def _as_video(video: Tensor, name: str) -> Tensor:
-    if not isinstance(video, Tensor):
-        raise MetricInputError(f"{name}: video must be a torch.Tensor, got {type(video).__name__}")
-    if video.ndim != 4 or video.shape[1] != 3:
-        raise MetricInputError(f"{name}: video must be (T, 3, H, W) RGB, got shape {tuple(video.shape)}")
-    if video.dtype != torch.uint8:
-        if not video.is_floating_point():
-            raise MetricInputError(f"{name}: video must be uint8 or float in [0, 1], got {video.dtype}")
-        if video.numel() and (video.min() < 0 or video.max() > 1):
-            raise MetricInputError(f"{name}: float video must be in [0, 1]")
+    validate_rgb_tensor(video, f"{name}: video", "(T, 3, H, W)")
     return video
 
 

@@ -107,6 +107,10 @@ def make_scheduler(config: dict[str, Any]) -> DDIMScheduler:
     )
 
 
+DECODE_CHUNK = 8
+"""Latent frames decoded by the VAE at a time (memory: one chunk of full-size frames)."""
+
+
 @dataclass
 class _Conditions:
     """The per-clip inputs of :meth:`Stage2Pipeline.denoise`, computed once (T frames, latents h x w)."""
@@ -256,27 +260,15 @@ class Stage2Pipeline:
         audio_features: Tensor | None,
         keypoints: Tensor,
         ref_keypoints: Tensor,
-        *,
-        steps: int,
-        guidance_scale: float,
-        context_frames: int,
-        context_overlap: int,
-        context_batch: int = 1,
-        closed_loop: bool = False,
-        decode_chunk: int = 8,
-        pose_cache: str = "device",
-        audio_branches: Sequence[str] | None = None,
-        motion_scale: Sequence[float] | None = None,
-        seed: int = 0,
-        progress: bool = True,
+        **options: Any,
     ) -> np.ndarray:
         """Tensor-level generation (also used for the training samples): decoded frames (T, S, S, 3) uint8.
 
-        :meth:`denoise` (same arguments), then the decoded frames.
+        :meth:`denoise` with the same arguments (``options``: its keyword arguments), then the frames
+        decoded ``decode_chunk`` at a time.
         """
-        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        latents = self.denoise(**options)
-        return np.concatenate(list(self.decode(latents, decode_chunk)))
+        latents = self.denoise(ref_image, audio_features, keypoints, ref_keypoints, **options)
+        return np.concatenate(list(self.decode(latents, options.get("decode_chunk", DECODE_CHUNK))))
 
     @torch.no_grad()
     def denoise(
@@ -292,7 +284,7 @@ class Stage2Pipeline:
         context_overlap: int,
         context_batch: int = 1,
         closed_loop: bool = False,
-        decode_chunk: int = 8,
+        decode_chunk: int = DECODE_CHUNK,
         pose_cache: str = "device",
         audio_branches: Sequence[str] | None = None,
         motion_scale: Sequence[float] | None = None,
@@ -466,7 +458,7 @@ class Stage2Pipeline:
         return uncond + guidance_scale * (guided - uncond)
 
     @torch.no_grad()
-    def decode(self, latents: Tensor, decode_chunk: int = 8) -> Iterator[np.ndarray]:
+    def decode(self, latents: Tensor, decode_chunk: int = DECODE_CHUNK) -> Iterator[np.ndarray]:
         """Latents (1, C, T, h, w) -> (<= decode_chunk, S, S, 3) uint8 frames, VAE-decoded piece by piece."""
         flat = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
         for i in range(0, flat.shape[0], int(decode_chunk)):
