@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mmgt.schema import AUDIO_MARGIN
 from mmgt_eval.weights import (
     REGISTRY,
     WeightsError,
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inference", default="original", choices=["original", "corrected"],
                    help="generation settings written into the Stage II export")  # fmt: skip
     p.add_argument("--size", type=int, default=512, help="frame side the release was trained at")
-    p.add_argument("--audio-margin", type=int, default=2, help="audio window +-m frames")
+    p.add_argument("--audio-margin", type=int, default=AUDIO_MARGIN, help="audio window +-m frames")
     p.add_argument("--motion-heads", type=int, default=8, help="motion-module heads (mm_sd_v15_v2: 8)")
     p.add_argument("--stage1-heads", type=int, default=8, help="SMGA attention heads (release: 8)")
     p.add_argument(

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from mmgt import audio
 from mmgt.factory import to_node
+from mmgt.schema import AUDIO_MARGIN
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def import_stage2(
     *,
     motion_heads: int = 8,
     size: int = 512,
-    audio_margin: int = 2,
+    audio_margin: int = AUDIO_MARGIN,
     audio_proj: Mapping[str, int] | None = None,
     inference: str = "original",
     seed: int = 0,

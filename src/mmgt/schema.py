@@ -37,6 +37,8 @@ SAMPLE_RATE: int = 16_000
 """Audio sample rate of every clip, feature extractor and output."""
 SAMPLES_PER_FRAME: int = SAMPLE_RATE // FPS
 """Audio samples per video frame (640)."""
+AUDIO_MARGIN: int = 2
+"""Stage II's default audio context: each frame sees the features of frames t-2 .. t+2 (the original's)."""
 
 
 def num_frames_for_samples(n_samples: int) -> int:

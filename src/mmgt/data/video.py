@@ -39,6 +39,7 @@ from mmgt.clipstore import Clip
 from mmgt.data.store import StoreDataModule
 from mmgt.io import iter_video_frames
 from mmgt.render import draw_pose
+from mmgt.schema import AUDIO_MARGIN
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class VideoClips(Dataset):
         extractor: AudioFeatureExtractor,
         frames: int,
         size: int,
-        audio_margin: int = 2,
+        audio_margin: int = AUDIO_MARGIN,
         ref_margin: int = 0,
         pose_render: dict[str, Any] | None = None,
         train: bool = True,
@@ -205,7 +206,7 @@ class VideoDataModule(StoreDataModule):
         audio_features: AudioFeatureExtractor,
         size: int = 64,
         frames: int = 1,
-        audio_margin: int = 2,
+        audio_margin: int = AUDIO_MARGIN,
         ref_margin: int = 0,
         pose_render: dict[str, Any] | None = None,
         batch_size: int = 4,

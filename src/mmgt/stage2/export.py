@@ -35,7 +35,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from mmgt.atomic import write_text
 from mmgt.factory import build
-from mmgt.schema import FPS, SAMPLE_RATE
+from mmgt.schema import AUDIO_MARGIN, FPS, SAMPLE_RATE
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import COMPONENT_NAMES, Stage2Components
 from mmgt.stage2.denoiser import MMGTDenoiser
@@ -117,7 +117,7 @@ class Stage2Export:
     size: int
     audio_features: Any
     frames: int = 1
-    audio_margin: int = 2
+    audio_margin: int = AUDIO_MARGIN
     pose_render: dict[str, Any] = field(default_factory=dict)
     process: str = "image"
     use_audio: bool = True

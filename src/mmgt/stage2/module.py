@@ -40,7 +40,7 @@ from diffusers.training_utils import compute_snr
 from torch import Tensor
 from transformers import CLIPVisionModelWithProjection
 
-from mmgt.schema import FPS, SAMPLE_RATE
+from mmgt.schema import AUDIO_MARGIN, FPS, SAMPLE_RATE
 from mmgt.stage2.attention import Stage2AttentionContext
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
@@ -172,7 +172,7 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
             audio_proj=audio_proj(
                 audio_layers=audio_layers,
                 audio_dim=audio_dim,
-                window=2 * int(data_meta.get("audio_margin", 2)) + 1,
+                window=2 * int(data_meta.get("audio_margin", AUDIO_MARGIN)) + 1,
             ),
         )
         if init_from:
@@ -320,7 +320,7 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
         kps = batch["keypoints"][0].float()
         gen = pipe.generate(
             batch["ref_image"][:1],
-            batch["audio"][0][:, int(self.hparams.data_meta.get("audio_margin", 2))]
+            batch["audio"][0][:, int(self.hparams.data_meta.get("audio_margin", AUDIO_MARGIN))]
             if self.use_audio
             else None,
             kps,
