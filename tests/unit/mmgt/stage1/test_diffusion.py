@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import hydra
 import numpy as np
@@ -19,15 +18,6 @@ from tests.helpers.poses import make_pose
 
 AUDIO_DIM = 4
 TINY = dict(audio_dim=AUDIO_DIM, width=32, layers=2, heads=4, ff_dim=64, audio_layers=1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the test machine is shared, oversubscribed threads are 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _batch(

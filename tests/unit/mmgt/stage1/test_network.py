@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,15 +25,6 @@ from tests.helpers.poses import make_pose
 AUDIO_DIM = 8
 TINY = dict(audio_dim=AUDIO_DIM, width=32, layers=2, heads=4, ff_dim=64, audio_layers=1)
 REF_TINY = dict(TINY, **REFERENCE_VARIANT)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: the test machine is shared, oversubscribed threads are 5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _inputs(

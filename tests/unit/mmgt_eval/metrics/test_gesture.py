@@ -58,15 +58,6 @@ LIBROSA_JFK_ONSETS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one torch thread is much faster than two contending ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def toy_clip(speaker: int, seed: int, seconds: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
     """(keypoints (T, 134, 3), audio (N,)) of one toy clip, without rendering."""
     style = speaker_style(0, speaker)

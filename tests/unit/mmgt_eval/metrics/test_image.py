@@ -17,14 +17,6 @@ from mmgt_eval.metrics import image as I
 from mmgt_eval.metrics.base import MetricInputError, VideoSample
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def videos(seed: int, t: int = 4, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """A random uint8 video (T, H, W, 3) and a noisy copy of it."""
     rng = np.random.default_rng(seed)
