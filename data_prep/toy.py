@@ -56,7 +56,7 @@ from mmgt_prep.toy_motion import synthesize_motion
 from mmgt_prep.toy_render import *  # noqa: F403
 from mmgt_prep.toy_render import render_frames
 from mmgt_prep.toy_style import *  # noqa: F403
-from mmgt_prep.toy_style import GENERATOR, SpeakerStyle, speaker_style
+from mmgt_prep.toy_style import SpeakerStyle, speaker_style
 
 EVENTS_FILE = "events.json"
 
@@ -74,6 +74,7 @@ class ToyClip:
 def generate_clip(style: SpeakerStyle, seconds: float, size: int, rng: np.random.Generator) -> ToyClip:
     """Audio, motion and rendering of one clip of ``seconds`` (T = round(seconds * 25) frames)."""
     audio, events = synthesize_audio(style, seconds, rng)
+    events["generator"] = style.generator
     n_frames = events["n_frames"]
     motion = synthesize_motion(style, events, n_frames, rng)
     frames = render_frames(style, motion, size)
@@ -103,12 +104,15 @@ def generate_toy_dataset(
     test_fraction: float = 0.25,
     progress: bool = True,
     retry_failed: bool = False,
+    version: int | None = None,
 ) -> dict[str, Any]:
     """Write a toy-speaker clip store at ``out`` (video.mp4, audio.wav, keypoints.npy, events.json per clip).
 
     Clip ids are ``toy_spk{s}_{k:03d}``; clips already in the store are skipped (failed ones are made again
     with ``retry_failed``), so an interrupted run resumes, and clips another process is making
     (:meth:`~mmgt_prep.store.ClipStoreWriter.claim`) are left to it. Splits follow :func:`split_for`.
+    ``version``: the toy version (None: :data:`~mmgt_prep.toy_style.TOY_VERSION`); a store holding clips of
+    another version is an error (a store is one version).
     Returns ``{ok, failed, skipped, elsewhere, seconds, out}`` where
     ``seconds`` is the wall time of the call.
     """
@@ -119,13 +123,14 @@ def generate_toy_dataset(
     from mmgt_prep.store import ClipStoreWriter
 
     t0 = time.perf_counter()
+    _check_version(out, speaker_style(seed, 0, version).generator)
     writer = ClipStoreWriter(out, retry_failed=retry_failed)
     n_frames = int(round(seconds * FPS))
     summary: dict[str, Any] = {"ok": 0, "failed": 0, "skipped": 0, "elsewhere": 0, "seconds": 0.0}
     summary["out"] = str(out)
     bar = tqdm(total=n_speakers * clips_per_speaker, desc="toy speakers", unit="clip", disable=not progress)
     for spk in range(n_speakers):
-        style = speaker_style(seed, spk)
+        style = speaker_style(seed, spk, version)
         for k in range(clips_per_speaker):
             clip_id = f"{style.name}_{k:03d}"
             bar.update(1)
@@ -142,7 +147,7 @@ def generate_toy_dataset(
                 n_frames=n_frames,
                 fps=float(FPS),
                 size=size,
-                extra={"seed": seed, "generator": GENERATOR, "speaker_index": spk, "clip_index": k},
+                extra={"seed": seed, "generator": style.generator, "speaker_index": spk, "clip_index": k},
             )
 
             def write(tmp: Path, spk: int = spk, k: int = k, style: SpeakerStyle = style) -> None:
@@ -164,6 +169,21 @@ def generate_toy_dataset(
     bar.close()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def _check_version(out: str | Path, generator: str) -> None:
+    """Raise if the store at ``out`` holds toy clips of another generator version than ``generator``."""
+    from mmgt.clipstore import MANIFEST, read_manifest
+
+    if not (Path(out) / MANIFEST).is_file():
+        return
+    found = {r.extra.get("generator") for r in read_manifest(out).values() if r.source == "toy"}
+    other = sorted(str(g) for g in found - {generator})
+    if other:
+        raise ValueError(
+            f"{out}: this store holds toy clips of {', '.join(other)}, not {generator}: a store is one toy "
+            f"version. Write to a new out=, or ask for that version (version=1 for 'mmgt_prep.toy v1')."
+        )
 
 
 @dataclass(frozen=True)
@@ -190,6 +210,8 @@ class ToyStore(Settings):
     retry_failed: bool = False
     vae_steps: int = 0
     """> 0: also fit the toy VAE into ``<out>/vae`` (:func:`mmgt_prep.toy_vae.fit_store_vae`)."""
+    version: int | None = None
+    """The toy version (None: the current one, :data:`~mmgt_prep.toy_style.TOY_VERSION`; 1: the original)."""
 
     def run(self) -> dict[str, Any]:
         """Write (or resume) the toy store at ``out``; returns :func:`generate_toy_dataset`'s summary."""

@@ -37,13 +37,18 @@ from typing import Any
 import numpy as np
 
 from mmgt.schema import BODY_INDEX, FACE_OFFSET, FPS, LEFT_HAND, NUM_KEYPOINTS, RIGHT_HAND, SAMPLES_PER_FRAME
-from mmgt_prep.toy_audio import _raised_cosine, _syllable_envelope
+from mmgt_prep.toy_audio import VOWELS, _raised_cosine, _syllable_envelope
 from mmgt_prep.toy_measures import stress_frames
-from mmgt_prep.toy_style import SpeakerStyle
+from mmgt_prep.toy_style import TRAVEL_BOX, SpeakerStyle
 
 STROKE_HALF = 1.5  # frames from stroke start to its centre
 STROKE_HOLD = 1.0  # frames held at the apex
 MAX_RETRACT = 16.0  # frames
+TRAVEL_FRAMES = 28.0  # frames a (version 2) hand takes to reach its next home: peak speed < 1/3 of a stroke's
+TURN_FRAMES = 10.0  # frames a (version 2) head turn takes
+MOUTH_DARK = (70.0, 20.0, 30.0)  # the open mouth of version 1 (and of silence in version 2)
+MOUTH_BACK = (60.0, 15.0, 75.0)  # version 2 at the lowest F2 of VOWELS (u, o: dark, tongue back)
+MOUTH_FRONT = (235.0, 225.0, 205.0)  # at the highest F2 (i: teeth show)
 
 
 def _rot(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
@@ -128,8 +133,13 @@ def _face_points(
     opening: np.ndarray,
     eye_open: np.ndarray,
     brow: np.ndarray,
+    yaw: np.ndarray,
 ) -> np.ndarray:
-    """iBUG-68 face points (T, 68, 2) on the cartoon head (centre (T, 2), roll (T,) radians)."""
+    """iBUG-68 face points (T, 68, 2) on the cartoon head (centre (T, 2), roll (T,) radians).
+
+    ``yaw`` (T,) turns the head: brows, eyes, nose and lips shift sideways by ``yaw x head_rx``, the jaw
+    contour by half of that.
+    """
     t = len(centre)
     rx, ry = style.head_rx, style.head_ry
     pts = np.zeros((t, 68, 2))
@@ -170,6 +180,8 @@ def _face_points(
     pts[:, 60:68, 0] = mw * np.cos(ang_i)
     pts[:, 60:68, 1] = my[:, None] + oh[:, None] * np.sin(ang_i)
     pts[:, 62, 0] = pts[:, 66, 0] = 0.0  # exact centre points (cos(3 pi / 2) rounding)
+    pts[:, 17:68, 0] += yaw[:, None] * rx
+    pts[:, 0:17, 0] += 0.5 * yaw[:, None] * rx
     return centre[:, None, :] + _rot(pts, roll[:, None])
 
 
@@ -217,10 +229,11 @@ def _arm(
     strokes: list[tuple[float, float, float]],
     t_idx: np.ndarray,
     sway: np.ndarray,
+    travel: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Shoulder (2,), elbow, wrist (T, 2) and 21 hand points (T, 21, 2) of one arm.
 
-    ``sway`` (T,) is the wrist's slow vertical sway.
+    ``sway`` (T,) is the wrist's slow vertical sway, ``travel`` (T, 2) its travel offset (:func:`_travel`).
     """
     hx, _ = style.head_center
     ready = np.array(style.ready_right if side < 0 else style.ready_left)
@@ -232,7 +245,7 @@ def _arm(
         prof = _stroke_profile(t_idx, c, strokes[j + 1][0] if j + 1 < len(strokes) else np.inf)
         disp += amp * prof[:, None] * np.array([math.cos(ang), math.sin(ang)])
         prof_total += prof
-    wrist = ready + disp
+    wrist = ready + disp + travel
     wrist[:, 1] += sway
     shoulder = np.array([hx + side * style.shoulder_half_width, style.shoulder_y])
     elbow = _two_link(shoulder, wrist, style.upper_arm, style.forearm, side)
@@ -248,8 +261,9 @@ def _keypoints(
     face: np.ndarray,
     centre: np.ndarray,
     roll: np.ndarray,
+    yaw: np.ndarray,
 ) -> np.ndarray:
-    """(T, 134, 3) keypoints from the arms, the face points (T, 68, 2) and the head.
+    """(T, 134, 3) keypoints from the arms, the face points (T, 68, 2) and the head (ears: 0.3 yaw inward).
 
     Confidences as in Keypoint confidence, above: legs and feet below the frame at confidence 0; every
     x, y clipped to [0, 1].
@@ -279,7 +293,8 @@ def _keypoints(
     kps[:, b["right_eye"], :2] = face[:, 36:42].mean(axis=1)
     kps[:, b["left_eye"], :2] = face[:, 42:48].mean(axis=1)
     for name, ex in (("right_ear", -style.head_rx), ("left_ear", style.head_rx)):
-        kps[:, b[name], :2] = centre + _rot(np.array([[ex, 0.02]]), roll[:, None])[:, 0]
+        ear = np.stack([ex - 0.3 * yaw * style.head_rx, np.full(n_frames, 0.02)], axis=-1)
+        kps[:, b[name], :2] = centre + _rot(ear, roll)
     for i, side in zip(range(18, 24), (1, 1, 1, -1, -1, -1), strict=True):  # feet below the ankles
         kps[:, i, :2] = [hx + side * 0.7 * w, sy + 1.55]
     conf[:, 18:24] = 0.0
@@ -289,13 +304,87 @@ def _keypoints(
     return kps
 
 
+def _phrase_starts(events: dict) -> np.ndarray:
+    """Frames (float) at which the clip's phrases start."""
+    return np.array([p["start"] * FPS for p in events.get("phrases", [])], dtype=np.float64)
+
+
+def _travel(
+    style: SpeakerStyle, side: int, starts: np.ndarray, t_idx: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """(T, 2) offset of a wrist from its ready position (zero for ``travel`` 0: version 1, no draws).
+
+    At every phrase start the hand sets off to a new home drawn in
+    :data:`~mmgt_prep.toy_style.TRAVEL_BOX` (raised cosine over :data:`TRAVEL_FRAMES`).
+    """
+    offset = np.zeros((len(t_idx), 2))
+    if style.travel <= 0:
+        return offset
+    hx, _ = style.head_center
+    sy, w = style.shoulder_y, style.shoulder_half_width
+    ready = np.array(style.ready_right if side < 0 else style.ready_left)
+    current = np.zeros(2)
+    for f in starts:
+        target = np.array([hx + side * rng.uniform(*TRAVEL_BOX[:2]) * w, sy + rng.uniform(*TRAVEL_BOX[2:])])
+        move = style.travel * (target - ready) - current
+        offset += _raised_cosine((t_idx - f) / TRAVEL_FRAMES)[:, None] * move
+        current = current + move
+    return offset
+
+
+def _turns(
+    style: SpeakerStyle, starts: np.ndarray, t_idx: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """(T,) head yaw in [-1, 1] x ``yaw_amplitude``: a new direction at every phrase start (v1: zero)."""
+    yaw = np.zeros(len(t_idx))
+    if style.yaw_amplitude <= 0:
+        return yaw
+    current = 0.0
+    for f in starts:
+        target = style.yaw_amplitude * rng.uniform(-1.0, 1.0)
+        yaw += _raised_cosine((t_idx - f) / TURN_FRAMES) * (target - current)
+        current = target
+    return yaw
+
+
+def mouth_colours(style: SpeakerStyle, events: dict, n_frames: int) -> np.ndarray:
+    """(T, 3) RGB of the open mouth's interior.
+
+    Version 2 (``vowel_mouth``): per frame, the syllables' vowel colours weighted by their envelopes, a
+    vowel's colour running from :data:`MOUTH_BACK` to :data:`MOUTH_FRONT` with its F2 (``VOWELS``): the
+    audio's spectral content, which no keypoint carries; :data:`MOUTH_DARK` where no syllable sounds.
+    Version 1: dark.
+    """
+    out = np.tile(np.array(MOUTH_DARK), (n_frames, 1))
+    syllables = events["syllables"]
+    if not style.vowel_mouth or not syllables:
+        return out
+    f2 = np.array([f[1] for f in VOWELS.values()])
+    lo, hi = f2.min(), f2.max()
+    weights = np.stack(
+        [
+            _syllable_envelope([s], n_frames * SAMPLES_PER_FRAME).reshape(n_frames, -1).mean(1)
+            for s in syllables
+        ],
+        1,
+    )  # (T, S)
+    mix = np.array([(VOWELS[s["vowel"]][1] - lo) / (hi - lo) for s in syllables])  # (S,) 0 back .. 1 front
+    colours = np.array(MOUTH_BACK) + mix[:, None] * (np.array(MOUTH_FRONT) - np.array(MOUTH_BACK))  # (S, 3)
+    total = weights.sum(1, keepdims=True)
+    sounding = total[:, 0] > 1e-3
+    out[sounding] = (weights @ colours)[sounding] / total[sounding]
+    return out
+
+
 def synthesize_motion(
     style: SpeakerStyle, events: dict, n_frames: int, rng: np.random.Generator
 ) -> dict[str, Any]:
     """Per-frame motion of the cartoon for the audio events.
 
     Returns a dict with ``keypoints`` (T, 134, 3) float32, ``head_center`` (T, 2), ``head_roll`` (T,)
-    radians, ``mouth`` (T,) opening, ``eye_open`` (T,), ``blink_frames`` and ``stroke_frames`` lists.
+    radians, ``mouth`` (T,) opening, ``mouth_colour`` (T, 3) RGB (:func:`mouth_colours`), ``yaw`` (T,),
+    ``eye_open`` (T,), ``blink_frames`` and ``stroke_frames`` lists. Version 2's travel and turns are drawn
+    after every version-1 draw, so version 1's motion is unchanged.
     """
     t_idx = np.arange(n_frames, dtype=np.float64)
     secs = t_idx / FPS
@@ -325,16 +414,28 @@ def synthesize_motion(
     per_hand = _strokes(style, stresses, rng)
     sway = rng.uniform(0.001, 0.003, 2)
     sway_ph = rng.uniform(0, 2 * np.pi, 2)
+    starts = _phrase_starts(events)
+    travel = {side: _travel(style, side, starts, t_idx, rng) for side in (-1, 1)}
+    yaw = _turns(style, starts, t_idx, rng)
     arms = {
-        side: _arm(style, side, per_hand[side], t_idx, sway[k] * np.sin(2 * np.pi * 0.3 * secs + sway_ph[k]))
+        side: _arm(
+            style,
+            side,
+            per_hand[side],
+            t_idx,
+            sway[k] * np.sin(2 * np.pi * 0.3 * secs + sway_ph[k]),
+            travel[side],
+        )
         for k, side in enumerate((-1, 1))
     }
-    face = _face_points(style, centre, roll, mouth, eye_open, brow)
+    face = _face_points(style, centre, roll, mouth, eye_open, brow, yaw)
     return {
-        "keypoints": _keypoints(style, arms, face, centre, roll).astype(np.float32),
+        "keypoints": _keypoints(style, arms, face, centre, roll, yaw).astype(np.float32),
         "head_center": centre,
         "head_roll": roll,
         "mouth": mouth,
+        "mouth_colour": mouth_colours(style, events, n_frames),
+        "yaw": yaw,
         "eye_open": eye_open,
         "blink_frames": blinks,
         "stroke_frames": {
@@ -344,4 +445,15 @@ def synthesize_motion(
     }
 
 
-__all__ = ["MAX_RETRACT", "STROKE_HALF", "STROKE_HOLD", "synthesize_motion"]
+__all__ = [
+    "MAX_RETRACT",
+    "MOUTH_BACK",
+    "MOUTH_DARK",
+    "MOUTH_FRONT",
+    "STROKE_HALF",
+    "STROKE_HOLD",
+    "TRAVEL_FRAMES",
+    "TURN_FRAMES",
+    "mouth_colours",
+    "synthesize_motion",
+]

@@ -154,15 +154,15 @@ class _Canvas:
         cv2.polylines(img, [poly(face[[28, 30, 33]])], False, _shade(st.skin, 0.65), ln(0.007), aa, _SHIFT)
         cv2.polylines(img, [poly(face[31:36])], False, _shade(st.skin, 0.65), ln(0.007), aa, _SHIFT)
 
-    def mouth(self, img: np.ndarray, face: np.ndarray, roll: float) -> None:
-        """Outer lips, then the open mouth (inner-lip ellipse; height = opening)."""
+    def mouth(self, img: np.ndarray, face: np.ndarray, roll: float, inside: tuple[int, int, int]) -> None:
+        """Outer lips, then the open mouth (inner-lip ellipse; height = opening) filled with ``inside``."""
         cv2, p, ax, aa = self.cv2, self.p, self.ax, self.cv2.LINE_AA
         mc = 0.5 * (face[62] + face[66])
         o_hw, o_hh = 0.5 * np.linalg.norm(face[54] - face[48]), 0.5 * np.linalg.norm(face[57] - face[51])
         i_hw, i_hh = 0.5 * np.linalg.norm(face[64] - face[60]), 0.5 * np.linalg.norm(face[66] - face[62])
         cv2.ellipse(img, p(mc), ax(o_hw, o_hh), roll, 0, 360, self.style.lips, -1, aa, _SHIFT)
         if i_hh * self.cs > 0.4:
-            cv2.ellipse(img, p(mc), ax(i_hw, i_hh), roll, 0, 360, (70, 20, 30), -1, aa, _SHIFT)
+            cv2.ellipse(img, p(mc), ax(i_hw, i_hh), roll, 0, 360, inside, -1, aa, _SHIFT)
         else:
             cv2.line(img, p(face[60]), p(face[64]), (90, 30, 40), self.ln(0.006), aa, _SHIFT)
 
@@ -181,7 +181,7 @@ def render_frames(style: SpeakerStyle, motion: dict[str, Any], size: int = 128) 
         canvas.arms(img, kps)
         canvas.head(img, kps, motion["head_center"][t], roll)
         canvas.eyes(img, face, roll, motion["eye_open"][t])
-        canvas.mouth(img, face, roll)
+        canvas.mouth(img, face, roll, tuple(int(round(c)) for c in motion["mouth_colour"][t]))
         frames[t] = (
             canvas.cv2.resize(img, (size, size), interpolation=canvas.cv2.INTER_AREA) if ss > 1 else img
         )

@@ -10,12 +10,17 @@ Randomness and identity).
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-GENERATOR = "mmgt_prep.toy v1"
+TOY_VERSION = 2
+"""The toy's current version (``mmgt-prep source=toy version=1``: the original, small-gesture toy)."""
+GENERATORS: dict[int, str] = {1: "mmgt_prep.toy v1", 2: "mmgt_prep.toy v2"}
+"""Generator name per version, recorded in every clip's record and events."""
+GENERATOR = GENERATORS[TOY_VERSION]
 
 SKIN_TONES: tuple[tuple[int, int, int], ...] = (
     (255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (250, 206, 180),
@@ -67,6 +72,15 @@ class SpeakerStyle:
     nod_amplitude: float
     brow_raise: float
     roll_amplitude: float  # degrees
+    version: int = 1  # the toy version drawn (GENERATORS); v2 adds the three fields below
+    travel: float = 0.0  # 1: each hand's home drifts to a new point on the torso every phrase (0: fixed)
+    yaw_amplitude: float = 0.0  # head turns: largest sideways shift of the face features (x head_rx)
+    vowel_mouth: bool = False  # mouth interior coloured by the vowel's F2 (else one dark red)
+
+    @property
+    def generator(self) -> str:
+        """The generator name of this style's version (:data:`GENERATORS`)."""
+        return GENERATORS[self.version]
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -74,8 +88,21 @@ def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
     return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
 
 
-def speaker_style(seed: int, index: int) -> SpeakerStyle:
-    """The identity of toy speaker ``index`` under ``seed`` (depends on these two numbers only)."""
+def speaker_style(seed: int, index: int, version: int | None = None) -> SpeakerStyle:
+    """The identity of toy speaker ``index`` under ``seed`` (depends on these numbers only).
+
+    ``version`` (default :data:`TOY_VERSION`): 1 the original toy; 2 the same person (colours, voice, head)
+    with long sleeves, a larger mouth, larger strokes, travelling hands and head turns (:func:`_version2`).
+    """
+    version = TOY_VERSION if version is None else int(version)
+    if version not in GENERATORS:
+        raise ValueError(f"toy version must be one of {sorted(GENERATORS)}, got {version}")
+    style = _version1(seed, index)
+    return style if version == 1 else _version2(style)
+
+
+def _version1(seed: int, index: int) -> SpeakerStyle:
+    """The version-1 identity (the draws of the original toy, unchanged)."""
     rng = np.random.default_rng([seed, index, 0, 1])
     per_seed = np.random.default_rng([seed, 0, 0, 2]).random(2)
     golden = 0.6180339887
@@ -151,4 +178,51 @@ def speaker_style(seed: int, index: int) -> SpeakerStyle:
     )
 
 
-__all__ = ["GENERATOR", "GESTURE_HANDS", "HAIR_COLOURS", "SKIN_TONES", "SpeakerStyle", "speaker_style"]
+def _version2(v1: SpeakerStyle) -> SpeakerStyle:
+    """Version 2 of a speaker: what the toy needs to exercise every part of Stage II (:mod:`mmgt_prep.toy`).
+
+    Its own draws (``default_rng([seed, index, 0, 3])``), so version 1 stays as it was: long sleeves (below
+    the face only the hands show skin), a mouth 1.3x wider that opens 1.4x more, strokes of 0.12-0.16 of the
+    frame, hands that travel (``travel``), head turns (``yaw_amplitude``), the vowel-coloured mouth, and arms
+    long enough to reach every point of the travel box plus a stroke.
+    """
+    rng = np.random.default_rng([v1.seed, v1.index, 0, 3])
+    u = rng.uniform
+    amp = u(0.12, 0.16)
+    hx, _ = v1.head_center
+    sy, w = v1.shoulder_y, v1.shoulder_half_width
+    far = math.hypot((1.0 - TRAVEL_BOX[0]) * w, TRAVEL_BOX[3]) + 1.1 * amp  # shoulder -> far corner + stroke
+    ready = abs(v1.ready_right[0] - (hx - w)) + abs(v1.ready_right[1] - sy)
+    total = max(far, ready + 1.1 * amp) / 0.93
+    return dataclasses.replace(
+        v1,
+        version=2,
+        long_sleeves=True,
+        mouth_width=v1.mouth_width * 1.3,
+        mouth_max=v1.mouth_max * 1.4,
+        stroke_amplitude=amp,
+        upper_arm=0.53 * total,
+        forearm=0.47 * total,
+        travel=1.0,
+        yaw_amplitude=u(0.15, 0.25),
+        vowel_mouth=True,
+    )
+
+
+TRAVEL_BOX = (-0.3, 0.9, 0.10, 0.30)
+"""Version 2's hand targets: x = ``hx + side x U(-0.3, 0.9) x shoulder_half_width`` (side -1 right hand, +1
+left: each hand ranges over its half of the torso and 0.3 past the midline), y from ``shoulder_y + 0.10``
+to ``shoulder_y + 0.30``."""
+
+
+__all__ = [
+    "GENERATOR",
+    "GENERATORS",
+    "TOY_VERSION",
+    "TRAVEL_BOX",
+    "GESTURE_HANDS",
+    "HAIR_COLOURS",
+    "SKIN_TONES",
+    "SpeakerStyle",
+    "speaker_style",
+]
