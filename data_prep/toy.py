@@ -15,6 +15,33 @@ Randomness and identity
   same arguments give byte-identical ``keypoints.npy``, ``audio.wav`` and ``events.json``; the
   keypoints do not depend on the rendering size.
 
+Versions (``mmgt-prep source=toy version=1|2``; records and events name theirs, a store is one version)
+----------------------------------------------------------------------------------------------------------
+* **1**, the original: small gestures (strokes of 0.07-0.10 of the frame around fixed hands), a frontal
+  head, one mouth colour. Over the 2 s the demo scores, its speakers barely move: the reference frame shown
+  still is a strong answer, and everything the mouth does is in the lip keypoints.
+* **2** (the default, :data:`~mmgt_prep.toy_style.TOY_VERSION`): the same people and audio, made into a
+  controlled probe of every part of Stage II:
+
+  - *pose*: each hand travels to a new home on the torso at every phrase start (28-frame moves within
+    :data:`~mmgt_prep.toy_style.TRAVEL_BOX`, past the midline), strokes of 0.12-0.16 of the frame, and the
+    head turns (face features shift by up to 0.15-0.25 of the head's half-width). The reference frame
+    repeated is then a weak baseline and following the driving pose (PoseGuider) pays: the demo measures
+    PSNR/SSIM against both still-frame baselines and the hand-position error (``hands`` metric) against
+    the reference frame repeated.
+  - *audio*: the open mouth's interior takes a colour from the vowel's second formant (dark purple for
+    u/o, bright "teeth" for i: :func:`~mmgt_prep.toy_motion.mouth_colours`), on top of the opening the lip
+    keypoints carry. No keypoint holds the vowel, so only audio attention at the lips can render it: the
+    demo measures mouth-region PSNR with the clip's own audio against another clip's (shuffled control).
+  - *masks*: nothing audio-dependent is drawn outside the face and the hands (the torso, sleeves and
+    background are static; arm motion is in the pose), so motion masks that confine audio attention to
+    those regions lose nothing and unmasked attention has only noise to add: the demo's sweep compares
+    ``mask_guidance`` motion / none / no_audio over seeds.
+  - long sleeves: below the face only the hands show skin (what the ``hands`` metric detects).
+
+  Version 2 draws its extras from its own streams (``default_rng([seed, index, 0, 3])`` for the style,
+  after every version-1 draw for the motion), so version 1 stays reproducible.
+
 Modules (this one writes clips and stores, and re-exports the public names of the others)
     * :mod:`mmgt_prep.toy_style`: :class:`SpeakerStyle`, :func:`speaker_style`;
     * :mod:`mmgt_prep.toy_audio`: :func:`synthesize_audio` (the audio rules);

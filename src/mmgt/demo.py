@@ -9,8 +9,8 @@ Every phase is one of the project's own commands (printed, so it can be rerun or
    from their audio (and from shuffled audio, the control) and scores them;
 4. Stage II, image level: ``mmgt-train experiment=stage2_image_toy`` (on the toy VAE of phase 1);
 5. the ablation sweep ``mmgt-train sweep=demo`` (conf/sweep/demo.yaml: video level, mask guidance
-   motion vs none x seeds 0, 1) from the image-level export, each job trained, its test split generated
-   and scored;
+   motion vs none vs no_audio x seeds 0, 1) from the image-level export, each job trained, its test split
+   generated and scored;
 6. the still-frame baselines (the mean training frame; each clip's reference frame repeated) scored by
    the same protocol, and the tables (``mmgt-table``): the sweep with
    mean ± std over seeds, and Stage I's learning evidence;
@@ -43,7 +43,7 @@ class Demo:
         self.out, self.budget = out, budget
         self.still_psnr: dict[str, float] = {}  # PSNR of each still-frame baseline (set by tables())
         self.t0 = time.perf_counter()
-        self.store = out / "data" / "toy_speakers"
+        self.store = out / "data" / f"toy_speakers_v{budget['toy_version']}"
         self.env = dict(os.environ, HF_HUB_OFFLINE="1")
 
     def phase(self, k: int, text: str) -> None:
@@ -76,6 +76,7 @@ class Demo:
         self.run(
             "mmgt_prep.cli", "source=toy", f"out={self.store}", f"n_speakers={b['speakers']}",
             f"clips_per_speaker={b['clips_per_speaker']}", f"seconds={b['seconds']}", "size=64", "seed=0",
+            f"version={b['toy_version']}",
             f"vae_steps={b['vae_steps']}", "progress=false", f"hydra.run.dir={self.out / 'logs' / 'prep'}",
         )  # fmt: skip
         from mmgt.clipstore import ClipStore
@@ -119,9 +120,12 @@ class Demo:
         """Phase 4: Stage II image level; returns its export folder."""
         self.phase(4, "Stage II, image level (ReferenceNet + denoiser + PoseGuider)")
         run = self.out / "stage2_image"
-        if (run / "export" / "mmgt_stage2.json").is_file():
+        overrides = run / ".hydra" / "overrides.yaml"
+        made_here = overrides.is_file() and f"data.root={self.store}" in overrides.read_text()
+        if (run / "export" / "mmgt_stage2.json").is_file() and made_here:  # trained on this very store
             print(f"  reusing {run / 'export'}")
             return run / "export"
+        shutil.rmtree(run, ignore_errors=True)
         self.run(
             "mmgt.train", "experiment=stage2_image_toy", f"data.root={self.store}",
             f"trainer.max_epochs={self.budget['image_epochs']}", "trainer.enable_progress_bar=false",
@@ -131,7 +135,7 @@ class Demo:
 
     def sweep(self, image_export: Path) -> Path:
         """Phase 5: the mask-guidance sweep from ``image_export``; returns the multirun folder."""
-        self.phase(5, "ablation sweep: motion masks vs no masks x 2 seeds (video level, evaluated)")
+        self.phase(5, "ablation sweep: motion masks / no masks / no audio x 2 seeds (video level, evaluated)")
         sweep = self.out / "sweep"
         shutil.rmtree(sweep, ignore_errors=True)
         self.run(
@@ -196,12 +200,67 @@ class Demo:
             f"frame {still['mean_frame']:.1f} dB, the reference frame repeated "
             f"{still['reference_frame']:.1f} dB"
         )
+        print("\nTargets (issue 17; mean ± std over seeds, held-out clips):")
+        for line in targets(sweep, self.still_psnr):
+            print(f"  {line}")
         print(
             f"\nTensorBoard: .venv/bin/tensorboard --logdir {self.out}  (runs named by their overrides)\n"
             f"videos:      {sweep}/<run>/generated/<speaker>/<clip>.mp4, {stage1}/generated\n"
             f"tables:      {self.out / 'tables'}/*/table.{{md,tex,csv}}\n"
             f"total:       {time.perf_counter() - self.t0:.0f} s"
         )
+
+
+GUIDANCE_KEY = "model/stage2/mask_guidance"
+"""The sweep's ablation axis (conf/sweep/demo.yaml)."""
+
+
+def sweep_values(sweep: Path, key: str = GUIDANCE_KEY) -> dict[str, dict[str, list[float]]]:
+    """``{configuration: {metric value: [one per seed]}}`` of the sweep's ok runs, by their ``key``."""
+    from mmgt_eval.results import collect
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for run in collect(sweep):
+        name = next((o.split("=", 1)[1] for o in run.overrides if o.startswith(f"{key}=")), None)
+        if run.reference or run.status != "ok" or name is None:
+            continue
+        for metric, value in run.values.items():
+            out.setdefault(name, {}).setdefault(metric, []).append(value)
+    return out
+
+
+def _ms(values: list[float]) -> tuple[float, float]:
+    """Mean and (population) std of ``values``; nan, nan when empty."""
+    import numpy as np
+
+    return (float(np.mean(values)), float(np.std(values))) if values else (float("nan"), float("nan"))
+
+
+def targets(sweep: Path, still_psnr: dict[str, float]) -> list[str]:
+    """The demo's three learning targets, each ``MET`` / ``NOT MET`` with its figures.
+
+    1. Stage II (motion masks) beats the reference frame repeated in PSNR;
+    2. its mouth PSNR with the clip's own audio exceeds another clip's audio by more than 2 std over seeds;
+    3. motion masks beat no masks on the mouth by more than the larger std of the two.
+    """
+    runs = sweep_values(sweep)
+    motion, none = runs.get("motion", {}), runs.get("none", {})
+    psnr, spsnr = _ms(motion.get("psnr/psnr", []))
+    own, sown = _ms(motion.get("mouth/mouth_psnr", []))
+    shuf, sshuf = _ms(motion.get("mouth_shuffled/mouth_psnr", []))
+    nomask, snomask = _ms(none.get("mouth/mouth_psnr", []))
+    ref = still_psnr.get("reference_frame", float("nan"))
+    verdict = lambda ok: "MET    " if ok else "NOT MET"  # noqa: E731
+    return [
+        f"{verdict(psnr > ref)} PSNR, motion {psnr:.2f} ± {spsnr:.2f} dB vs the reference frame repeated "
+        f"{ref:.2f} dB",
+        f"{verdict(own - shuf > 2 * max(sown, sshuf))} mouth PSNR, own audio {own:.2f} ± {sown:.2f} vs "
+        f"shuffled {shuf:.2f} ± {sshuf:.2f} dB (needs a gap > 2 std: {own - shuf:+.2f} vs "
+        f"{2 * max(sown, sshuf):.2f})",
+        f"{verdict(own - nomask > max(sown, snomask))} mouth PSNR, motion masks {own:.2f} ± {sown:.2f} vs "
+        f"none {nomask:.2f} ± {snomask:.2f} dB (needs a gap > 1 std: {own - nomask:+.2f} vs "
+        f"{max(sown, snomask):.2f})",
+    ]
 
 
 def _r(value: float | None) -> str:
@@ -217,14 +276,14 @@ def _table(log: str) -> str:
 
 
 BUDGETS: dict[str, dict[str, Any]] = {
-    "default": {"speakers": 4, "clips_per_speaker": 6, "seconds": 8.0, "stage1_seconds": 100,
-                "image_epochs": 12, "vae_steps": 800, "sweep": "demo"},
-    "quick": {"speakers": 2, "clips_per_speaker": 3, "seconds": 4.0, "stage1_epochs": 40,
-              "image_epochs": 1, "vae_steps": 30, "sweep": "demo_quick"},
+    "default": {"toy_version": 2, "speakers": 4, "clips_per_speaker": 6, "seconds": 8.0,
+                "stage1_seconds": 100, "image_epochs": 12, "vae_steps": 800, "sweep": "demo"},
+    "quick": {"toy_version": 2, "speakers": 2, "clips_per_speaker": 3, "seconds": 4.0,
+              "stage1_epochs": 40, "image_epochs": 1, "vae_steps": 30, "sweep": "demo_quick"},
 }  # fmt: skip
-"""Training lengths: ``default`` is sized for the 15-minute budget on 2 cores (Stage I by wall time; measured
-20 min on 2026-12-03, see the README); ``quick`` is a smoke run of fixed length (Stage I by epochs), the same
-on a loaded machine."""
+"""The toy version (the store is ``data/toy_speakers_v<N>``) and the training lengths: ``default`` is sized
+for the 15-minute budget on 2 cores (Stage I by wall time; see the README for the measured time); ``quick``
+is a smoke run of fixed length (Stage I by epochs), the same on a loaded machine."""
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -144,8 +144,10 @@ class VideoEvaluation:
         sizes = [c.record.size for c in clips]
         side, size_overrides = protocol_size(self.eval_size, pipe.size, sizes, trained)
         conditions, control = generation_conditions(
-            len(clips), self.shuffled_control, f"split {self.split!r} of {store.root}"
+            len(clips), self.shuffled_control and pipe.use_audio, f"split {self.split!r} of {store.root}"
         )
+        if self.shuffled_control and not pipe.use_audio:
+            control = "skipped: the export uses no audio (another clip's audio would change nothing)"
         audios = [c.audio() for c in clips]
         for i, clip in enumerate(tqdm(clips, desc=f"stage II: generating {self.split}", unit="clip")):
             kps, frames = clip.keypoints(), clip.video()

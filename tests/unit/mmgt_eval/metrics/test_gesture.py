@@ -387,7 +387,7 @@ def test_fgd_adapter(toy_sets, autoencoder):
     for i, k in enumerate(toy_sets["a"]):
         assert metric.update(sample(f"v{i}", k), sample(f"v{i}", k)) == {}
     out = metric.compute()
-    assert out["fgd"] == pytest.approx(0.0, abs=1e-8)
+    assert out["fgd"] == pytest.approx(0.0, abs=1e-5)  # identical sets: 0 up to sqrtm round-off
     assert out["fgd_windows_generated"] == out["fgd_windows_reference"] == 4 * (150 // 32)
     with pytest.raises(VideoSkipped, match="32-frame window"):
         metric.update(sample("short", toy_sets["a"][0][:20]), sample("short", toy_sets["a"][0][:20]))
