@@ -72,14 +72,14 @@ def adamw(
     eps: float = 1e-8,
     eight_bit: bool = False,
 ) -> torch.optim.Optimizer:
-    """AdamW, or bitsandbytes' 8-bit AdamW (``eight_bit``; GPU only, ``pip install bitsandbytes``)."""
+    """AdamW, or bitsandbytes' 8-bit AdamW (``eight_bit``; ``bitsandbytes>=0.50``, on GPU or CPU)."""
     if eight_bit:
         try:
             import bitsandbytes as bnb
         except ImportError as e:
             raise ImportError(
-                "optimizer eight_bit=true needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU; "
-                "use model/stage2/optimizer=adamw on CPU"
+                "optimizer eight_bit=true (model/stage2/optimizer=adamw8bit) needs bitsandbytes: "
+                "pip install 'bitsandbytes>=0.50' (CUDA or its CPU backend), or model/stage2/optimizer=adamw"
             ) from e
         return bnb.optim.AdamW8bit(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
