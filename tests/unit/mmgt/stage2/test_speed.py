@@ -82,6 +82,8 @@ def test_lever_keeps_the_output(
     pipe = model.pipeline()
     out = latents(pipe, inputs, **options)
     torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-4)
+    weight = pipe.components.denoiser.unet.conv_in.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == options.get("channels_last", False)
     assert pipe.last_stats["cfg_mode"] == options.get("cfg_mode", "batched")
     assert pipe.last_stats["scheduler"] == "ddim"
     assert pipe.last_stats["unet_frame_evals_per_frame"] == 3 * 2 * (4 + 4) / FRAMES  # 2 windows of 4
