@@ -41,7 +41,7 @@ from torch import Tensor
 from transformers import CLIPVisionModelWithProjection
 
 from mmgt.schema import AUDIO_MARGIN, FPS, SAMPLE_RATE
-from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.attention import Stage2AttentionContext, reference_keep_or_none
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import (
@@ -257,7 +257,10 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
                 den.mask_regions,
             )
         context = Stage2AttentionContext(
-            reference_states=states, reference_keep=keep, audio_tokens=tokens, region_masks=masks
+            reference_states=states,
+            reference_keep=reference_keep_or_none(keep),
+            audio_tokens=tokens,
+            region_masks=masks,
         )
 
         noise = torch.randn(latents.shape, generator=generator, device=dev, dtype=latents.dtype)
