@@ -37,7 +37,7 @@ from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mmgt.config import CONFIG_DIR
 
@@ -139,10 +139,26 @@ def _video_path(out: str | Path) -> Path:
 
 
 def _video_options(cfg: DictConfig) -> dict[str, Any]:
-    """Stage II sampling overrides of the config (null keys keep the export's defaults)."""
+    """Stage II sampling overrides of the config (null keys keep the export's defaults).
+
+    The named keys (``video_steps``, ``context_frames``, ...) and the ``video_options`` map (any generation
+    option, e.g. the speed levers ``scheduler``, ``cfg_mode``); a key given both ways is an error.
+    """
     keys = ("video_steps", "video_guidance", "context_frames", "context_overlap", "context_batch")
     names = ("steps", "guidance_scale", "context_frames", "context_overlap", "context_batch")
-    return {n: cfg.get(k) for k, n in zip(keys, names, strict=True) if cfg.get(k) is not None}
+    named = {n: cfg.get(k) for k, n in zip(keys, names, strict=True) if cfg.get(k) is not None}
+    extra = dict(OmegaConf.to_container(cfg.get("video_options") or {}, resolve=True))
+    both = sorted(set(named) & set(extra))
+    if both:
+        raise ValueError(f"mmgt-generate: {both} given both as video_options and as their own keys")
+    return {**named, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def _video_pipeline(cfg: DictConfig) -> Any:
+    """The Stage II pipeline of ``video_model`` on ``device``, in ``video_dtype`` (null: the export's)."""
+    from mmgt.stage2.pipeline import Stage2Pipeline
+
+    return Stage2Pipeline.from_pretrained(cfg.video_model, cfg.device, cfg.get("video_dtype"))
 
 
 def _write_stage2(
@@ -177,7 +193,6 @@ def generate_video(cfg: DictConfig) -> dict[str, Any]:
     """
     from mmgt.pipeline import read_image
     from mmgt.schema import num_frames_for_samples, validate_keypoints
-    from mmgt.stage2.pipeline import Stage2Pipeline
     from mmgt.untrusted import load_npy
 
     if not cfg.get("keypoints"):
@@ -192,7 +207,7 @@ def generate_video(cfg: DictConfig) -> dict[str, Any]:
     n = max(1, num_frames_for_samples(len(audio)))
     kps = np.concatenate([kps[:n], np.repeat(kps[-1:], max(0, n - len(kps)), axis=0)]).astype(np.float32)
     ref_pose = reference_pose(None, cfg.ref_keypoints) if cfg.get("ref_keypoints") else kps[0]
-    pipe = Stage2Pipeline.from_pretrained(cfg.video_model, cfg.device)
+    pipe = _video_pipeline(cfg)
     frames = pipe.iter_frames(
         read_image(cfg.ref_image),
         kps,
@@ -207,11 +222,10 @@ def generate_video(cfg: DictConfig) -> dict[str, Any]:
 def generate_full(cfg: DictConfig) -> dict[str, Any]:
     """Both stages: audio + reference image -> Stage I poses (``pose_model``) -> video (``video_model``)."""
     from mmgt.pipeline import read_image, stream_from_audio
-    from mmgt.stage2.pipeline import Stage2Pipeline
 
     audio, native, rate = _audio(cfg)
     ref_pose = reference_pose(cfg.ref_image, cfg.ref_keypoints)
-    pipe = Stage2Pipeline.from_pretrained(cfg.video_model, cfg.device)
+    pipe = _video_pipeline(cfg)
     kps, frames = stream_from_audio(
         audio,
         read_image(cfg.ref_image),

@@ -167,9 +167,22 @@ def test_generate_video_stage_with_given_poses(exports: dict[str, Path], tmp_pat
         audio=str(audio),
         ref_image=str(tmp_path / "ref.png"),
         keypoints=str(tmp_path / "poses.npy"),
+        video_options="{scheduler: dpmsolver++, cfg_mode: sequential}",  # speed levers reach the pipeline
+        video_dtype="bf16",
     )
     assert res["out"] == str(tmp_path / "out" / "video.mp4") and res["frames"] == 45
+    assert res["stats"]["scheduler"] == "dpmsolver++" and res["stats"]["cfg_mode"] == "sequential"
+    assert res["stats"]["dtype"] == "bfloat16"
     _check_video(Path(res["out"]), audio)
+
+
+def test_video_options_map_and_named_keys() -> None:
+    from mmgt.generate import _video_options
+
+    cfg = compose_config("generate", ["video_steps=3", "video_options={scheduler: unipc, vae_tiling: true}"])
+    assert _video_options(cfg) == {"steps": 3, "scheduler": "unipc", "vae_tiling": True}
+    with pytest.raises(ValueError, match=r"\['steps'\] given both"):
+        _video_options(compose_config("generate", ["video_steps=3", "video_options={steps: 2}"]))
 
 
 def test_generate_bad_input_is_a_clear_error(exports: dict[str, Path], tmp_path: Path) -> None:

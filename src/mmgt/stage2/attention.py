@@ -115,6 +115,13 @@ class RegionMasks:
         out._by_tokens = {n: m[index] for n, m in self._by_tokens.items()}
         return out
 
+    def to(self, dtype: torch.dtype) -> RegionMasks:
+        """The masks in ``dtype`` (the networks' precision)."""
+        out = RegionMasks.__new__(RegionMasks)
+        out.regions = self.regions
+        out._by_tokens = {n: m.to(dtype) for n, m in self._by_tokens.items()}
+        return out
+
     def repeat(self, times: int) -> RegionMasks:
         """Masks with the N rows repeated ``times`` (the CFG halves share masks)."""
         out = RegionMasks.__new__(RegionMasks)

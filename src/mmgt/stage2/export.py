@@ -63,10 +63,24 @@ DEFAULT_INFERENCE: dict[str, Any] = {
     "pose_cache": "device",
     "audio_branches": None,
     "motion_scale": None,
+    "scheduler": "ddim",
+    "cfg_mode": "batched",
+    "channels_last": False,
+    "sdpa_backend": None,
+    "compile": False,
+    "compile_mode": None,
+    "compile_backend": None,
+    "vae_slicing": False,
+    "vae_tiling": False,
 }
 """Generation defaults, the only definition (an export's ``inference`` overrides them key by key; None = the
 default). ``audio_branches`` / ``motion_scale``: the mask region and weight of each audio branch at
-generation (None: the denoiser's training ones; the released MMGT used 1 + lips and 1 : 1 : 2 here)."""
+generation (None: the denoiser's training ones; the released MMGT used 1 + lips and 1 : 1 : 2 here). The
+speed levers (:mod:`mmgt.stage2.speed`): ``scheduler`` (``ddim`` | ``dpmsolver++`` | ``unipc`` | ``euler``),
+``cfg_mode`` (``batched`` | ``sequential``), ``channels_last``, ``sdpa_backend`` (None | ``math`` |
+``flash`` | ``efficient`` | ``cudnn``), ``compile`` / ``compile_mode`` / ``compile_backend``
+(``torch.compile`` of the denoiser; None: torch's defaults, ``inductor``),
+``vae_slicing`` / ``vae_tiling``."""
 
 
 def _entry(cls: type) -> tuple[str, str]:

@@ -24,13 +24,19 @@ Sampling (fixing the original's limits):
   ``context_batch`` windows per UNet call;
 * batched classifier-free guidance: the unconditional half has no reference attention, zero image
   embedding and zero audio tokens (one guidance scale, as the original); ``guidance_scale = 1`` skips it;
-* VAE decoding in slices of ``decode_chunk`` frames; a tqdm bar over the denoising steps.
+* VAE decoding in slices of ``decode_chunk`` frames; a tqdm bar over the denoising steps;
+* speed levers (:mod:`mmgt.stage2.speed`, generation options with the plain behaviour as default):
+  ``scheduler``, ``cfg_mode``, ``channels_last``, ``sdpa_backend``, ``compile`` / ``compile_mode``,
+  ``vae_slicing`` / ``vae_tiling``; the precision is the constructor's ``dtype`` (networks and their inputs
+  in it, the latents and the scheduler's arithmetic in fp32).
 
-``last_stats`` reports the UNet-frame evaluations per output frame (steps x CFG x window coverage).
+``last_stats`` reports the UNet-frame evaluations per output frame (steps x CFG x window coverage), the
+scheduler and the CFG mode.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,8 +46,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.schedulers.scheduling_ddim import DDIMScheduler
-from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 from torch import Tensor
 
 from mmgt.stage2.attention import RegionMasks, Stage2AttentionContext, mask_regions_of
@@ -54,8 +58,18 @@ from mmgt.stage2.components import (
     pose_to_tensor,
     tensor_to_frames,
 )
-from mmgt.stage2.export import Stage2Export
+from mmgt.stage2.export import DEFAULT_INFERENCE, Stage2Export
 from mmgt.stage2.guidance import MaskGuidance
+from mmgt.stage2.speed import (
+    CFG_MODES,
+    SLICEABLE,
+    configure_vae,
+    make_scheduler,
+    memory_format,
+    resolve_dtype,
+    sdpa_context,
+    set_memory_format,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +114,6 @@ def square_image(image: np.ndarray, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def make_scheduler(config: dict[str, Any]) -> DDIMScheduler:
-    """The inference DDIM scheduler on the training noise schedule (``noise_scheduler`` in the metadata)."""
-    return DDIMScheduler.from_config(
-        DDPMScheduler(**config).config, clip_sample=False, set_alpha_to_one=False
-    )
-
-
 DECODE_CHUNK = 8
 """Latent frames decoded by the VAE at a time (memory: one chunk of full-size frames)."""
 
@@ -126,6 +133,53 @@ class _Conditions:
     branch_weights: tuple[float, ...] | None = None
 
 
+@dataclass
+class _WindowInputs:
+    """The denoiser inputs of nw context windows (the conditional half of CFG unless built otherwise)."""
+
+    latents: Tensor  # (nw, C, F, h, w)
+    pose: Tensor  # (nw, C0, F, h, w)
+    embeds: Tensor  # (nw, 1, D)
+    states: dict[str, Tensor]  # module path -> (nw, L, C)
+    keep: Tensor  # (nw,) bool: attend to the reference
+    tokens: Tensor | None  # (nw * F, N, C)
+    masks: RegionMasks | None  # nw * F rows
+
+    def unconditional(self) -> _WindowInputs:
+        """CFG's unconditional inputs: no reference attention, zero image embedding, zero audio tokens."""
+        return dataclasses.replace(
+            self,
+            embeds=torch.zeros_like(self.embeds),
+            keep=torch.zeros_like(self.keep),
+            tokens=None if self.tokens is None else torch.zeros_like(self.tokens),
+        )
+
+    def with_unconditional(self) -> _WindowInputs:
+        """One batch of 2 nw: the unconditional half, then these inputs (the halves share the masks)."""
+        u = self.unconditional()
+        return _WindowInputs(
+            latents=torch.cat([u.latents, self.latents]),
+            pose=torch.cat([u.pose, self.pose]),
+            embeds=torch.cat([u.embeds, self.embeds]),
+            states={k: torch.cat([v, v]) for k, v in self.states.items()},
+            keep=torch.cat([u.keep, self.keep]),
+            tokens=None if self.tokens is None else torch.cat([u.tokens, self.tokens]),
+            masks=None if self.masks is None else self.masks.repeat(2),
+        )
+
+    def predict(self, denoiser: Any, t: Tensor, cond: _Conditions) -> Tensor:
+        """The denoiser's output (B, C, F, h, w) for these inputs at timestep ``t``."""
+        context = Stage2AttentionContext(
+            reference_states=self.states,
+            reference_keep=self.keep,
+            audio_tokens=self.tokens,
+            region_masks=self.masks,
+            branch_regions=cond.branch_regions,
+            branch_weights=cond.branch_weights,
+        )
+        return denoiser(self.latents, t, self.embeds, self.pose, context)
+
+
 class Stage2Pipeline:
     """Stage II generation from a component set and its metadata (see the module docstring).
 
@@ -133,21 +187,35 @@ class Stage2Pipeline:
         components: the six networks.
         export: the export metadata (:class:`~mmgt.stage2.export.Stage2Export`, ``mmgt_stage2.json``).
         device: where to run (default: the components' device).
+        dtype: the networks' precision, ``"fp32"`` | ``"fp16"`` | ``"bf16"`` or a torch dtype (None: keep
+            the components' own); their inputs are cast to it, the latents stay fp32.
     """
 
-    def __init__(self, components: Stage2Components, export: Stage2Export, device: str | None = None) -> None:
+    def __init__(
+        self,
+        components: Stage2Components,
+        export: Stage2Export,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
         self.components = components
         self.export = export
         self.device = torch.device(device) if device else next(components.parameters()).device
-        self.components.to(self.device)
+        wanted = resolve_dtype(dtype)
+        self.components.to(self.device, dtype=wanted)
+        self.dtype: torch.dtype = wanted or next(components.denoiser.parameters()).dtype
         self.guidance: MaskGuidance = export.guidance()
         self.last_stats: dict[str, Any] = {}
         self._extractor: Any = None
+        self._compiled: dict[tuple[str | None, str], Any] = {}  # (mode, backend) -> compiled denoiser
+        self._channels_last = False  # the memory format set by the last denoise
 
     @classmethod
-    def from_pretrained(cls, export_dir: str | Path, device: str = "cpu") -> Stage2Pipeline:
-        """Load a Stage II export folder (``<run>/export`` of ``mmgt-train``)."""
-        return cls(*Stage2Export.load(export_dir, device), device)
+    def from_pretrained(
+        cls, export_dir: str | Path, device: str = "cpu", dtype: str | torch.dtype | None = None
+    ) -> Stage2Pipeline:
+        """Load a Stage II export folder (``<run>/export`` of ``mmgt-train``), networks in ``dtype``."""
+        return cls(*Stage2Export.load(export_dir, device), device, dtype)
 
     # ------------------------------------------------------------------ facts
     @property
@@ -198,37 +266,25 @@ class Stage2Pipeline:
         audio_features: np.ndarray | None = None,
         ref_keypoints: np.ndarray | None = None,
         *,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        context_frames: int | None = None,
-        context_overlap: int | None = None,
-        context_batch: int | None = None,
-        closed_loop: bool | None = None,
-        decode_chunk: int | None = None,
-        pose_cache: str | None = None,
         seed: int = 0,
         progress: bool = True,
+        **options: Any,
     ) -> Iterator[np.ndarray]:
         """Generate a video for ``keypoints`` (T, 134, 3), yielding (<= decode_chunk, S, S, 3) uint8 pieces.
 
         The pieces come in order as they are decoded (denoising runs first, over the whole clip), so that a
-        caller writing them out never holds the decoded video; the keyword arguments override the export's
-        inference defaults.
+        caller writing them out never holds the decoded video. ``options``: keys of
+        :data:`~mmgt.stage2.export.DEFAULT_INFERENCE` (``steps``, ``guidance_scale``, ``context_frames``,
+        ``scheduler``, ``cfg_mode``, ...) overriding the export's inference settings (None: keep).
         """
+        unknown = sorted(set(options) - set(DEFAULT_INFERENCE))
+        if unknown:
+            raise TypeError(f"Stage2Pipeline: unknown options {unknown}; known: {sorted(DEFAULT_INFERENCE)}")
         kps = np.asarray(keypoints, np.float32)
         if kps.ndim != 3 or kps.shape[1:] != (134, 3):
             raise ValueError(f"keypoints must be (T, 134, 3), got {kps.shape}")
         n = len(kps)
-        opts = self.export.settings(
-            steps=steps,
-            guidance_scale=guidance_scale,
-            context_frames=context_frames,
-            context_overlap=context_overlap,
-            context_batch=context_batch,
-            closed_loop=closed_loop,
-            decode_chunk=decode_chunk,
-            pose_cache=pose_cache,
-        )
+        opts = self.export.settings(**options)
         feats = None
         if self.use_audio:
             if audio_features is None:
@@ -288,6 +344,15 @@ class Stage2Pipeline:
         pose_cache: str = "device",
         audio_branches: Sequence[str] | None = None,
         motion_scale: Sequence[float] | None = None,
+        scheduler: str = "ddim",
+        cfg_mode: str = "batched",
+        channels_last: bool = False,
+        sdpa_backend: str | None = None,
+        compile: bool = False,  # noqa: A002 - the option's name
+        compile_mode: str | None = None,
+        compile_backend: str | None = None,
+        vae_slicing: bool = False,
+        vae_tiling: bool = False,
         seed: int = 0,
         progress: bool = True,
     ) -> Tensor:
@@ -309,6 +374,16 @@ class Stage2Pipeline:
             pose_cache: where the PoseGuider features are kept (one of ``POSE_CACHES``).
             audio_branches: the audio branches used (None: all).
             motion_scale: the weight of each audio branch (None: the modules' own weights).
+            scheduler: the sampler, a key of :data:`mmgt.stage2.speed.SCHEDULERS`.
+            cfg_mode: ``batched`` (both CFG halves in one UNet call) or ``sequential`` (two calls).
+            channels_last: convolutional networks and their 4-D inputs in channels-last memory format.
+            sdpa_backend: the attention kernel (:data:`mmgt.stage2.speed.SDPA_BACKENDS`; None: torch's).
+            compile: ``torch.compile`` the denoiser (compiled once per mode and backend, then kept).
+            compile_mode: ``torch.compile``'s ``mode`` (None: its default).
+            compile_backend: ``torch.compile``'s ``backend`` (None: ``inductor``; ``aot_eager`` / ``eager``
+                trace without generating kernels, e.g. to check the graph on a CPU).
+            vae_slicing: diffusers' VAE slicing, one frame at a time (kept for :meth:`decode`).
+            vae_tiling: diffusers' VAE tiling, overlapping blended tiles (kept for :meth:`decode`).
             seed: seed of the initial noise.
             progress: show a progress bar.
 
@@ -317,53 +392,86 @@ class Stage2Pipeline:
         """
         from tqdm.auto import tqdm
 
-        dev, den = self.device, self.components.denoiser
-        n = keypoints.shape[0]
+        dev, n = self.device, keypoints.shape[0]
         if int(steps) < 1:
             raise ValueError(f"Stage2Pipeline: steps must be >= 1, got {steps}")
         if pose_cache not in POSE_CACHES:
             raise ValueError(f"pose_cache must be one of {POSE_CACHES}, got {pose_cache!r}")
-        scheduler = make_scheduler(self.export.noise_scheduler)
-        scheduler.set_timesteps(int(steps), device=dev)
-        cond = self._conditions(
-            ref_image, audio_features, keypoints, ref_keypoints, pose_cache, decode_chunk, audio_branches
-        )
-        cond.branch_weights = tuple(float(x) for x in motion_scale) if motion_scale else None
+        if cfg_mode not in CFG_MODES:
+            raise ValueError(f"cfg_mode must be one of {CFG_MODES}, got {cfg_mode!r}")
+        sched = make_scheduler(self.export.noise_scheduler, scheduler)
+        sched.set_timesteps(int(steps), device=dev)
+        self._prepare(channels_last, vae_slicing, vae_tiling)
+        den = self._denoiser(compile, compile_mode, compile_backend)
+        cfg = guidance_scale != 1.0
+        with sdpa_context(sdpa_backend):
+            cond = self._conditions(
+                ref_image, audio_features, keypoints, ref_keypoints, pose_cache, decode_chunk, audio_branches
+            )
+            cond.branch_weights = tuple(float(x) for x in motion_scale) if motion_scale else None
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            shape = (1, self.components.denoiser.latent_channels, n, *cond.latent_size)
+            latents = torch.randn(shape, generator=gen).to(dev) * sched.init_noise_sigma  # fp32 state
+            windows = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
+            count = torch.zeros(n, device=dev)  # windows per frame (the same at every step)
+            for window in windows:
+                count[torch.tensor(window, device=dev)] += 1
+            acc = torch.empty_like(latents)
+            for t in tqdm(sched.timesteps, desc="stage2 denoising", unit="step", disable=not progress):
+                acc.zero_()
+                scaled = sched.scale_model_input(latents, t)
+                for b in range(0, len(windows), int(context_batch)):
+                    idx = torch.tensor(windows[b : b + int(context_batch)], device=dev)  # (nw, F)
+                    pred = self._window_prediction(den, scaled, t, idx, cond, guidance_scale, cfg_mode)
+                    for j in range(idx.shape[0]):
+                        acc[0][:, idx[j]] += pred[j].float()
+                acc /= count.view(1, 1, n, 1, 1)
+                latents = self._step(sched, acc, t, latents)
 
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        latents = torch.randn((1, den.latent_channels, n, *cond.latent_size), generator=gen).to(dev)
-        latents = latents * scheduler.init_noise_sigma
-        windows = context_windows(n, int(context_frames), int(context_overlap), bool(closed_loop))
-        count = torch.zeros(n, device=dev)  # windows per frame (the same at every step)
-        for window in windows:
-            count[torch.tensor(window, device=dev)] += 1
-        acc = torch.empty_like(latents)
-        evals = 0
-        for t in tqdm(scheduler.timesteps, desc="stage2 denoising", unit="step", disable=not progress):
-            acc.zero_()
-            scaled = scheduler.scale_model_input(latents, t)
-            for b in range(0, len(windows), int(context_batch)):
-                idx = torch.tensor(windows[b : b + int(context_batch)], device=dev)  # (nw, F)
-                pred = self._window_prediction(scaled, t, idx, cond, guidance_scale)
-                evals += pred.shape[0] * idx.shape[1] * (2 if guidance_scale != 1.0 else 1)
-                for j in range(idx.shape[0]):
-                    acc[0][:, idx[j]] += pred[j]
-            acc /= count.view(1, 1, n, 1, 1)
-            for i in range(0, n, 64):  # DDIM is elementwise: stepping slices of frames is exact, and
-                # keeps the scheduler's temporaries per slice instead of per video
-                latents[:, :, i : i + 64] = scheduler.step(
-                    acc[:, :, i : i + 64], t, latents[:, :, i : i + 64]
-                ).prev_sample
-
+        evals = int(steps) * sum(len(w) for w in windows) * (2 if cfg else 1)
         self.last_stats = {
             "frames": n,
             "steps": int(steps),
             "windows": len(windows),
-            "cfg": guidance_scale != 1.0,
+            "cfg": cfg,
+            "cfg_mode": cfg_mode,
+            "scheduler": scheduler,
+            "dtype": str(self.dtype).removeprefix("torch."),
             "unet_frame_evals": evals,
             "unet_frame_evals_per_frame": evals / n,
         }
         return latents
+
+    @staticmethod
+    def _step(sched: Any, model_output: Tensor, t: Tensor, latents: Tensor) -> Tensor:
+        """One scheduler step of the whole latent video (1, C, T, h, w), in fp32.
+
+        DDIM is elementwise: it steps slices of 64 frames (its temporaries per slice instead of per video);
+        the multistep solvers keep per-step state and step the whole video at once.
+        """
+        if not isinstance(sched, SLICEABLE):
+            return sched.step(model_output, t, latents).prev_sample
+        for i in range(0, latents.shape[2], 64):
+            latents[:, :, i : i + 64] = sched.step(
+                model_output[:, :, i : i + 64], t, latents[:, :, i : i + 64]
+            ).prev_sample
+        return latents
+
+    def _prepare(self, channels_last: bool, vae_slicing: bool, vae_tiling: bool) -> None:
+        """Apply the memory-format and VAE levers to the networks (kept until the next call)."""
+        comps = self.components
+        set_memory_format([comps.denoiser, comps.reference_net, comps.pose_guider, comps.vae], channels_last)
+        configure_vae(comps.vae, vae_slicing, vae_tiling)
+        self._channels_last = channels_last
+
+    def _denoiser(self, compile: bool, mode: str | None, backend: str | None) -> Any:  # noqa: A002
+        """The denoiser, or its ``torch.compile`` (compiled once per mode and backend, then reused)."""
+        if not compile:
+            return self.components.denoiser
+        key = (mode, backend or "inductor")
+        if key not in self._compiled:
+            self._compiled[key] = torch.compile(self.components.denoiser, mode=mode, backend=key[1])
+        return self._compiled[key]
 
     def _conditions(
         self,
@@ -381,8 +489,8 @@ class Stage2Pipeline:
         """
         comps, dev, den = self.components, self.device, self.components.denoiser
         n = keypoints.shape[0]
-        ref = ref_image.to(dev)
-        ref_latent = encode_frames(comps.vae, ref)
+        ref = memory_format(ref_image.to(dev), self._channels_last)
+        ref_latent = encode_frames(comps.vae, ref).to(self.dtype)
         embeds = image_embeddings(comps.image_encoder, ref)
         cond = _Conditions(
             embeds=embeds,
@@ -396,18 +504,19 @@ class Stage2Pipeline:
             store = dev if pose_cache == "device" else torch.device("cpu")
             pose = torch.empty((den.pose_channels, n, h, w), device=store, dtype=comps.pose_guider.dtype)
             for i in range(0, n, chunk):
-                frames = self._pose_chunk(keypoints[i : i + chunk]).to(dev).movedim(0, 1)[None]
+                frames = self._pose_chunk(keypoints[i : i + chunk]).to(dev, self.dtype).movedim(0, 1)[None]
                 pose[:, i : i + frames.shape[2]] = comps.pose_guider(frames)[0].to(store)
             cond.pose = pose
         if audio_features is not None and self.use_audio:
-            windows = audio_windows(audio_features.to(dev), self.export.audio_margin)[None]
+            windows = audio_windows(audio_features.to(dev, self.dtype), self.export.audio_margin)[None]
             cond.tokens = torch.cat(
                 [comps.audio_proj(windows[:, i : i + 64]) for i in range(0, n, 64)], dim=1
             )[0]  # (T, N, C)
             regions = mask_regions_of(audio_branches) if audio_branches else den.mask_regions
-            cond.masks = self.guidance(
+            masks = self.guidance(
                 keypoints.to(dev)[None], ref_keypoints.to(dev)[None], den.level_sizes(h, w), regions
             )
+            cond.masks = None if masks is None else masks.to(self.dtype)
         return cond
 
     def _pose_features(self, cond: _Conditions, idx: Tensor) -> Tensor:
@@ -417,44 +526,39 @@ class Stage2Pipeline:
         frames = self._pose_chunk(cond.keypoints[idx.flatten().cpu()]).unflatten(
             0, idx.shape
         )  # (nw, F, 3, S, S)
-        return self.components.pose_guider(frames.to(self.device).transpose(1, 2))
+        return self.components.pose_guider(frames.to(self.device, self.dtype).transpose(1, 2))
 
     def _window_prediction(
-        self, latents: Tensor, t: Tensor, idx: Tensor, cond: _Conditions, guidance_scale: float
+        self,
+        den: Any,
+        latents: Tensor,
+        t: Tensor,
+        idx: Tensor,
+        cond: _Conditions,
+        guidance_scale: float,
+        cfg_mode: str = "batched",
     ) -> Tensor:
         """The (guided) model output (nw, C, F, h, w) of the windows ``idx`` (nw, F) of ``latents``.
 
-        ``latents``: (1, C, T, h, w); with CFG the unconditional half runs in the same batch.
+        ``latents``: (1, C, T, h, w); with CFG the unconditional half runs in the same batch
+        (``cfg_mode="batched"``) or in a second call (``"sequential"``).
         """
-        nw = idx.shape[0]
-        flat = idx.flatten()
-        lat = latents[0][:, idx].permute(1, 0, 2, 3, 4)  # (nw, C, F, h, w)
-        pose_w = self._pose_features(cond, idx)
-        emb_w = cond.embeds.expand(nw, -1, -1)
-        states_w = {k: v.expand(nw, -1, -1) for k, v in cond.states.items()}
-        tok_w = None if cond.tokens is None else cond.tokens[flat]
-        mask_w = None if cond.masks is None else cond.masks.select(flat)
-        keep = torch.ones(nw, dtype=torch.bool, device=self.device)
-        cfg = guidance_scale != 1.0
-        if cfg:
-            lat, pose_w = torch.cat([lat, lat]), torch.cat([pose_w, pose_w])
-            emb_w = torch.cat([torch.zeros_like(emb_w), emb_w])
-            states_w = {k: torch.cat([v, v]) for k, v in states_w.items()}
-            keep = torch.cat([torch.zeros_like(keep), keep])
-            tok_w = None if tok_w is None else torch.cat([torch.zeros_like(tok_w), tok_w])
-            mask_w = None if mask_w is None else mask_w.repeat(2)
-        context = Stage2AttentionContext(
-            reference_states=states_w,
-            reference_keep=keep,
-            audio_tokens=tok_w,
-            region_masks=mask_w,
-            branch_regions=cond.branch_regions,
-            branch_weights=cond.branch_weights,
+        nw, flat = idx.shape[0], idx.flatten()
+        inputs = _WindowInputs(
+            latents=latents[0][:, idx].permute(1, 0, 2, 3, 4).to(self.dtype),  # (nw, C, F, h, w)
+            pose=self._pose_features(cond, idx),
+            embeds=cond.embeds.expand(nw, -1, -1),
+            states={k: v.expand(nw, -1, -1) for k, v in cond.states.items()},
+            keep=torch.ones(nw, dtype=torch.bool, device=self.device),
+            tokens=None if cond.tokens is None else cond.tokens[flat],
+            masks=None if cond.masks is None else cond.masks.select(flat),
         )
-        pred = self.components.denoiser(lat, t, emb_w, pose_w, context)
-        if not cfg:
-            return pred
-        uncond, guided = pred.chunk(2)
+        if guidance_scale == 1.0:
+            return inputs.predict(den, t, cond)
+        if cfg_mode == "batched":
+            uncond, guided = inputs.with_unconditional().predict(den, t, cond).chunk(2)
+        else:
+            uncond, guided = inputs.unconditional().predict(den, t, cond), inputs.predict(den, t, cond)
         return uncond + guidance_scale * (guided - uncond)
 
     @torch.no_grad()
@@ -462,8 +566,9 @@ class Stage2Pipeline:
         """Latents (1, C, T, h, w) -> (<= decode_chunk, S, S, 3) uint8 frames, VAE-decoded piece by piece."""
         flat = latents[0].permute(1, 0, 2, 3)  # (T, C, h, w)
         for i in range(0, flat.shape[0], int(decode_chunk)):
-            chunk = decode_latents(self.components.vae, flat[i : i + int(decode_chunk)])
-            yield np.ascontiguousarray(tensor_to_frames(chunk.cpu()).numpy())
+            piece = memory_format(flat[i : i + int(decode_chunk)], self._channels_last)
+            chunk = decode_latents(self.components.vae, piece)
+            yield np.ascontiguousarray(tensor_to_frames(chunk.float().cpu()).numpy())
 
     def _pose_chunk(self, keypoints: Tensor) -> Tensor:
         """Keypoints (f, 134, 3) -> rendered pose frames (f, 3, S, S) in [0, 1] (PoseGuider input)."""
