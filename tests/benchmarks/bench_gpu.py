@@ -29,14 +29,10 @@ tests/benchmarks/gpu_wheels.sh first)::
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import multiprocessing as mp
 import os
 import shutil
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from tests.benchmarks.gpu_harness import Skip, run_section, write_report  # noqa: E402
 from tests.benchmarks.gpu_models import (  # noqa: E402
     InceptionI3D,
     param_count,
@@ -85,10 +82,6 @@ CONFIGS: dict[str, Callable[[], dict[str, Any]]] = {
         "steps": 8,
     },
 }
-
-
-class Skip(Exception):  # noqa: N818 - a result, not an error
-    """A section that cannot run here (the reason is reported)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -176,6 +169,7 @@ def unet_flops_per_frame(pipe: Any, ref: np.ndarray, kps: np.ndarray, feats: np.
 
 
 def section_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
+    from mmgt.stage2.export import DEFAULT_INFERENCE
     from mmgt.stage2.pipeline import Stage2Pipeline
 
     opts = CONFIGS[name]()
@@ -184,9 +178,10 @@ def section_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     if missing:
         raise Skip(f"Stage2Pipeline has no {missing} (the speed levers of branch `levers` not merged)")
     dev = device(args)
-    size, frames = (64, 24) if args.quick else (512, args.frames)
+    size, frames = (64, 16) if args.quick else (512, args.frames)
     if args.quick:  # tiny and short: the same code path, no compiler on the CPU runners
-        opts.update(steps=2, **({"compile": False} if "compile" in opts else {}))
+        steps = int(opts.get("steps") or DEFAULT_INFERENCE["steps"])
+        opts.update(steps=max(1, steps // 10), **({"compile": False} if "compile" in opts else {}))
     with torch.device(dev):
         model = stage2_model("video", size, 12, args.quick)
     pipe = Stage2Pipeline(
@@ -258,17 +253,20 @@ def section_quality(args: argparse.Namespace) -> dict[str, Any]:
     dev = device(args)
     fast = CONFIGS["fast"]()
     dtype = fast.pop("dtype")
+    fast["compile"] = False  # the same arithmetic; its compile time is measured in a_fast
+    frames, default = (24, {"steps": 2}) if args.quick else (50, {})
     if args.quick:
-        fast["compile"] = False
+        fast["steps"] = 2
     outs = {}
-    for name, kwargs, opts in (("default", {}, {}), ("fast", {"dtype": dtype}, fast)):
+    for name, kwargs, opts in (("default", {}, default), ("fast", {"dtype": dtype}, fast)):
         pipe = Stage2Pipeline.from_pretrained(args.toy_export, str(dev), **kwargs)
-        ref, kps = toy_inputs(50, pipe.size)
-        feats = pipe.audio_features(np.zeros(50 * 640, np.float32), 50) if pipe.use_audio else None
+        ref, kps = toy_inputs(frames, pipe.size)
+        feats = pipe.audio_features(np.zeros(frames * 640, np.float32), frames) if pipe.use_audio else None
         outs[name] = pipe(ref, kps, audio_features=feats, progress=False, seed=0, **opts)
     return {
         "export": str(args.toy_export),
-        "frames": 50,
+        "frames": frames,
+        "fast": {"dtype": dtype, **fast},
         "psnr_fast_vs_default_db": psnr(outs["fast"], outs["default"]),
     }
 
@@ -307,10 +305,18 @@ def _largest_batch(step: Callable[[int], None], cap: int, deadline: float) -> di
         except torch.OutOfMemoryError:
             why = "out of memory"
             break
-        finally:
-            torch.cuda.empty_cache() if torch.cuda.is_initialized() else None
         fits, b = b, 2 * b
     return {"largest_batch": fits, "limited_by": why}
+
+
+def _release_memory(opt: Any) -> None:
+    """Gradients and cached blocks of a step that ran out of memory."""
+    import gc
+
+    opt.zero_grad(set_to_none=True)
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def section_train(args: argparse.Namespace, process: str) -> dict[str, Any]:
@@ -349,6 +355,7 @@ def section_train(args: argparse.Namespace, process: str) -> dict[str, Any]:
             lambda b: _step(model, opt, make_batch(b, frames, size, audio, dev), dev), cap, deadline
         )
         result.update({f"{key}_{k}": v for k, v in found.items()})
+        _release_memory(opt)
     if dev.type != "cuda":
         result["peak_note"] = "no CUDA (quick run): peak memory not measured"
     return result
@@ -463,8 +470,8 @@ SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], float]
     "a_peak": (section_peak, 15),
     "a_original": (lambda a: section_generate(a, "original"), 80),
     "a_default": (lambda a: section_generate(a, "default"), 65),
-    "a_fast": (lambda a: section_generate(a, "fast"), 95),
-    "a_quality": (section_quality, 30),
+    "a_fast": (lambda a: section_generate(a, "fast"), 90),
+    "a_quality": (section_quality, 35),
     "b_train_image": (lambda a: section_train(a, "image"), 45),
     "b_train_video": (lambda a: section_train(a, "video"), 45),
     "c_stage1": (section_stage1, 30),
@@ -472,57 +479,6 @@ SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], float]
     "e_prep": (section_prep, 40),
 }
 """Section -> (function, time box in s on the GPU machine; sum 475 s, the --budget)."""
-
-
-def _child(name: str, args: argparse.Namespace, conn: Any, log: Path) -> None:
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    torch.manual_seed(0)
-    try:
-        res = {"status": "ok", **SECTIONS[name][0](args)}
-    except Skip as e:
-        res = {"status": "skipped", "reason": str(e)}
-    except BaseException as e:  # noqa: BLE001 - reported, not fatal
-        traceback.print_exc()
-        res = {"status": "error", "error": f"{type(e).__name__}: {e}"[-2000:]}
-    sys.stdout.flush()
-    sys.stderr.flush()
-    conn.send(res)
-    conn.close()
-
-
-def _tail(path: Path, n: int = 1500) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def run_section(name: str, args: argparse.Namespace, box: float) -> dict[str, Any]:
-    """Run one section in a forked process; after ``box`` seconds it is killed and reported as timed out."""
-    ctx = mp.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-    log = Path(args.out) / "logs" / f"{name}.log"
-    proc = ctx.Process(target=_child, args=(name, args, send, log), daemon=True)
-    t0 = time.perf_counter()
-    proc.start()
-    send.close()
-    res: dict[str, Any]
-    try:
-        res = recv.recv() if recv.poll(box) else {"status": "timeout", "error": f"over its {box:.0f} s box"}
-    except EOFError:
-        res = {"status": "error", "error": "the process died without a result"}
-    proc.join(5)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
-    if proc.exitcode not in (0, None) and res["status"] == "error":
-        res["error"] += f" (exit code {proc.exitcode})"
-    res.update(wall_s=round(time.perf_counter() - t0, 2), box_s=box)
-    if res["status"] in ("error", "timeout"):
-        res["log_tail"] = _tail(log)
-    return res
 
 
 def psnr_random(out: Path) -> dict[str, Any]:
@@ -536,7 +492,7 @@ def psnr_random(out: Path) -> dict[str, Any]:
     return {
         "status": "ok",
         "psnr_fast_vs_default_db": psnr(a, b),
-        "note": "random-weight full-size networks: a sanity figure, not a quality measure",
+        "note": "random-weight networks (full size on the GPU): a sanity figure, not a quality measure",
     }
 
 
@@ -557,46 +513,6 @@ def speedups(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "s_per_frame": spf,
         }
     return out
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "inf" if math.isinf(v) else f"{v:.4g}"
-    return str(v)
-
-
-def summary_lines(sections: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """(section, status, wall s, figures) rows of the table."""
-    skip = {"status", "wall_s", "box_s", "log_tail", "config"}
-    rows = []
-    for name, res in sections.items():
-        if res["status"] == "ok":
-            figures = ", ".join(f"{k} {_fmt(v)}" for k, v in res.items() if k not in skip)
-        else:
-            figures = res.get("reason") or res.get("error", "")
-        wall = _fmt(res.get("wall_s", ""))
-        rows.append((name, res["status"], wall, figures.replace("\n", " ")[:400]))
-    return rows
-
-
-def write_report(out: Path, report: dict[str, Any]) -> None:
-    rows = summary_lines(report["sections"])
-    width = max(len(r[0]) for r in rows)
-    print(f"\n== bench_gpu ({'quick, CPU' if report['quick'] else report['device']})")
-    for name, status, wall, figures in rows:
-        print(f"{name:<{width}} {status:<8} {wall:>7}s  {figures}")
-    (out / "bench_gpu.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    md = [
-        f"# bench_gpu: {report['device']}{' (quick)' if report['quick'] else ''}",
-        "",
-        f"{report['date']}, commit {report['commit']}, total {report['total_s']:.0f} s",
-        "",
-        "| section | status | wall s | figures |",
-        "|---|---|---|---|",
-    ]
-    md += [f"| {n} | {s} | {w} | {f.replace('|', '/')} |" for n, s, w, f in rows]
-    (out / "bench_gpu.md").write_text("\n".join(md) + "\n")
-    print(f"wrote {out / 'bench_gpu.json'} and {out / 'bench_gpu.md'}")
 
 
 def _commit() -> str:
@@ -641,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     import mmgt.train  # noqa: F401
     import mmgt_eval.metrics.fid  # noqa: F401
     import mmgt_eval.syncnet  # noqa: F401
+
     t0 = time.perf_counter()
     sections: dict[str, dict[str, Any]] = {}
     for name in args.sections:
@@ -648,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         if left < 5:
             sections[name] = {"status": "timeout", "error": "total budget spent before it started"}
             continue
-        sections[name] = run_section(name, args, min(args.boxes[name], left))
+        sections[name] = run_section(name, SECTIONS[name][0], args, min(args.boxes[name], left))
         print(f"{name}: {sections[name]['status']} ({sections[name]['wall_s']} s)", flush=True)
     if "a_default" in sections and "a_fast" in sections:
         sections["a_psnr_random"] = psnr_random(out)

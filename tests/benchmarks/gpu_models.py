@@ -91,6 +91,7 @@ def stage2_model(process: str, size: int, frames: int, quick: bool, out: Path = 
     with open_dict(cfg):
         cfg.paths.root_dir = str(Path.cwd())
         cfg.paths.output_dir = str(out)
+        cfg.model.inference = None  # DEFAULT_INFERENCE, not the toy experiment's settings
         if quick:
             cfg.model.vae = OmegaConf.load(CONFIG_DIR / "model/stage2/scale/tiny.yaml").vae
         else:
