@@ -59,6 +59,7 @@ def run_section(name: str, fn: Section, args: argparse.Namespace, box: float) ->
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     log = Path(args.out) / "logs" / f"{name}.log"
+    args = argparse.Namespace(**{**vars(args), "box": box})  # the section's own deadline
     proc = ctx.Process(target=_child, args=(fn, args, send, log), daemon=True)
     t0 = time.perf_counter()
     proc.start()
