@@ -272,7 +272,8 @@ def section_quality(args: argparse.Namespace) -> dict[str, Any]:
     for name, kwargs, opts in (("default", {}, default), ("fast", {"dtype": dtype}, fast)):
         pipe = Stage2Pipeline.from_pretrained(args.toy_export, str(dev), **kwargs)
         ref, kps = toy_inputs(frames, pipe.size)
-        feats = pipe.audio_features(np.zeros(frames * 640, np.float32), frames) if pipe.use_audio else None
+        proj = pipe.components.audio_proj.config  # fixed features of its shape (no extractor: no PyAV)
+        feats = np.zeros((frames, proj.audio_layers, proj.audio_dim), np.float32) if pipe.use_audio else None
         outs[name] = pipe(ref, kps, audio_features=feats, progress=False, seed=0, **opts)
     return {
         "export": str(args.toy_export),

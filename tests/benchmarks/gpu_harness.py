@@ -56,6 +56,8 @@ def _tail(path: Path, n: int = 1500) -> str:
 
 def run_section(name: str, fn: Section, args: argparse.Namespace, box: float) -> dict[str, Any]:
     """Run one section in a forked process; after ``box`` seconds it is killed and reported as timed out."""
+    if torch.cuda.is_initialized():
+        raise RuntimeError("CUDA was initialised in the parent: forked sections could not use it")
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     log = Path(args.out) / "logs" / f"{name}.log"
