@@ -2,8 +2,9 @@
 # Wheels `make bench-gpu` needs on a bare CUDA machine without a package index (python 3.12, torch 2.11,
 # lightning, transformers, torchmetrics, safetensors, opencv, scipy, numpy 2 there). Run here, where the
 # registries answer, from the repository root:
-#     bash tests/benchmarks/gpu_wheels.sh            # into .whl/ (git-ignored; ~25 MB)
-#     bash tests/benchmarks/gpu_wheels.sh --prep     # + PyAV, soundfile, mediapipe for section (e) (large)
+#     bash tests/benchmarks/gpu_wheels.sh            # into .whl/ (git-ignored; 11 wheels, 27 MB)
+#     bash tests/benchmarks/gpu_wheels.sh --prep     # + PyAV, soundfile, mediapipe for section (e) (+~75 MB;
+#                                                  mediapipe 0.10.21 was built for numpy 1: untried on numpy 2)
 # `make bench-gpu` installs the ones whose distribution the machine lacks into /tmp/site (--no-deps).
 set -euo pipefail
 DEST=${WHEEL_DIR:-.whl}
