@@ -3,9 +3,9 @@
 # lightning, transformers, torchmetrics, safetensors, opencv, scipy, numpy 2 there). Run here, where the
 # registries answer, from the repository root:
 #     bash tests/benchmarks/gpu_wheels.sh            # into .whl/ (git-ignored; 11 wheels, 27 MB)
-#     bash tests/benchmarks/gpu_wheels.sh --prep     # + PyAV, soundfile, mediapipe for section (e) (+~75 MB;
+#     bash tests/benchmarks/gpu_wheels.sh --prep     # + PyAV, soundfile, mediapipe for section (e) (+70 MB;
 #                                                  mediapipe 0.10.21 was built for numpy 1: untried on numpy 2)
-# `make bench-gpu` installs the ones whose distribution the machine lacks into /tmp/site (--no-deps).
+# `make bench-gpu` installs the ones whose distribution the machine lacks into /tmp/mmgt_gpu_site (GPU_SITE; --no-deps).
 set -euo pipefail
 DEST=${WHEEL_DIR:-.whl}
 PY=${PYTHON:-python3}
