@@ -697,6 +697,16 @@ def test_torchrun_cli_two_processes_equal_one(tmp_path, metric_conf):
     assert runs["two"]["metrics"]["psnr"]["values"]["psnr_videos"] == 5
 
 
+def test_eval_gpu_launcher_composes(tmp_path):
+    """docs/experiments.md "Evaluating on GPUs": mmgt-eval with the SLURM GPU launcher, one GPU per job."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    over = ["hydra/launcher=submitit_slurm_gpu", "hydra.launcher.partition=gpu"]
+    cfg = compose_config("eval", ["generated=outputs/gen_motion", *over], output_dir=tmp_path)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert (launcher.gpus_per_node, launcher.tasks_per_node) == (1, 1) and cfg.device == "auto"
+
+
 def test_protocol_files_compose_and_reach_metric_configs(tmp_path):
     """Every protocol composes; its metric_args (with ${protocol.seed}) are merged into the metric's node."""
     from mmgt.config import CONFIG_DIR

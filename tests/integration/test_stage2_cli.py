@@ -183,6 +183,9 @@ def test_video_options_map_and_named_keys() -> None:
     assert _video_options(cfg) == {"steps": 3, "scheduler": "unipc", "vae_tiling": True}
     with pytest.raises(ValueError, match=r"\['steps'\] given both"):
         _video_options(compose_config("generate", ["video_steps=3", "video_options={steps: 2}"]))
+    lever = "+evaluate.options.scheduler=dpmsolver++"
+    train = compose_config("train", ["experiment=stage2_video_toy", lever])
+    assert train.evaluate.options == {"scheduler": "dpmsolver++"}  # docs/stage2.md "Speed levers"
 
 
 def test_generate_bad_input_is_a_clear_error(exports: dict[str, Path], tmp_path: Path) -> None:

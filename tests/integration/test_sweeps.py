@@ -158,6 +158,7 @@ def test_two_process_cpu_ddp_training(tmp_path: Path) -> None:
             "trainer=ddp",
             "trainer.accelerator=cpu",
             "trainer.devices=2",
+            "trainer.strategy.process_group_backend=gloo",  # the config's is nccl (GPUs)
             "trainer.precision=32-true",
             "trainer.sync_batchnorm=false",
             f"hydra.run.dir={run}",

@@ -138,7 +138,10 @@ class Stage2AttentionContext:
         reference_states: module path -> (B, L, C) normalised hidden states of the ReferenceNet; filled by
             :class:`ReferenceWriteAttnProcessor`, read by :class:`ReferenceReadAttnProcessor` (None: the
             denoiser runs without reference attention).
-        reference_keep: (B,) bool; False = that sample attends without the reference (CFG, dropout).
+        reference_keep: (B,) bool; False = that sample attends without the reference (CFG, dropout). None:
+            every sample attends to it (no key mask, so SDPA may pick a mask-free kernel); callers decide
+            this before the forward (:func:`reference_keep_or_none`), so the forward has no branch on
+            tensor values (no ``torch.compile`` graph break).
         audio_tokens: (B * F, N, D_a) audio tokens per frame (None: no audio, the MM-HAA branches are off).
         region_masks: masks of the MM-HAA branches' regions (None: every branch unmasked).
         branch_regions / branch_weights: this forward's mask region and weight of each audio branch (None:
@@ -153,6 +156,11 @@ class Stage2AttentionContext:
     branch_regions: Sequence[str] | None = None
     branch_weights: Sequence[float] | None = None
     written: list[str] = field(default_factory=list)
+
+
+def reference_keep_or_none(keep: Tensor | None) -> Tensor | None:
+    """The ``reference_keep`` of a context: None when every sample keeps the reference (one host sync)."""
+    return None if keep is None or bool(keep.all()) else keep
 
 
 def _check_plain(attn: Attention) -> None:
@@ -258,7 +266,7 @@ class ReferenceReadAttnProcessor:
         keys = torch.cat([hidden_states, ref], dim=1)
         mask = None
         keep = context.reference_keep
-        if keep is not None and not bool(keep.all()):
+        if keep is not None:
             keep = keep.to(hidden_states.device).bool().repeat_interleave(frames)  # (N,)
             own = torch.ones(n, length, dtype=torch.bool, device=hidden_states.device)
             mask = torch.cat([own, keep[:, None].expand(n, ref.shape[1])], dim=1)[:, None, None, :]

@@ -70,6 +70,7 @@ DEFAULT_INFERENCE: dict[str, Any] = {
     "compile": False,
     "compile_mode": None,
     "compile_backend": None,
+    "compile_fullgraph": True,
     "vae_slicing": False,
     "vae_tiling": False,
 }
@@ -78,8 +79,8 @@ default). ``audio_branches`` / ``motion_scale``: the mask region and weight of e
 generation (None: the denoiser's training ones; the released MMGT used 1 + lips and 1 : 1 : 2 here). The
 speed levers (:mod:`mmgt.stage2.speed`): ``scheduler`` (``ddim`` | ``dpmsolver++`` | ``unipc`` | ``euler``),
 ``cfg_mode`` (``batched`` | ``sequential``), ``channels_last``, ``sdpa_backend`` (None | ``math`` |
-``flash`` | ``efficient`` | ``cudnn``), ``compile`` / ``compile_mode`` / ``compile_backend``
-(``torch.compile`` of the denoiser; None: torch's defaults, ``inductor``),
+``flash`` | ``efficient`` | ``cudnn``), ``compile`` / ``compile_mode`` / ``compile_backend`` /
+``compile_fullgraph`` (``torch.compile`` of the denoiser as one graph; None: torch's defaults, ``inductor``),
 ``vae_slicing`` / ``vae_tiling``."""
 
 

@@ -41,7 +41,7 @@ from torch import Tensor
 from transformers import CLIPVisionModelWithProjection
 
 from mmgt.schema import AUDIO_MARGIN, FPS, SAMPLE_RATE
-from mmgt.stage2.attention import Stage2AttentionContext
+from mmgt.stage2.attention import Stage2AttentionContext, reference_keep_or_none
 from mmgt.stage2.audio_modules import AUDIO_PARAMETER_PATTERNS
 from mmgt.stage2.audio_proj import AudioProjModel
 from mmgt.stage2.components import (
@@ -72,14 +72,14 @@ def adamw(
     eps: float = 1e-8,
     eight_bit: bool = False,
 ) -> torch.optim.Optimizer:
-    """AdamW, or bitsandbytes' 8-bit AdamW (``eight_bit``; GPU only, ``pip install bitsandbytes``)."""
+    """AdamW, or bitsandbytes' 8-bit AdamW (``eight_bit``; ``bitsandbytes>=0.50``, on GPU or CPU)."""
     if eight_bit:
         try:
             import bitsandbytes as bnb
         except ImportError as e:
             raise ImportError(
-                "optimizer eight_bit=true needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU; "
-                "use model/stage2/optimizer=adamw on CPU"
+                "optimizer eight_bit=true (model/stage2/optimizer=adamw8bit) needs bitsandbytes: "
+                "pip install 'bitsandbytes>=0.50' (CUDA or its CPU backend), or model/stage2/optimizer=adamw"
             ) from e
         return bnb.optim.AdamW8bit(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, eps=eps)
@@ -257,7 +257,10 @@ class Stage2LitModule(SampleSchedule, pl.LightningModule):
                 den.mask_regions,
             )
         context = Stage2AttentionContext(
-            reference_states=states, reference_keep=keep, audio_tokens=tokens, region_masks=masks
+            reference_states=states,
+            reference_keep=reference_keep_or_none(keep),
+            audio_tokens=tokens,
+            region_masks=masks,
         )
 
         noise = torch.randn(latents.shape, generator=generator, device=dev, dtype=latents.dtype)

@@ -26,9 +26,10 @@ Sampling (fixing the original's limits):
   embedding and zero audio tokens (one guidance scale, as the original); ``guidance_scale = 1`` skips it;
 * VAE decoding in slices of ``decode_chunk`` frames; a tqdm bar over the denoising steps;
 * speed levers (:mod:`mmgt.stage2.speed`, generation options with the plain behaviour as default):
-  ``scheduler``, ``cfg_mode``, ``channels_last``, ``sdpa_backend``, ``compile`` / ``compile_mode``,
-  ``vae_slicing`` / ``vae_tiling``; the precision is the constructor's ``dtype`` (networks and their inputs
-  in it, the latents and the scheduler's arithmetic in fp32).
+  ``scheduler``, ``cfg_mode``, ``channels_last``, ``sdpa_backend``, ``compile`` / ``compile_mode`` /
+  ``compile_backend`` / ``compile_fullgraph``, ``vae_slicing`` / ``vae_tiling``; the precision is the
+  constructor's ``dtype`` (networks and their inputs in it, the latents and the scheduler's arithmetic in
+  fp32).
 
 ``last_stats`` reports the UNet-frame evaluations per output frame (steps x CFG x window coverage), the
 scheduler and the CFG mode.
@@ -141,7 +142,7 @@ class _WindowInputs:
     pose: Tensor  # (nw, C0, F, h, w)
     embeds: Tensor  # (nw, 1, D)
     states: dict[str, Tensor]  # module path -> (nw, L, C)
-    keep: Tensor  # (nw,) bool: attend to the reference
+    keep: tuple[bool, ...]  # per window: attend to the reference (plain Python: decided before the forward)
     tokens: Tensor | None  # (nw * F, N, C)
     masks: RegionMasks | None  # nw * F rows
 
@@ -150,7 +151,7 @@ class _WindowInputs:
         return dataclasses.replace(
             self,
             embeds=torch.zeros_like(self.embeds),
-            keep=torch.zeros_like(self.keep),
+            keep=(False,) * len(self.keep),
             tokens=None if self.tokens is None else torch.zeros_like(self.tokens),
         )
 
@@ -162,7 +163,7 @@ class _WindowInputs:
             pose=torch.cat([u.pose, self.pose]),
             embeds=torch.cat([u.embeds, self.embeds]),
             states={k: torch.cat([v, v]) for k, v in self.states.items()},
-            keep=torch.cat([u.keep, self.keep]),
+            keep=u.keep + self.keep,
             tokens=None if self.tokens is None else torch.cat([u.tokens, self.tokens]),
             masks=None if self.masks is None else self.masks.repeat(2),
         )
@@ -171,7 +172,7 @@ class _WindowInputs:
         """The denoiser's output (B, C, F, h, w) for these inputs at timestep ``t``."""
         context = Stage2AttentionContext(
             reference_states=self.states,
-            reference_keep=self.keep,
+            reference_keep=None if all(self.keep) else torch.tensor(self.keep, device=self.latents.device),
             audio_tokens=self.tokens,
             region_masks=self.masks,
             branch_regions=cond.branch_regions,
@@ -207,7 +208,7 @@ class Stage2Pipeline:
         self.guidance: MaskGuidance = export.guidance()
         self.last_stats: dict[str, Any] = {}
         self._extractor: Any = None
-        self._compiled: dict[tuple[str | None, str], Any] = {}  # (mode, backend) -> compiled denoiser
+        self._compiled: dict[tuple[str | None, str, bool], Any] = {}  # (mode, backend, fullgraph) -> denoiser
         self._channels_last = False  # the memory format set by the last denoise
 
     @classmethod
@@ -351,6 +352,7 @@ class Stage2Pipeline:
         compile: bool = False,  # noqa: A002 - the option's name
         compile_mode: str | None = None,
         compile_backend: str | None = None,
+        compile_fullgraph: bool = True,
         vae_slicing: bool = False,
         vae_tiling: bool = False,
         seed: int = 0,
@@ -378,10 +380,13 @@ class Stage2Pipeline:
             cfg_mode: ``batched`` (both CFG halves in one UNet call) or ``sequential`` (two calls).
             channels_last: convolutional networks and their 4-D inputs in channels-last memory format.
             sdpa_backend: the attention kernel (:data:`mmgt.stage2.speed.SDPA_BACKENDS`; None: torch's).
-            compile: ``torch.compile`` the denoiser (compiled once per mode and backend, then kept).
+            compile: ``torch.compile`` the denoiser (compiled once per mode, backend and fullgraph, then
+                kept; one graph per input shape and kind of call, reused across steps and windows).
             compile_mode: ``torch.compile``'s ``mode`` (None: its default).
             compile_backend: ``torch.compile``'s ``backend`` (None: ``inductor``; ``aot_eager`` / ``eager``
                 trace without generating kernels, e.g. to check the graph on a CPU).
+            compile_fullgraph: ``torch.compile``'s ``fullgraph``: the whole denoiser as one graph (a graph
+                break is an error; the forward has none); False lets dynamo split it instead.
             vae_slicing: diffusers' VAE slicing, one frame at a time (kept for :meth:`decode`).
             vae_tiling: diffusers' VAE tiling, overlapping blended tiles (kept for :meth:`decode`).
             seed: seed of the initial noise.
@@ -402,7 +407,7 @@ class Stage2Pipeline:
         sched = make_scheduler(self.export.noise_scheduler, scheduler)
         sched.set_timesteps(int(steps), device=dev)
         self._prepare(channels_last, vae_slicing, vae_tiling)
-        den = self._denoiser(compile, compile_mode, compile_backend)
+        den = self._denoiser(compile, compile_mode, compile_backend, compile_fullgraph)
         cfg = guidance_scale != 1.0
         with sdpa_context(sdpa_backend):
             cond = self._conditions(
@@ -464,13 +469,21 @@ class Stage2Pipeline:
         configure_vae(comps.vae, vae_slicing, vae_tiling)
         self._channels_last = channels_last
 
-    def _denoiser(self, compile: bool, mode: str | None, backend: str | None) -> Any:  # noqa: A002
-        """The denoiser, or its ``torch.compile`` (compiled once per mode and backend, then reused)."""
+    def _denoiser(
+        self,
+        compile: bool,  # noqa: A002
+        mode: str | None,
+        backend: str | None,
+        fullgraph: bool = True,
+    ) -> Any:
+        """The denoiser, or its ``torch.compile`` (once per mode, backend and fullgraph, then reused)."""
         if not compile:
             return self.components.denoiser
-        key = (mode, backend or "inductor")
+        key = (mode, backend or "inductor", bool(fullgraph))
         if key not in self._compiled:
-            self._compiled[key] = torch.compile(self.components.denoiser, mode=mode, backend=key[1])
+            self._compiled[key] = torch.compile(
+                self.components.denoiser, mode=mode, backend=key[1], fullgraph=key[2]
+            )
         return self._compiled[key]
 
     def _conditions(
@@ -549,7 +562,7 @@ class Stage2Pipeline:
             pose=self._pose_features(cond, idx),
             embeds=cond.embeds.expand(nw, -1, -1),
             states={k: v.expand(nw, -1, -1) for k, v in cond.states.items()},
-            keep=torch.ones(nw, dtype=torch.bool, device=self.device),
+            keep=(True,) * nw,
             tokens=None if cond.tokens is None else cond.tokens[flat],
             masks=None if cond.masks is None else cond.masks.select(flat),
         )

@@ -10,7 +10,8 @@ their forward; the precision is a constructor argument of the pipeline (``dtype`
 * ``sdpa_backend``: a name of :data:`SDPA_BACKENDS` (:func:`sdpa_context`);
 * ``channels_last``: :func:`set_memory_format` of the convolutional networks;
 * ``vae_slicing`` / ``vae_tiling``: :func:`configure_vae`;
-* ``compile`` / ``compile_mode``: ``torch.compile`` of the denoiser (cached by the pipeline).
+* ``compile`` / ``compile_mode`` / ``compile_backend`` / ``compile_fullgraph``: ``torch.compile`` of the
+  denoiser (cached by the pipeline; by default the whole forward as one graph, which has no graph breaks).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from mmgt.stage2.attention import (
     ReferenceWriteAttnProcessor,
     RegionMasks,
     Stage2AttentionContext,
+    reference_keep_or_none,
 )
 
 C, HEADS, AUDIO_DIM, N_AUDIO = 16, 2, 12, 5
@@ -148,6 +149,7 @@ def test_reference_write_then_read_equals_concatenated_self_attention() -> None:
     # a dropped reference is exactly plain self-attention
     plain = CrossAttnProcessor()(attn, x[frames:])
     torch.testing.assert_close(out[frames:], plain, rtol=1e-5, atol=1e-6)
+    assert reference_keep_or_none(keep) is keep and reference_keep_or_none(torch.ones(2).bool()) is None
 
 
 def test_clear_errors() -> None:

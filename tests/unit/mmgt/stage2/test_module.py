@@ -207,5 +207,69 @@ def test_bf16_autocast_step_and_eight_bit_optimizer_error(tmp_path: Path, toy_st
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="needs bitsandbytes"):
+        with pytest.raises(ImportError, match=r"needs bitsandbytes: pip install 'bitsandbytes>=0.50'"):
             adamw([torch.nn.Parameter(torch.zeros(1))], eight_bit=True)
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        ["trainer=gpu", "trainer.accelerator=cpu"],
+        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.sync_batchnorm=false"],
+    ],
+    ids=["gpu", "ddp"],
+)
+def test_gpu_trainer_configs_train_a_step_on_cpu(trainer: list[str], tmp_path: Path, toy_store: Path) -> None:
+    """conf/trainer/{gpu,ddp}.yaml as composed (bf16-mixed; DDP's NCCL group backend), on the CPU."""
+    import torch.distributed as dist
+    from pytorch_lightning.strategies import DDPStrategy
+
+    cfg = stage2_config(tmp_path, toy_store, "data.frames=1", *trainer, experiment="stage2_image_toy")
+    assert cfg.trainer.precision == "bf16-mixed"
+    ddp = cfg.trainer.get("strategy") is not None
+    if ddp:
+        assert cfg.trainer.strategy.process_group_backend == "nccl"
+        with open_dict(cfg):
+            cfg.trainer.strategy.process_group_backend = "gloo"  # no NCCL without GPUs
+    model, dm = build(cfg)
+    pl_trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        max_steps=1,
+        limit_train_batches=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    try:
+        pl_trainer.fit(model, datamodule=dm)
+        assert pl_trainer.global_step == 1 and torch.isfinite(pl_trainer.callback_metrics["train/loss"])
+        assert isinstance(pl_trainer.strategy, DDPStrategy) == ddp
+        if ddp:
+            assert dist.get_backend() == "gloo"
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_adamw8bit_config_trains_a_step(tmp_path: Path, toy_store: Path) -> None:
+    """model/stage2/optimizer=adamw8bit: bitsandbytes' AdamW8bit (its CPU backend here), 8-bit states."""
+    bnb = pytest.importorskip("bitsandbytes")
+    cfg = stage2_config(
+        tmp_path,
+        toy_store,
+        "data.frames=1",
+        "model/stage2/optimizer=adamw8bit",
+        experiment="stage2_image_toy",
+    )
+    model, dm = build(cfg)
+    opt = model.configure_optimizers()
+    assert isinstance(opt, bnb.optim.AdamW8bit)
+    loss = model.model_step(next(iter(dm.train_dataloader())))["loss"]
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    states = [s for s in opt.state.values() if "state1" in s]
+    assert states and any(s["state1"].dtype == torch.uint8 for s in states)  # 8-bit moments

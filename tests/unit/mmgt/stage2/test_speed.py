@@ -65,6 +65,7 @@ def test_levers_are_generation_defaults() -> None:
         "compile": False,
         "compile_mode": None,
         "compile_backend": None,
+        "compile_fullgraph": True,
         "vae_slicing": False,
         "vae_tiling": False,
     }
@@ -82,6 +83,8 @@ def test_lever_keeps_the_output(
     pipe = model.pipeline()
     out = latents(pipe, inputs, **options)
     torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-4)
+    weight = pipe.components.denoiser.unet.conv_in.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == options.get("channels_last", False)
     assert pipe.last_stats["cfg_mode"] == options.get("cfg_mode", "batched")
     assert pipe.last_stats["scheduler"] == "ddim"
     assert pipe.last_stats["unet_frame_evals_per_frame"] == 3 * 2 * (4 + 4) / FRAMES  # 2 windows of 4
@@ -154,14 +157,23 @@ def test_bf16_stays_close_to_fp32(model: Any, inputs: dict[str, Any], plain: tor
 
 
 @pytest.mark.slow
-def test_compiled_denoiser_equals_eager(model: Any, inputs: dict[str, Any], plain: torch.Tensor) -> None:
-    """torch.compile's graph capture (backend eager: inductor's C++ build takes minutes on a CPU)."""
+def test_compiled_denoiser_is_one_graph_equal_to_eager(
+    model: Any, inputs: dict[str, Any], plain: torch.Tensor
+) -> None:
+    """torch.compile(fullgraph=True) at the pipeline's inputs (batched CFG with a reference keep mask, audio
+    tokens, region masks, reference states): no graph break, one graph for every step and window, eager's
+    output (backend eager: dynamo's graph capture only; inductor's C++ build takes minutes on a CPU)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()  # nothing compiled by an earlier test is reused
+    counters.clear()
     pipe = model.pipeline()
-    out = latents(pipe, inputs, compile=True, compile_backend="eager")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        out = latents(pipe, inputs, compile=True, compile_backend="eager")  # compile_fullgraph: True
     torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-4)
-    compiled = pipe._compiled[(None, "eager")]
-    latents(pipe, inputs, compile=True, compile_backend="eager")
-    assert pipe._compiled == {(None, "eager"): compiled}  # compiled once per pipeline, mode, backend
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+    compiled = pipe._compiled[(None, "eager", True)]
+    assert pipe._denoiser(True, None, "eager") is compiled  # compiled once per pipeline, mode, backend
 
 
 def test_unknown_option_is_refused(model: Any, inputs: dict[str, Any]) -> None:
