@@ -4,13 +4,15 @@ Sections, each in a forked process with its own time box (a section that fails o
 reported with its status and the tail of its log, not fatal):
 
 * ``a_peak``: the device's bf16 matmul peak (measured) next to its datasheet peak;
-* ``a_original`` / ``a_default`` / ``a_fast``: Stage II generation of 10 s (250 frames) at 512^2 with the
-  original's settings (30 DDIM steps, sequential CFG, fp16, closed-loop 12/4 windows: 90 UNet-frame
-  evaluations per frame), :data:`~mmgt.stage2.export.DEFAULT_INFERENCE`, and the fast levers (bf16,
-  channels_last, batched CFG, torch.compile, DPM-Solver++ at 8 steps): s per frame, peak VRAM, UNet-frame
-  evaluations per frame, achieved TFLOP/s (FlopCounterMode on one UNet call x the evaluations);
-  ``a_quality``: PSNR fast vs default on a trained toy export (``--toy-export``), and on the random
-  full-size outputs of the two runs above (same seed; random weights, so only a sanity figure);
+* ``a_original`` / ``a_default`` / ``a_fast_eager`` / ``a_fast``: Stage II generation of 10 s (250 frames)
+  at 512^2 with the original's settings (30 DDIM steps, sequential CFG, fp16, closed-loop 12/4 windows: 90
+  UNet-frame evaluations per frame), :data:`~mmgt.stage2.export.DEFAULT_INFERENCE`, and the fast levers
+  (bf16, channels_last, batched CFG, DPM-Solver++ at 8 steps) without and with torch.compile (``a_fast``
+  runs last: its first call compiles): s per frame (from a two-window probe when the 250 frames would not
+  fit the box), peak VRAM, UNet-frame evaluations per frame, achieved TFLOP/s (FlopCounterMode on one UNet
+  call x the evaluations) and its fraction of the peak; ``a_speedup``: the ratios of the same run;
+  ``a_quality``: PSNR fast vs default on a trained toy export (``--toy-export``); ``a_psnr_random``: the
+  same on the random full-size probes (same seed; random weights, so only a sanity figure);
 * ``b_train_image`` / ``b_train_video``: one training step of process 1 (image level) and process 2
   (12 frames) at 512^2, bf16 autocast, with and without gradient checkpointing: steps/s, peak memory and
   the largest batch that fits (doubling until out of memory or out of time);
@@ -69,18 +71,23 @@ def _original() -> dict[str, Any]:
     return {**_inference("original")[0], "cfg_mode": "sequential", "dtype": "fp16"}
 
 
-CONFIGS: dict[str, Callable[[], dict[str, Any]]] = {
-    "original": _original,  # the original's sampler: 30 DDIM steps, closed-loop 12/4 windows, fp16
-    "default": dict,  # DEFAULT_INFERENCE as it is
-    "fast": lambda: {
+def _fast(compile: bool = True) -> dict[str, Any]:
+    return {
         "dtype": "bf16",
         "sdpa_backend": None,
         "channels_last": True,
         "cfg_mode": "batched",
-        "compile": True,
+        "compile": compile,
         "scheduler": "dpmsolver++",
         "steps": 8,
-    },
+    }
+
+
+CONFIGS: dict[str, Callable[[], dict[str, Any]]] = {
+    "original": _original,  # the original's sampler: 30 DDIM steps, closed-loop 12/4 windows, fp16
+    "default": dict,  # DEFAULT_INFERENCE as it is
+    "fast_eager": lambda: _fast(compile=False),  # the fast levers but torch.compile
+    "fast": _fast,  # all the levers (its first call pays inductor's compilation: the last section)
 }
 
 
@@ -204,7 +211,7 @@ def section_generate(args: argparse.Namespace, name: str) -> dict[str, Any]:
     warm = run(n_probe, steps=min(2, int(opts.get("steps") or pipe.inference["steps"])))[1]  # compile, cuDNN
     reset_peak(dev)
     probe, wall, stats = run(n_probe)
-    if name in ("default", "fast"):  # the same frames and seed: PSNR fast vs default (a_psnr_random)
+    if name in ("default", "fast_eager"):  # the same frames and seed: PSNR fast vs default (a_psnr_random)
         np.save(Path(args.out) / "tmp" / f"a_{name}.npy", probe)
     left = t_start + 0.9 * args.box - time.perf_counter()
     n = frames if frames > n_probe and wall / n_probe * frames < left else n_probe
@@ -262,9 +269,8 @@ def section_quality(args: argparse.Namespace) -> dict[str, Any]:
     if missing:
         raise Skip(f"Stage2Pipeline has no {missing} (branch `levers` not merged)")
     dev = device(args)
-    fast = CONFIGS["fast"]()
+    fast = CONFIGS["fast_eager"]()
     dtype = fast.pop("dtype")
-    fast["compile"] = False  # the same arithmetic; its compile time is measured in a_fast
     frames, default = (24, {"steps": 2}) if args.quick else (50, {})
     if args.quick:
         fast["steps"] = 2
@@ -490,22 +496,25 @@ SECTIONS: dict[str, tuple[Callable[[argparse.Namespace], dict[str, Any]], float]
     "a_peak": (section_peak, 10),
     "a_original": (lambda a: section_generate(a, "original"), 75),
     "a_default": (lambda a: section_generate(a, "default"), 60),
-    "a_fast": (lambda a: section_generate(a, "fast"), 120),  # + torch.compile
+    "a_fast_eager": (lambda a: section_generate(a, "fast_eager"), 60),
     "a_quality": (section_quality, 25),
     "b_train_image": (lambda a: section_train(a, "image"), 40),
     "b_train_video": (lambda a: section_train(a, "video"), 40),
     "c_stage1": (section_stage1, 30),
     "d_eval": (section_eval, 25),
-    "e_prep": (section_prep, 50),
+    "e_prep": (section_prep, 45),
+    "a_fast": (lambda a: section_generate(a, "fast"), 150),  # last: whatever of the budget is left
 }
-"""Section -> (function, time box in s on the GPU machine; sum 475 s = the default --budget)."""
+"""Section -> (function, time box in s on the GPU machine), in running order; the total is capped by
+``--budget`` (475 s), so the last sections get what the earlier ones left."""
 
 
 def psnr_random(out: Path) -> dict[str, Any]:
-    """PSNR fast vs default of the random full-size outputs (same seed and inputs), from a_default/a_fast."""
-    files = [out / "tmp" / f"a_{n}.npy" for n in ("default", "fast")]
+    """PSNR fast vs default of the random full-size outputs (same seed and inputs), from a_default and
+    a_fast_eager (a_fast differs from it by torch.compile only)."""
+    files = [out / "tmp" / f"a_{n}.npy" for n in ("default", "fast_eager")]
     if not all(f.is_file() for f in files):
-        return {"status": "skipped", "reason": "a_default or a_fast has no output"}
+        return {"status": "skipped", "reason": "a_default or a_fast_eager has no output"}
     a, b = (np.load(f) for f in files)
     for f in files:
         f.unlink()
@@ -520,16 +529,18 @@ def speedups(sections: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """s per frame of original / default / fast relative to each other (same run)."""
     spf = {n: sections.get(f"a_{n}", {}).get("s_per_frame") for n in CONFIGS}
     out: dict[str, Any] = {"status": "ok", "s_per_frame": spf}
-    if spf["original"] and spf["default"]:
-        out["original_over_default"] = spf["original"] / spf["default"]
-    if spf["default"] and spf["fast"]:
-        out["default_over_fast"] = spf["default"] / spf["fast"]
-    if spf["original"] and spf["fast"]:
-        out["original_over_fast"] = spf["original"] / spf["fast"]
+    for a, b in (
+        ("original", "default"),
+        ("default", "fast"),
+        ("original", "fast"),
+        ("default", "fast_eager"),
+    ):
+        if spf[a] and spf[b]:
+            out[f"{a}_over_{b}"] = spf[a] / spf[b]
     if len(out) == 2:
         out = {
             "status": "skipped",
-            "reason": "needs two of a_original, a_default, a_fast",
+            "reason": "needs two of a_original, a_default, a_fast(_eager)",
             "s_per_frame": spf,
         }
     return out
@@ -587,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         sections[name] = run_section(name, SECTIONS[name][0], args, min(args.boxes[name], left))
         print(f"{name}: {sections[name]['status']} ({sections[name]['wall_s']} s)", flush=True)
-    if "a_default" in sections and "a_fast" in sections:
+    if "a_default" in sections and "a_fast_eager" in sections:
         sections["a_psnr_random"] = psnr_random(out)
     sections["a_speedup"] = speedups(sections)
     peak = sections.get("a_peak", {})

@@ -41,6 +41,7 @@ def test_bench_gpu_quick_reports_every_section(tmp_path: Path) -> None:
         "a_peak": "measured_tflops",
         "a_original": "s_per_frame",
         "a_default": "achieved_tflops",
+        "a_fast_eager": "unet_frame_evals_per_frame",
         "a_fast": "unet_frame_evals_per_frame",
         "b_train_image": "ckpt_steps_per_s_b1",
         "b_train_video": "no_ckpt_largest_batch",
