@@ -36,7 +36,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mmgt import audio
 from mmgt.factory import to_node
 from mmgt.schema import AUDIO_MARGIN
 
@@ -94,6 +93,8 @@ def stage1_audio_spec(wavlm_dir: str | Path, librosa: str = "exact") -> dict[str
     without librosa (onset 1, MFCC 20, 12 log-mel bands where it had chroma_cens, energy and RMS where it had
     the onset-peak and beat one-hots; not the original values, so released weights see other inputs).
     """
+    from mmgt import audio  # here: the release's constants import without the media stack (PyAV)
+
     model_dir = str(Path(wavlm_dir).resolve())
     wavlm = to_node(
         audio.PretrainedSpeechEncoder, model_dir=model_dir, kind="wavlm", layers="last", interpolate="hidden"
@@ -162,6 +163,7 @@ def import_stage1(
 
     ``audio_features``: an extractor node (default :func:`stage1_audio_spec`).
     """
+    from mmgt import audio
     from mmgt.stage1.export import Stage1Export
     from mmgt.stage1.reference import load_reference_checkpoint
 
@@ -248,6 +250,7 @@ def import_stage2(
         inference: ``original`` or ``corrected`` inference defaults.
         seed: seed of the freshly initialised parameters.
     """
+    from mmgt import audio
     from mmgt.stage2.components import Stage2Components
     from mmgt.stage2.export import Stage2Export
     from mmgt.stage2.loading import (
