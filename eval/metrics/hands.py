@@ -1,0 +1,355 @@
+"""Pose following, detector-free: skin-coloured hand blobs found on the frames vs the driving hands.
+
+Definition (this project's; ``hands``), per pair of a generated video and its reference, whose keypoints
+((T, 134, 3), :mod:`mmgt.schema` layout) are the driving pose of the generated video:
+
+* **Skin colour**: the median RGB of the reference's *first* frame at its visible palm keypoints (wrist and
+  the five finger bases of both hands, confidence >= :data:`mmgt.schema.VISIBILITY_THRESHOLD`); with no
+  hand visible there, at the two cheeks (midway between iBUG jaw 3 / 13 and nose wing 31 / 35); with
+  neither, the video is skipped (declared). The values say how often the fallback was taken
+  (``hand_skin_from_face``: the fraction of videos whose colour came from the cheeks).
+* **Hand pixels** of a frame: RGB (0-255) within ``colour_tol`` (Euclidean) of the skin colour and outside
+  the face box (the box of that frame's visible face keypoints, expanded ``face_expand`` times around its
+  centre); its connected components (:func:`scipy.ndimage.label`, 8-connected) of at least ``min_area``
+  of the frame's pixels; the two largest are the frame's hands, at their centroids. When two hands are
+  driven and one blob is found (hands that touch), the blob is split in two by 2-means of its pixel
+  positions (:func:`split_in_two`; without it, touching hands cost a whole hand width).
+* **Driving hands** of a frame: the mean x, y of each hand's visible keypoints (a hand with none is not
+  driven in that frame; frames with no driven hand are left out).
+* **Cost** of a driving hand: the distance (in fractions of the frame side; x by the width, y by the
+  height) to the blob it is assigned, capped at ``miss_penalty``, and ``miss_penalty`` when it has no
+  blob; the assignment of blobs to driving hands is the cheaper of the (at most two) one-to-one ones (one
+  blob: each driving hand's; :func:`match_costs`).
+* **Per video**: ``hand_error`` the mean cost over driving hands of all scored frames (``hand_error_px``
+  the same in pixels of the generated frames' width), ``hand_detect`` the fraction of them matched within
+  ``hit_radius``; and, with the same skin colour and keypoints, the same on the reference video itself
+  (``hand_error_reference``, ``hand_detect_reference``): the floor of this detector on real frames.
+  Reported as means over videos.
+
+A video that follows its driving pose keeps its hands where the keypoints put them (``hand_error`` near
+the reference's floor); a still frame keeps them where they were (``hand_error`` grows with how far the
+hands travel). It relies on hands being the only skin-coloured regions below the face (the toy speakers
+with long sleeves); a speaker whose shirt, hair or background lies within ``colour_tol`` of the skin
+raises the floor, which ``hand_error_reference`` shows. Measured on the 12 toy speakers of seed 0 with long
+sleeves (2 s clips, 64 px, defaults): floor 0.005-0.011 of the side (detection 1.00), the first frame
+repeated 0.025-0.060 (detection 0.53-0.79). Meant for frames of 64 px and more: at 32 px a palm is two
+pixels, the skin colour is off and some speakers' floors exceed 0.06.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torchmetrics
+from scipy import ndimage
+from torch import Tensor
+
+from mmgt.schema import FACE, FACE_OFFSET, LEFT_HAND, RIGHT_HAND, VISIBILITY_THRESHOLD
+from mmgt_eval.metrics.base import (
+    MetricAdapter,
+    MetricInputError,
+    RunnerSyncedMetric,
+    VideoSample,
+    VideoSkipped,
+)
+
+HANDS: tuple[range, ...] = (LEFT_HAND, RIGHT_HAND)
+PALM: tuple[int, ...] = (0, 1, 5, 9, 13, 17)
+"""Local hand indices of the palm: the wrist and the five finger bases."""
+CHEEKS: tuple[tuple[int, int], ...] = (
+    (FACE_OFFSET + 3, FACE_OFFSET + 31),
+    (FACE_OFFSET + 13, FACE_OFFSET + 35),
+)
+"""(jaw, nose wing) keypoint pairs whose midpoints are the cheeks (the skin colour's fallback)."""
+
+
+def _pixels(frame: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """RGB (N, 3) of ``frame`` (H, W, 3) at normalised points ``xy`` (N, 2) (nearest pixel, clipped)."""
+    h, w = frame.shape[:2]
+    cols = np.clip(np.floor(xy[:, 0] * w).astype(int), 0, w - 1)
+    rows = np.clip(np.floor(xy[:, 1] * h).astype(int), 0, h - 1)
+    return frame[rows, cols].astype(np.float64)
+
+
+def skin_colour(frame: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """(median RGB (3,), ``"palms"`` | ``"cheeks"``) of a frame (H, W, 3) with its keypoints (134, 3).
+
+    None when neither a palm point nor both points of a cheek are visible.
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    palm = [hand.start + i for hand in HANDS for i in PALM]
+    pts = kps[palm][kps[palm, 2] >= VISIBILITY_THRESHOLD, :2]
+    if len(pts):
+        return np.median(_pixels(frame, pts), axis=0), "palms"
+    cheeks = [
+        (kps[a, :2] + kps[b, :2]) / 2 for a, b in CHEEKS if min(kps[a, 2], kps[b, 2]) >= VISIBILITY_THRESHOLD
+    ]
+    if cheeks:
+        return np.median(_pixels(frame, np.array(cheeks)), axis=0), "cheeks"
+    return None
+
+
+def face_box(
+    keypoints: np.ndarray, height: int, width: int, expand: float
+) -> tuple[int, int, int, int] | None:
+    """Pixel box (y0, y1, x0, x1) of the visible face keypoints of (134, 3), expanded; None if none."""
+    face = np.asarray(keypoints, dtype=np.float64)[list(FACE)]
+    pts = face[face[:, 2] >= VISIBILITY_THRESHOLD, :2]
+    if len(pts) == 0:
+        return None
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    centre, half = (lo + hi) / 2, (hi - lo) * expand / 2
+    x0, y0 = np.floor((centre - half) * (width, height)).astype(int)
+    x1, y1 = np.ceil((centre + half) * (width, height)).astype(int)
+    return max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
+
+
+def split_in_two(points: np.ndarray, iterations: int = 10) -> np.ndarray:
+    """Centroids (2, 2) of a 2-means clustering of ``points`` (N >= 2, 2), from its principal axis' ends."""
+    centred = points - points.mean(axis=0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    along = centred @ axis
+    centres = points[[np.argmin(along), np.argmax(along)]].astype(np.float64)
+    for _ in range(iterations):
+        nearest = np.linalg.norm(points[:, None] - centres[None], axis=-1).argmin(axis=1)
+        if nearest.min() == nearest.max():
+            break
+        centres = np.stack([points[nearest == k].mean(axis=0) for k in (0, 1)])
+    return centres
+
+
+def hand_blobs(
+    frame: np.ndarray,
+    skin: np.ndarray,
+    colour_tol: float,
+    box: tuple | None,
+    min_area: float,
+    n_hands: int = 2,
+) -> np.ndarray:
+    """Centroids (k <= 2, 2), normalised x, y, of the two largest skin-coloured blobs of a frame (H, W, 3).
+
+    With ``n_hands`` = 2 and one blob found (hands that touch), the blob's pixels split in two
+    (:func:`split_in_two`).
+    """
+    h, w = frame.shape[:2]
+    mask = np.linalg.norm(frame.astype(np.float64) - skin, axis=-1) < colour_tol
+    if box is not None:
+        y0, y1, x0, x1 = box
+        mask[y0:y1, x0:x1] = False
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    keep = [i + 1 for i in np.argsort(-areas, kind="stable")[:2] if areas[i] >= max(min_area * h * w, 1)]
+    if len(keep) == 1 and n_hands == 2 and areas[keep[0] - 1] >= 2:
+        rows_cols = split_in_two(np.argwhere(labels == keep[0]).astype(np.float64))
+    else:
+        rows_cols = np.array(ndimage.center_of_mass(mask, labels, keep), dtype=np.float64).reshape(-1, 2)
+    return (rows_cols[:, ::-1] + 0.5) / (w, h)
+
+
+def driving_hands(keypoints: np.ndarray) -> np.ndarray:
+    """Mean normalised x, y (k <= 2, 2) of each hand of (134, 3) with a visible keypoint."""
+    kps = np.asarray(keypoints, dtype=np.float64)
+    centres = []
+    for hand in HANDS:
+        pts = kps[hand.start : hand.stop]
+        pts = pts[pts[:, 2] >= VISIBILITY_THRESHOLD, :2]
+        if len(pts):
+            centres.append(pts.mean(axis=0))
+    return np.array(centres, dtype=np.float64).reshape(-1, 2)
+
+
+def match_costs(driving: np.ndarray, blobs: np.ndarray, miss_penalty: float) -> np.ndarray:
+    """Cost (n,) of each driving hand (n <= 2, 2) given the blobs (k <= 2, 2) found.
+
+    A hand's cost is the distance to its blob capped at ``miss_penalty``; ``miss_penalty`` with no blob.
+    Two blobs: the cheaper of the two one-to-one assignments; one blob: every hand's is that blob (hands
+    that touch make one blob).
+    """
+    if len(blobs) == 0:
+        return np.full(len(driving), miss_penalty)
+    d = np.minimum(np.linalg.norm(driving[:, None] - blobs[None], axis=-1), miss_penalty)  # (n, k)
+    if len(blobs) == 1:
+        return d[:, 0]
+    if len(driving) == 1:
+        return d.min(axis=1)
+    straight, crossed = d[[0, 1], [0, 1]], d[[0, 1], [1, 0]]
+    return straight if straight.sum() <= crossed.sum() else crossed
+
+
+class HandFollowMetric(RunnerSyncedMetric):
+    """Sums over videos of the generated and reference hand errors and detection rates (float64)."""
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    error_sum: Tensor
+    error_px_sum: Tensor
+    detect_sum: Tensor
+    reference_error_sum: Tensor
+    reference_detect_sum: Tensor
+    from_face: Tensor
+    n_videos: Tensor
+
+    NAMES = ("error_sum", "error_px_sum", "detect_sum", "reference_error_sum", "reference_detect_sum")
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in self.NAMES:
+            self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        for name in ("from_face", "n_videos"):
+            self.add_state(name, torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, values: dict[str, float], from_face: bool) -> None:
+        """Add one video's ``hand_*`` values (:meth:`HandFollowAdapter.update`'s)."""
+        self.error_sum += values["hand_error"]
+        self.error_px_sum += values["hand_error_px"]
+        self.detect_sum += values["hand_detect"]
+        self.reference_error_sum += values["hand_error_reference"]
+        self.reference_detect_sum += values["hand_detect_reference"]
+        self.from_face += int(from_face)
+        self.n_videos += 1
+
+    def compute(self) -> dict[str, Tensor]:
+        """Means over videos and the number of videos, keyed as the adapter's values."""
+        n = int(self.n_videos)
+        if n == 0:
+            raise MetricInputError("hands: no video could be scored")
+        return {
+            "hand_error": self.error_sum / n,
+            "hand_error_px": self.error_px_sum / n,
+            "hand_detect": self.detect_sum / n,
+            "hand_error_reference": self.reference_error_sum / n,
+            "hand_detect_reference": self.reference_detect_sum / n,
+            "hand_skin_from_face": self.from_face.double() / n,
+            "hand_clips": self.n_videos.clone(),
+        }
+
+
+class HandFollowAdapter(MetricAdapter):
+    """Runner adapter: skin-coloured hand blobs of the generated video vs the reference's (driving) hands.
+
+    Needs the reference video's keypoints (``<stem>.npy`` / ``keypoints.npy`` next to it). Generated and
+    reference must have the same frame count (``frame_policy="truncate"`` scores the common frames); their
+    sizes may differ (keypoints are in fractions of the frame).
+    """
+
+    name = "hands"
+    higher_is_better = False
+    needs_reference = True
+    variant = "mmgt"
+    """A project definition (no published reference)."""
+    value_higher_is_better: ClassVar[dict[str, bool | None]] = {
+        "hand_error": False,
+        "hand_error_px": False,
+        "hand_detect": True,
+        "hand_error_reference": None,
+        "hand_detect_reference": None,
+        "hand_skin_from_face": None,
+        "hand_clips": None,
+    }
+
+    def __init__(
+        self,
+        colour_tol: float = 30.0,
+        face_expand: float = 1.5,
+        min_area: float = 0.001,
+        miss_penalty: float = 0.25,
+        hit_radius: float = 0.05,
+        frame_policy: str = "error",
+    ) -> None:
+        if frame_policy not in ("error", "truncate"):
+            raise ValueError(f"frame_policy must be error|truncate, got {frame_policy!r}")
+        if not 0 < hit_radius < miss_penalty:
+            raise ValueError(f"hands: need 0 < hit_radius < miss_penalty, got {hit_radius}, {miss_penalty}")
+        self.colour_tol, self.face_expand, self.min_area = (
+            float(colour_tol),
+            float(face_expand),
+            float(min_area),
+        )
+        self.miss_penalty, self.hit_radius, self.frame_policy = (
+            float(miss_penalty),
+            float(hit_radius),
+            frame_policy,
+        )
+        self.state = HandFollowMetric()
+
+    def costs(self, frames: np.ndarray, keypoints: np.ndarray, skin: np.ndarray) -> np.ndarray:
+        """Costs of every driving hand of every frame: frames (T, H, W, 3), keypoints (T, 134, 3)."""
+        h, w = frames.shape[1:3]
+        out = []
+        for frame, kps in zip(frames, keypoints, strict=True):
+            driving = driving_hands(kps)
+            if len(driving):
+                box = face_box(kps, h, w, self.face_expand)
+                blobs = hand_blobs(frame, skin, self.colour_tol, box, self.min_area, len(driving))
+                out.append(match_costs(driving, blobs, self.miss_penalty))
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _inputs(
+        self, generated: VideoSample, reference: VideoSample | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(generated frames, reference frames, keypoints), cut to the common frames; raises on bad input."""
+        if reference is None:
+            raise VideoSkipped(generated.name, "hands: needs a reference video")
+        if reference.keypoints is None:
+            raise VideoSkipped(generated.name, reference.missing_keypoints("hands (reference)"))
+        g, r, kps = generated.frames, reference.frames, np.asarray(reference.keypoints)
+        if kps.ndim != 3 or kps.shape[1:] != (134, 3):
+            raise MetricInputError(
+                f"{reference.name}: reference keypoints must be (T, 134, 3), got {kps.shape}"
+            )
+        if self.frame_policy == "error" and not (len(g) == len(r) == len(kps)):
+            raise MetricInputError(
+                f"{generated.name}: {len(g)} generated, {len(r)} reference frames, {len(kps)} keypoint "
+                "frames (frame_policy=truncate scores the common frames)"
+            )
+        n = min(len(g), len(r), len(kps))
+        return g[:n], r[:n], kps[:n]
+
+    def update(self, generated: VideoSample, reference: VideoSample | None) -> dict[str, float]:
+        """Score one pair; per-video ``hand_*`` values."""
+        g, r, kps = self._inputs(generated, reference)
+        skin = skin_colour(r[0], kps[0])
+        if skin is None:
+            raise VideoSkipped(generated.name, "hands: no palm or cheek keypoint visible in the first frame")
+        gen_costs, ref_costs = self.costs(g, kps, skin[0]), self.costs(r, kps, skin[0])
+        if len(gen_costs) == 0:
+            raise VideoSkipped(generated.name, "hands: no driving hand visible in any frame")
+        values = {
+            "hand_error": float(gen_costs.mean()),
+            "hand_error_px": float(gen_costs.mean() * g.shape[2]),
+            "hand_detect": float((gen_costs <= self.hit_radius).mean()),
+            "hand_error_reference": float(ref_costs.mean()),
+            "hand_detect_reference": float((ref_costs <= self.hit_radius).mean()),
+        }
+        self.state.update(values, skin[1] == "cheeks")
+        return values
+
+    def compute(self) -> dict[str, float]:
+        """Means over videos and the number of videos."""
+        values = {k: float(v) for k, v in self.state.compute().items()}
+        return {**values, "hand_clips": int(values["hand_clips"])}
+
+    def protocol(self) -> dict:
+        """The definition and its parameters."""
+        return {
+            "metric": self.name,
+            "definition": "distance of the driving hands (mean of each hand's reference keypoints) to the "
+            "two largest skin-coloured blobs outside the face box (one blob split in two when two hands are "
+            "driven), cheaper assignment, capped at miss_penalty",
+            "skin": "median RGB of the reference's first frame at the visible palm keypoints (else cheeks)",
+            "colour_tol": self.colour_tol,
+            "face_expand": self.face_expand,
+            "min_area": self.min_area,
+            "miss_penalty": self.miss_penalty,
+            "hit_radius": self.hit_radius,
+            "frame_policy": self.frame_policy,
+            "aggregation": "per video: mean over the driving hands of all frames; then means over videos",
+        }
+
+    def metric_states(self) -> list[torchmetrics.Metric]:
+        """The accumulator."""
+        return [self.state]
