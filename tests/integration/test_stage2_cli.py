@@ -283,7 +283,7 @@ def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Pat
     assert ref["summary"]["psnr/psnr"] > res["summary"]["psnr/psnr"]
     hands = {v: s["scores"]["hands"] for v, s in ref["per_video"].items()}
     assert (
-        ref["metrics"]["hands"]["n_videos"] == 2 and ref["metrics"]["hands"]["protocol"]["colour_tol"] == 30
+        ref["metrics"]["hands"]["n_videos"] == 2 and ref["metrics"]["hands"]["protocol"]["colour_tol"] == 40
     )
     sleeved = next(h for v, h in hands.items() if "toy_spk1" in v)
     assert (

@@ -53,6 +53,23 @@ def test_frames_shifted_by_k_pixels_cost_about_k_over_the_size(clip, dx: int, dy
     assert abs(error - np.hypot(dx, dy) / SIZE) < 0.008, error  # measured 0.035 for 2 px (0.031)
 
 
+def test_a_shirt_near_the_skin_colour_lowers_the_tolerance() -> None:
+    """A shirt 26 RGB units from the skin: at the fixed tolerance the hands merge with it into one blob too
+    large for a hand (every hand missed); calibrated on the first frame, the tolerance drops below it."""
+    style = speaker_style(0, 1)
+    shirt = tuple(c - 15 for c in style.skin)
+    near = generate_clip(
+        dataclasses.replace(style, long_sleeves=True, shirt=shirt),
+        2.0,
+        SIZE,
+        np.random.default_rng([0, 1, 0]),
+    )
+    calibrated = _score(near.frames, near)
+    assert calibrated["hand_error"] < 0.015 and calibrated["hand_colour_tol"] < 26  # measured 0.0058, 19.5
+    fixed = _score(near.frames, near, background_margin=None)
+    assert fixed["hand_detect"] == 0 and fixed["hand_error"] == 0.25 and fixed["hand_colour_tol"] == 40
+
+
 def test_costs_assignment_cap_and_touching_hands() -> None:
     driving = np.array([[0.3, 0.5], [0.7, 0.5]])
     assert match_costs(driving, np.array([[0.7, 0.6], [0.3, 0.5]]), 0.25) == pytest.approx([0.0, 0.1])
@@ -83,6 +100,8 @@ def test_bad_inputs_are_declared_or_clear_errors(clip) -> None:
         adapter.compute()
     with pytest.raises(ValueError, match="hit_radius < miss_penalty"):
         HandFollowAdapter(hit_radius=0.3)
+    with pytest.raises(ValueError, match="min_area < max_area"):
+        HandFollowAdapter(min_area=0.05)
 
 
 def test_directions_for_tables() -> None:
