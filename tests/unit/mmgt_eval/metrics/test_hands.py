@@ -70,6 +70,15 @@ def test_a_shirt_near_the_skin_colour_lowers_the_tolerance() -> None:
     assert fixed["hand_detect"] == 0 and fixed["hand_error"] == 0.25 and fixed["hand_colour_tol"] == 40
 
 
+def test_a_generators_colour_drift_is_not_a_miss(clip) -> None:
+    """Frames darkened by (40, 30, 30) RGB (as a VAE may): calibrated on their own first frame the hands are
+    found where the pose puts them; with the reference's skin colour every hand is missed."""
+    drifted = np.clip(clip.frames.astype(int) - (40, 30, 30), 0, 255).astype(np.uint8)
+    own = _score(drifted, clip)
+    assert own["hand_error"] < 0.015 and own["hand_detect"] > 0.95  # measured 0.0050, 1.00
+    assert _score(drifted, clip, calibrate_on="reference")["hand_detect"] == 0
+
+
 def test_costs_assignment_cap_and_touching_hands() -> None:
     driving = np.array([[0.3, 0.5], [0.7, 0.5]])
     assert match_costs(driving, np.array([[0.7, 0.6], [0.3, 0.5]]), 0.25) == pytest.approx([0.0, 0.1])
@@ -100,6 +109,8 @@ def test_bad_inputs_are_declared_or_clear_errors(clip) -> None:
         adapter.compute()
     with pytest.raises(ValueError, match="hit_radius < miss_penalty"):
         HandFollowAdapter(hit_radius=0.3)
+    with pytest.raises(ValueError, match="calibrate_on must be own|reference"):
+        HandFollowAdapter(calibrate_on="generated")
     with pytest.raises(ValueError, match="min_area < max_area"):
         HandFollowAdapter(min_area=0.05)
 
@@ -113,3 +124,18 @@ def test_directions_for_tables() -> None:
     assert value_direction("hand_error", None, True, "hands") is False
     assert value_direction("hand_detect", None, True, "hands") is True
     assert value_direction("hand_error_reference", None, True, "hands") is None
+
+
+def test_selectable_in_the_stage2_evaluation() -> None:
+    """``evaluate=stage2 evaluate.metrics=[psnr,hands]`` builds the Stage II evaluator with the metric, and a
+    ``max_frames`` evaluation truncates its references like the other frame-policy metrics."""
+    import hydra.utils
+
+    from mmgt.stage2.evaluate import VideoEvaluation
+    from tests.helpers.shared import compose_config
+
+    overrides = ["experiment=stage2_video_toy", "evaluate=stage2", "evaluate.metrics=[psnr,hands]"]
+    cfg = compose_config("train", [*overrides, "evaluate.max_frames=50"])
+    evaluator = hydra.utils.instantiate(cfg.evaluate)
+    assert isinstance(evaluator, VideoEvaluation) and evaluator.metrics == ["psnr", "hands"]
+    assert "+metric_args.hands.frame_policy=truncate" in evaluator.overrides
