@@ -250,7 +250,7 @@ def test_video_evaluation_scores_a_larger_store_at_the_training_size(
     with pytest.raises(ValueError, match=r"eval_size=null .* generated videos are 64x64 .* 128x128"):
         native(exports["video"], data, tmp_path / "native")
     assert not (tmp_path / "native").exists()
-    metrics = ["psnr", "mouth", "lip_audio"]
+    metrics = ["psnr", "mouth", "lip_audio", "hands"]
     res = VideoEvaluation(metrics=metrics, options={"steps": 2}, max_frames=12)(
         exports["video"], data, tmp_path / "run"
     )
@@ -258,6 +258,9 @@ def test_video_evaluation_scores_a_larger_store_at_the_training_size(
     assert res["protocol"]["size_from"].startswith("generated: the training size of the Stage II export")
     assert res["generation"]["eval_size"] == 64 and res["generation"]["size"] == 64
     assert res["metrics"]["psnr"]["n_videos"] == 2 and res["metrics"]["mouth"]["n_videos"] == 2
+    hands = res["metrics"]["hands"]  # scored at 64 against the driving poses, references truncated too
+    assert hands["n_videos"] == 2 and hands["protocol"]["frame_policy"] == "truncate"
+    assert hands["values"]["hand_error"] >= hands["values"]["hand_error_reference"]
     video = next(iter(res["per_video"].values()))
     assert video["reference"]["conversions"] == ["resized 128x128 -> 64x64 (cv2.INTER_AREA)"]
     assert video["generated"]["conversions"] == []  # already at the protocol size
@@ -269,15 +272,20 @@ def test_video_evaluation_scores_a_larger_store_at_the_training_size(
 
 def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Path) -> None:
     """``max_clips`` takes clips round-robin over speakers; ``max_frames`` shortens the videos and the
-    frame-policy metrics score only those frames against the full-length references."""
+    frame-policy metrics score only those frames against the full-length references. With
+    ``metrics=[psnr,hands]`` the reference frame held still misses the moving hands (hand_error above the
+    detector's floor on the clips themselves), and mmgt-table shows hand_error as lower-is-better."""
     import json
 
     from mmgt.io import read_video
     from mmgt.stage2.evaluate import still_baseline
+    from mmgt_eval.aggregate import build_table
+    from mmgt_eval.render import format_markdown
+    from mmgt_eval.results import load_result
     from mmgt_prep.toy import generate_toy_dataset
 
-    store = tmp_path / "store"
-    generate_toy_dataset(store, 2, 4, seconds=1.2, size=32, seed=0, test_fraction=0.5, progress=False)
+    store = tmp_path / "store"  # 64 px: the hands metric's smallest size (speaker 1 wears long sleeves)
+    generate_toy_dataset(store, 2, 4, seconds=1.2, size=64, seed=0, test_fraction=0.5, progress=False)
     res = still_baseline(store, tmp_path / "base", "mean_frame", max_clips=2, max_frames=10)
     videos = sorted((tmp_path / "base" / "generated").rglob("*.mp4"))
     assert sorted(v.parent.name for v in videos) == ["toy_spk0", "toy_spk1"]  # not two of one speaker
@@ -287,8 +295,23 @@ def test_still_baselines_max_frames_and_clips_spread_over_speakers(tmp_path: Pat
     saved = json.loads((tmp_path / "base" / "results.json").read_text())
     assert saved["metrics"]["psnr"]["protocol"]["frame_policy"] == "truncate"
     # the clip's own first frame held still is closer to the clip than the mean training frame
-    ref = still_baseline(store, tmp_path / "ref", "reference_frame", max_clips=2, max_frames=10)
+    ref = still_baseline(store, tmp_path / "ref", "reference_frame", metrics=["psnr", "hands"], max_clips=2)
     assert ref["summary"]["psnr/psnr"] > res["summary"]["psnr/psnr"]
+    hands = {v: s["scores"]["hands"] for v, s in ref["per_video"].items()}
+    assert (
+        ref["metrics"]["hands"]["n_videos"] == 2 and ref["metrics"]["hands"]["protocol"]["colour_tol"] == 40
+    )
+    sleeved = next(h for v, h in hands.items() if "toy_spk1" in v)
+    assert (
+        sleeved["hand_error_reference"] < 0.015
+        and sleeved["hand_error"] > 3 * sleeved["hand_error_reference"]
+    )
+    table = build_table([load_result(tmp_path / "ref" / "results.json")], ["psnr/psnr", "hands/hand_error"])
+    assert [(c.key, c.higher_is_better) for c in table.columns] == [
+        ("psnr/psnr", True),
+        ("hands/hand_error", False),
+    ]
+    assert "hands/hand_error ↓" in format_markdown(table)
     with pytest.raises(ValueError, match="kind must be one of mean_frame, reference_frame"):
         still_baseline(store, tmp_path / "bad", "median_frame")
 

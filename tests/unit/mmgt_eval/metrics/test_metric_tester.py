@@ -18,6 +18,7 @@ from mmgt_eval.metrics.bas import BASAdapter
 from mmgt_eval.metrics.diversity import DiversityAdapter
 from mmgt_eval.metrics.fid import FID_WEIGHTS_FILE, FIDAdapter, write_random_fid_weights
 from mmgt_eval.metrics.fvd import FVDAdapter, write_stand_in_i3d
+from mmgt_eval.metrics.hands import HandFollowAdapter
 from mmgt_eval.metrics.image import LPIPSAdapter, PSNRAdapter, SSIMAdapter
 from mmgt_eval.metrics.lip_audio import LipAudioPoseAdapter
 from mmgt_eval.metrics.region import RegionErrorAdapter
@@ -44,6 +45,7 @@ def factories(weights: Path) -> dict:
         "ssim": functools.partial(SSIMAdapter, kernel_size=7),
         "lpips": _lpips,
         "mouth": functools.partial(RegionErrorAdapter, name="mouth"),
+        "hands": HandFollowAdapter,
         "lip_audio_pose": functools.partial(LipAudioPoseAdapter, min_frames=5),
         "bas": BASAdapter,
         "diversity": DiversityAdapter,
