@@ -147,7 +147,8 @@ def _video_options(cfg: DictConfig) -> dict[str, Any]:
     keys = ("video_steps", "video_guidance", "context_frames", "context_overlap", "context_batch")
     names = ("steps", "guidance_scale", "context_frames", "context_overlap", "context_batch")
     named = {n: cfg.get(k) for k, n in zip(keys, names, strict=True) if cfg.get(k) is not None}
-    extra = dict(OmegaConf.to_container(cfg.get("video_options") or {}, resolve=True))
+    given = cfg.get("video_options")
+    extra = dict(OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else given or {})
     both = sorted(set(named) & set(extra))
     if both:
         raise ValueError(f"mmgt-generate: {both} given both as video_options and as their own keys")
