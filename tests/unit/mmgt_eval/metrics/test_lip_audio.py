@@ -85,7 +85,9 @@ def test_pose_adapter_scores_the_keypoints_file_through_the_runner(clips, tmp_pa
 @pytest.fixture(scope="module")
 def clips64():  # noqa: ANN201
     """Toy version 1 (frontal faces, one mouth colour): what these FaceMesh expectations were measured on."""
-    return [generate_clip(speaker_style(0, s, 1), 4.0, 64, np.random.default_rng([0, s, 0])) for s in range(3)]
+    return [
+        generate_clip(speaker_style(0, s, 1), 4.0, 64, np.random.default_rng([0, s, 0])) for s in range(3)
+    ]
 
 
 def test_pixel_adapter_scores_what_the_video_shows_not_its_keypoints(clips64, tmp_path: Path) -> None:  # noqa: ANN001
