@@ -148,7 +148,9 @@ def _video_options(cfg: DictConfig) -> dict[str, Any]:
     names = ("steps", "guidance_scale", "context_frames", "context_overlap", "context_batch")
     named = {n: cfg.get(k) for k, n in zip(keys, names, strict=True) if cfg.get(k) is not None}
     given = cfg.get("video_options")
-    extra = dict(OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else given or {})
+    extra = dict(
+        OmegaConf.to_container(given, resolve=True) if isinstance(given, DictConfig) else given or {}
+    )
     both = sorted(set(named) & set(extra))
     if both:
         raise ValueError(f"mmgt-generate: {both} given both as video_options and as their own keys")

@@ -2,8 +2,8 @@
 
 The demo (``make demo``) trains its mask-guidance sweep for 3 video-level epochs, what fits its 15-minute
 budget. This benchmark reruns that sweep from the demo's own store and image-level export for longer
-(``--epochs``, e.g. 3 6 12) and prints, per length, the demo's targets (``mmgt.demo.targets``; the first two at the demo's evaluation):
-Stage II vs the reference frame repeated (PSNR), mouth PSNR with own vs shuffled audio, motion masks vs no
+(``--epochs``, e.g. 3 6 12) and prints, per length, the demo's targets (``mmgt.demo.targets``): Stage II vs
+the reference frame repeated (PSNR, hand error), mouth PSNR with own vs shuffled audio, motion masks vs no
 masks on the mouth - the learning curve that shows how far each target is at the demo's budget.
 
 Without a finished demo in ``--demo`` it runs the demo there first. Each length is one
