@@ -32,7 +32,7 @@ test-fast: $(STAMP) ## the fast tier for the inner loop (< 3 min)
 bench: $(STAMP) ## benchmark scripts (print ratios against baselines; CPU, without bench_gpu.py)
 	@set -e; for b in $$(ls tests/benchmarks/bench_*.py 2>/dev/null | grep -v bench_gpu.py); do echo "== $$b"; $(PY) $$b; done
 
-# The GPU path on a CUDA machine without a package index (docs/benchmarks.md): no venv, the machine's python3;
+# The GPU path on a CUDA machine without a package index (docs/stage2.md "Measured on a GPU"): no venv, the machine's python3;
 # the wheels of tests/benchmarks/gpu_wheels.sh (.whl/) it lacks go to GPU_SITE with the repository's three
 # packages linked beside them (mmgt, mmgt.conf, mmgt_prep, mmgt_eval: the package-dir map of pyproject.toml).
 GPU_SITE ?= /tmp/mmgt_gpu_site
