@@ -372,7 +372,10 @@ def mouth_colours(style: SpeakerStyle, events: dict, n_frames: int) -> np.ndarra
     colours = np.array(MOUTH_BACK) + mix[:, None] * (np.array(MOUTH_FRONT) - np.array(MOUTH_BACK))  # (S, 3)
     total = weights.sum(1, keepdims=True)
     sounding = total[:, 0] > 1e-3
-    out[sounding] = (weights @ colours)[sounding] / total[sounding]
+    # einsum's own loop, not BLAS: a matmul's rounding can depend on memory alignment, and one RGB level
+    # flipped in the mouth changes the whole mp4 (x264's decisions) - the store must be byte-reproducible
+    mixed = np.einsum("ts,sc->tc", weights, colours) / np.maximum(total, 1e-12)
+    out[sounding] = np.round(mixed[sounding], 6)
     return out
 
 

@@ -83,8 +83,10 @@ class Demo:
 
         store = ClipStore(self.store)
         counts = {s: len(store.clips(split=s)) for s in ("train", "test")}
+        montage = write_montage(store, self.out / "toy_montage.png")
         print(
-            f"  {len(store.clips())} clips ({counts['train']} train, {counts['test']} test) in {self.store}"
+            f"  {len(store.clips())} clips ({counts['train']} train, {counts['test']} test) in {self.store}; "
+            f"a picture of them: {montage}"
         )
 
     def features(self) -> None:
@@ -217,6 +219,20 @@ STAGE2_COLUMNS = (
     "mouth_shuffled/mouth_psnr",
 )  # fmt: skip
 """The Stage II table's columns (``mmgt-table metrics=``)."""
+
+
+def write_montage(store: Any, path: Path) -> Path:
+    """``mmgt.render.store_montage`` of ``store`` (a row per speaker: frames and keypoints) as a PNG."""
+    from PIL import Image
+
+    from mmgt.atomic import atomic_file
+    from mmgt.render import store_montage
+
+    with atomic_file(path) as tmp:
+        Image.fromarray(store_montage(store)).save(tmp, format="PNG")
+    return path
+
+
 GUIDANCE_KEY = "model/stage2/mask_guidance"
 """The sweep's ablation axis (conf/sweep/demo.yaml)."""
 

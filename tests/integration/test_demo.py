@@ -28,6 +28,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     printed = proc.stdout
     for k in range(1, 8):
         assert f"[{k}/7]" in printed  # a progress line per phase
+    assert (out / "toy_montage.png").stat().st_size > 1000  # the store's picture (README)
 
     # the sweep: motion / none / no_audio x 2 seeds, each with results, checkpoints, videos with audio
     jobs = sorted(p for p in (out / "sweep").iterdir() if (p / "results.json").is_file())
